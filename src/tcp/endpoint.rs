@@ -1,0 +1,1038 @@
+//! One TCP endpoint: the transmission control block of RFC 9293 §3.3.1 and the event processing
+//! of §3.10, sans-IO.
+//!
+//! Owns: the TCB variables, the state, the one timer. Every call takes `now` (milliseconds on the
+//! caller's clock) and an [`Output`] that receives the segments emitted and the transitions made.
+//! Never reads a clock, spawns, locks or allocates. The caller asks [`Endpoint::timer`] after each
+//! call which deadline to arm, and calls [`Endpoint::on_timeout`] when it falls due.
+//!
+//! Where Linux and a plain reading of RFC 9293 part, this follows Linux; every such place says so
+//! and the README's "Deviations" section lists them all.
+
+use super::config::{Config, backoff};
+use super::segment::{Flags, Segment};
+use super::seq::SeqNum;
+use super::state::{Cause, State, Timer, TimerKind, Transition};
+
+/// Where an endpoint puts what it does.
+pub trait Output {
+    /// A segment the endpoint sends.
+    fn segment(&mut self, seg: Segment);
+    /// A change of state. Every change is reported, in order.
+    fn transition(&mut self, t: Transition) {
+        let _ = t;
+    }
+}
+
+/// Collects everything, for tests and simple drivers.
+#[derive(Default, Debug)]
+pub struct Recorder {
+    pub segments: Vec<Segment>,
+    pub transitions: Vec<Transition>,
+}
+
+impl Output for Recorder {
+    fn segment(&mut self, seg: Segment) {
+        self.segments.push(seg);
+    }
+    fn transition(&mut self, t: Transition) {
+        self.transitions.push(t);
+    }
+}
+
+/// A user call that the state does not allow, or that asks too much. The endpoint is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{call} is not valid in state {state}")]
+    InvalidInState { call: Call, state: State },
+    #[error(
+        "send of {requested} bytes would exceed the send buffer ({queued} of {limit} bytes queued)"
+    )]
+    SendBufferFull {
+        requested: u32,
+        queued: u32,
+        limit: u32,
+    },
+}
+
+/// The user calls of RFC 9293 §3.10 (OPEN split into its passive and active forms; CLOSE split
+/// into a half-close and a full close, as sockets do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    Listen,
+    Connect,
+    Send,
+    Shutdown,
+    Close,
+    Abort,
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Call::Listen => "listen",
+            Call::Connect => "connect",
+            Call::Send => "send",
+            Call::Shutdown => "shutdown",
+            Call::Close => "close",
+            Call::Abort => "abort",
+        })
+    }
+}
+
+/// RFC 9293 §3.7.1: the send MSS when the peer announced none.
+pub const DEFAULT_PEER_MSS: u16 = 536;
+
+const NO_TIMER: u64 = u64::MAX;
+
+// Bits of `Endpoint::bits`.
+/// The user closed (not just shut down): data arriving now is answered with RST, and FIN-WAIT-2
+/// times out (Linux `tcp_fin_timeout`).
+const ORPHANED: u8 = 1 << 0;
+/// The connection came from a passive open: a reset or timed-out SYN-RECEIVED returns to LISTEN.
+const PASSIVE: u8 = 1 << 1;
+/// A segment sent at `rtt_start` is being timed (Karn: never a retransmitted one).
+const RTT_PENDING: u8 = 1 << 2;
+/// `srtt` and `rttvar` hold at least one sample.
+const RTT_VALID: u8 = 1 << 3;
+/// The user asked for a FIN (shutdown or close); it follows the last queued byte.
+const FIN_QUEUED: u8 = 1 << 4;
+/// Our FIN has been sent (it is at `snd_nxt − 1` until acknowledged).
+const FIN_SENT: u8 = 1 << 5;
+/// A retransmission timeout happened; each ACK that advances SND.UNA resends the next segment,
+/// until everything outstanding is acknowledged.
+const RECOVERY: u8 = 1 << 6;
+
+/// One endpoint. 48 bytes: fields are ordered for packing, and anything that can be derived
+/// (the timer's kind, RCV.WND, the RTO) is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// When the timer falls due; `NO_TIMER` when none is armed.
+    deadline: u64,
+    iss: SeqNum,
+    irs: SeqNum,
+    snd_una: SeqNum,
+    snd_nxt: SeqNum,
+    rcv_nxt: SeqNum,
+    /// Bytes the user has sent that have not yet been put in a segment.
+    unsent: u32,
+    /// When the timed segment was sent (low 32 bits of `now`). In SYN-SENT, when the first SYN
+    /// was sent: the start of the connect's time budget.
+    rtt_start: u32,
+    /// SND.WND (no window scaling, so 16 bits).
+    snd_wnd: u16,
+    /// Smoothed RTT and RTT variance (RFC 6298), in ms.
+    srtt: u16,
+    rttvar: u16,
+    /// Effective send MSS: the smaller of ours and the peer's.
+    mss: u16,
+    state: State,
+    /// Retransmissions of the segment at SND.UNA so far; the backoff exponent.
+    retries: u8,
+    bits: u8,
+}
+
+impl Default for Endpoint {
+    fn default() -> Endpoint {
+        Endpoint::new()
+    }
+}
+
+impl Endpoint {
+    /// A fresh endpoint in CLOSED.
+    pub const fn new() -> Endpoint {
+        Endpoint {
+            deadline: NO_TIMER,
+            iss: SeqNum(0),
+            irs: SeqNum(0),
+            snd_una: SeqNum(0),
+            snd_nxt: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            unsent: 0,
+            rtt_start: 0,
+            snd_wnd: 0,
+            srtt: 0,
+            rttvar: 0,
+            mss: DEFAULT_PEER_MSS,
+            state: State::Closed,
+            retries: 0,
+            bits: 0,
+        }
+    }
+
+    // ---- observation -------------------------------------------------------------------------
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn iss(&self) -> SeqNum {
+        self.iss
+    }
+    pub fn irs(&self) -> SeqNum {
+        self.irs
+    }
+    pub fn snd_una(&self) -> SeqNum {
+        self.snd_una
+    }
+    pub fn snd_nxt(&self) -> SeqNum {
+        self.snd_nxt
+    }
+    pub fn snd_wnd(&self) -> u16 {
+        self.snd_wnd
+    }
+    pub fn rcv_nxt(&self) -> SeqNum {
+        self.rcv_nxt
+    }
+    pub fn rcv_wnd(&self, cfg: &Config) -> u16 {
+        cfg.rcv_wnd
+    }
+    /// Bytes queued by the user and not yet sent.
+    pub fn unsent(&self) -> u32 {
+        self.unsent
+    }
+    pub fn mss(&self) -> u16 {
+        self.mss
+    }
+    pub fn retries(&self) -> u8 {
+        self.retries
+    }
+    /// The smoothed RTT in ms, once there is a sample.
+    pub fn srtt(&self) -> Option<u16> {
+        self.has(RTT_VALID).then_some(self.srtt)
+    }
+    /// The user has closed the socket (not just shut it down).
+    pub fn is_orphaned(&self) -> bool {
+        self.has(ORPHANED)
+    }
+    pub fn is_passive(&self) -> bool {
+        self.has(PASSIVE)
+    }
+
+    /// The armed timer, if any.
+    pub fn timer(&self) -> Option<Timer> {
+        if self.deadline == NO_TIMER {
+            return None;
+        }
+        Some(Timer {
+            deadline: self.deadline,
+            kind: self.timer_kind()?,
+        })
+    }
+
+    /// The current RTO before backoff (RFC 6298 §2, with Linux's 200 ms floor).
+    pub fn rto_ms(&self, cfg: &Config) -> u64 {
+        if !self.has(RTT_VALID) {
+            return u64::from(cfg.rto_initial_ms);
+        }
+        let var = (4 * u64::from(self.rttvar)).max(1); // max(G, K·RTTVAR) with G = 1 ms
+        (u64::from(self.srtt) + var)
+            .max(u64::from(cfg.rto_min_ms))
+            .min(u64::from(cfg.rto_max_ms))
+    }
+
+    /// The timer's kind follows from the state, so it is not stored.
+    fn timer_kind(&self) -> Option<TimerKind> {
+        match self.state {
+            State::Closed | State::Listen => None,
+            State::SynSent => Some(TimerKind::Syn),
+            State::SynReceived => Some(TimerKind::SynAck),
+            State::FinWait2 => Some(TimerKind::FinWait2),
+            State::TimeWait => Some(TimerKind::TimeWait),
+            _ => Some(TimerKind::Retransmit),
+        }
+    }
+
+    fn has(&self, bit: u8) -> bool {
+        self.bits & bit != 0
+    }
+    fn set(&mut self, bit: u8) {
+        self.bits |= bit;
+    }
+    fn clear(&mut self, bit: u8) {
+        self.bits &= !bit;
+    }
+
+    // ---- the funnel --------------------------------------------------------------------------
+
+    /// Every change of state goes through here. It arms the timers a state implies on entry
+    /// (TIME-WAIT, orphaned FIN-WAIT-2), disarms them on CLOSED and LISTEN, and reports.
+    fn set_state(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        to: State,
+        cause: Cause,
+        out: &mut impl Output,
+    ) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        match to {
+            State::TimeWait => self.deadline = now + cfg.time_wait_ms(),
+            State::FinWait2 => {
+                self.deadline = if self.has(ORPHANED) {
+                    now + u64::from(cfg.fin_timeout_ms)
+                } else {
+                    NO_TIMER
+                }
+            }
+            State::Closed | State::Listen => {
+                self.deadline = NO_TIMER;
+                self.retries = 0;
+                self.unsent = 0;
+                self.clear(RTT_PENDING | RECOVERY);
+            }
+            _ => {}
+        }
+        out.transition(Transition { from, to, cause });
+    }
+
+    // ---- user calls (RFC 9293 §3.10.1–§3.10.5) ----------------------------------------------
+
+    /// Passive OPEN. `iss` is the initial send sequence number the SYN-ACK will carry.
+    pub fn listen(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        iss: SeqNum,
+        out: &mut impl Output,
+    ) -> Result<(), Error> {
+        self.require(Call::Listen, self.state == State::Closed)?;
+        *self = Endpoint::new();
+        self.iss = iss;
+        self.set(PASSIVE);
+        self.set_state(cfg, now, State::Listen, Cause::Listen, out);
+        Ok(())
+    }
+
+    /// Active OPEN: send SYN <SEQ=ISS> and enter SYN-SENT.
+    pub fn connect(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        iss: SeqNum,
+        out: &mut impl Output,
+    ) -> Result<(), Error> {
+        self.require(Call::Connect, self.state == State::Closed)?;
+        *self = Endpoint::new();
+        self.iss = iss;
+        self.snd_una = iss;
+        self.snd_nxt = iss + 1;
+        self.start_rtt(now);
+        self.deadline = now + cfg.syn_interval_ms(0);
+        out.segment(Segment {
+            seq: iss,
+            flags: Flags::SYN,
+            wnd: cfg.rcv_wnd,
+            mss: Some(cfg.mss),
+            ..Segment::default()
+        });
+        self.set_state(cfg, now, State::SynSent, Cause::Connect, out);
+        Ok(())
+    }
+
+    /// SEND `n` bytes. Before the handshake completes they are queued (RFC 9293 §3.10.2).
+    pub fn send(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        n: u32,
+        out: &mut impl Output,
+    ) -> Result<(), Error> {
+        let open = matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait
+        );
+        self.require(Call::Send, open && !self.has(FIN_QUEUED))?;
+        let limit = cfg.snd_buf;
+        if u64::from(self.unsent) + u64::from(n) > u64::from(limit) {
+            return Err(Error::SendBufferFull {
+                requested: n,
+                queued: self.unsent,
+                limit,
+            });
+        }
+        self.unsent += n;
+        self.transmit(cfg, now, out);
+        Ok(())
+    }
+
+    /// Half-close (`shutdown(SHUT_WR)`): FIN after the queued data; keep receiving.
+    pub fn shutdown(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
+        self.require(Call::Shutdown, !self.has(FIN_QUEUED))?;
+        self.fin(cfg, now, Cause::Shutdown, out)
+    }
+
+    /// Full close: as shutdown, and the application is gone (Linux orphans the socket): data
+    /// arriving afterwards is answered with RST and FIN-WAIT-2 times out.
+    pub fn close(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
+        self.require(
+            Call::Close,
+            !self.has(ORPHANED) && self.state != State::Closed,
+        )?;
+        if self.has(FIN_QUEUED) {
+            // Already shut down: only the orphaning is new.
+            self.set(ORPHANED);
+            if self.state == State::FinWait2 {
+                self.deadline = now + u64::from(cfg.fin_timeout_ms);
+            }
+            return Ok(());
+        }
+        self.fin(cfg, now, Cause::Close, out)?;
+        self.set(ORPHANED);
+        Ok(())
+    }
+
+    /// The FIN half of shutdown and close (RFC 9293 §3.10.4; Linux `tcp_close_state`).
+    fn fin(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        cause: Cause,
+        out: &mut impl Output,
+    ) -> Result<(), Error> {
+        let call = if cause == Cause::Close {
+            Call::Close
+        } else {
+            Call::Shutdown
+        };
+        match self.state {
+            // Nothing was said to anyone yet: just forget it.
+            State::Listen | State::SynSent => self.set_state(cfg, now, State::Closed, cause, out),
+            State::SynReceived | State::Established => {
+                self.set(FIN_QUEUED);
+                self.set_state(cfg, now, State::FinWait1, cause, out);
+                self.transmit(cfg, now, out);
+            }
+            State::CloseWait => {
+                self.set(FIN_QUEUED);
+                self.set_state(cfg, now, State::LastAck, cause, out);
+                self.transmit(cfg, now, out);
+            }
+            state => return Err(Error::InvalidInState { call, state }),
+        }
+        Ok(())
+    }
+
+    /// ABORT (Linux: `SO_LINGER` 0 then close). RST <SEQ=SND.NXT><ACK=RCV.NXT> where Linux sends
+    /// one (`tcp_need_reset`), then CLOSED.
+    pub fn abort(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
+        self.require(Call::Abort, self.state != State::Closed)?;
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            out.segment(self.make(cfg, Flags::RST | Flags::ACK, self.snd_nxt, 0));
+        }
+        self.set_state(cfg, now, State::Closed, Cause::Abort, out);
+        Ok(())
+    }
+
+    fn require(&self, call: Call, ok: bool) -> Result<(), Error> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidInState {
+                call,
+                state: self.state,
+            })
+        }
+    }
+
+    // ---- timers (RFC 9293 §3.10.8) ----------------------------------------------------------
+
+    /// The timer fell due (or the caller's clock passed it). Does nothing if none is due at `now`.
+    /// Returns whether a timer fired.
+    pub fn on_timeout(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> bool {
+        if self.deadline == NO_TIMER || now < self.deadline {
+            return false;
+        }
+        let Some(kind) = self.timer_kind() else {
+            self.deadline = NO_TIMER;
+            return false;
+        };
+        match kind {
+            TimerKind::TimeWait => {
+                self.set_state(cfg, now, State::Closed, Cause::TimeWaitExpired, out)
+            }
+            TimerKind::FinWait2 => {
+                self.set_state(cfg, now, State::Closed, Cause::FinWait2Timeout, out)
+            }
+            TimerKind::Syn => self.syn_timeout(cfg, now, out),
+            TimerKind::SynAck => {
+                let limit = if self.has(PASSIVE) {
+                    cfg.synack_retries
+                } else {
+                    cfg.syn_retries
+                };
+                if self.retries >= limit {
+                    self.give_up(cfg, now, out);
+                } else {
+                    self.retransmit(cfg, out);
+                    self.deadline = now
+                        + backoff(
+                            u64::from(cfg.rto_initial_ms),
+                            self.retries.into(),
+                            cfg.rto_max_ms.into(),
+                        );
+                }
+            }
+            TimerKind::Retransmit => {
+                if self.snd_una == self.snd_nxt && self.unsent == 0 {
+                    self.deadline = NO_TIMER; // nothing left to retransmit
+                } else if self.retries >= cfg.data_retries {
+                    self.give_up(cfg, now, out);
+                } else {
+                    self.retransmit(cfg, out);
+                    self.set(RECOVERY);
+                    self.deadline = now + self.backed_off_rto(cfg);
+                }
+            }
+        }
+        true
+    }
+
+    /// Linux's connect timer: retransmit on the linear-then-doubling schedule up to the retry
+    /// limit, and give up at the first timeout after the time budget (`tcp_model_timeout`).
+    fn syn_timeout(&mut self, cfg: &Config, now: u64, out: &mut impl Output) {
+        let elapsed = u64::from((now as u32).wrapping_sub(self.rtt_start));
+        let budget = cfg.syn_budget_ms();
+        if (self.retries > 0 && elapsed >= budget) || cfg.max_syn_retransmits() == 0 {
+            self.give_up(cfg, now, out);
+        } else if self.retries >= cfg.max_syn_retransmits() {
+            // Out of retransmissions but not of time: wait for the budget to end.
+            self.deadline = now + budget.saturating_sub(elapsed).max(1);
+        } else {
+            self.retransmit(cfg, out);
+            self.deadline = now + cfg.syn_interval_ms(self.retries);
+        }
+    }
+
+    fn give_up(&mut self, cfg: &Config, now: u64, out: &mut impl Output) {
+        if self.state == State::SynReceived && self.has(PASSIVE) {
+            self.return_to_listen(cfg, now, Cause::RetransmitTimeout, out);
+        } else {
+            self.set_state(cfg, now, State::Closed, Cause::RetransmitTimeout, out);
+        }
+    }
+
+    /// A passive open's half-open connection is gone; the listener stays (Linux request socks).
+    fn return_to_listen(&mut self, cfg: &Config, now: u64, cause: Cause, out: &mut impl Output) {
+        let iss = self.iss;
+        *self = Endpoint {
+            state: self.state,
+            ..Endpoint::new()
+        };
+        self.iss = iss;
+        self.set(PASSIVE);
+        self.set_state(cfg, now, State::Listen, cause, out);
+    }
+
+    fn backed_off_rto(&self, cfg: &Config) -> u64 {
+        backoff(self.rto_ms(cfg), self.retries.into(), cfg.rto_max_ms.into())
+    }
+
+    /// Resends the segment at SND.UNA (Linux resends the head of the retransmission queue), or
+    /// probes a zero window with one byte. Counts a retry and stops RTT timing (Karn).
+    fn retransmit(&mut self, cfg: &Config, out: &mut impl Output) {
+        self.retries = self.retries.saturating_add(1);
+        self.clear(RTT_PENDING);
+        if self.snd_una == self.iss {
+            // Our SYN is unacknowledged.
+            let flags = if self.state == State::SynSent {
+                Flags::SYN
+            } else {
+                Flags::SYN | Flags::ACK
+            };
+            let mut seg = self.make(cfg, flags, self.iss, 0);
+            seg.mss = Some(cfg.mss);
+            out.segment(seg);
+            return;
+        }
+        let fin = u32::from(self.has(FIN_SENT));
+        let data_out = (self.snd_nxt - self.snd_una) - fin;
+        if data_out > 0 {
+            let len = data_out.min(self.mss.into());
+            let mut flags = Flags::ACK | Flags::PSH;
+            if fin == 1 && len == data_out {
+                flags |= Flags::FIN;
+            }
+            out.segment(self.make(cfg, flags, self.snd_una, len));
+        } else if fin == 1 {
+            out.segment(self.make(cfg, Flags::FIN | Flags::ACK, self.snd_una, 0));
+        } else if self.unsent > 0 {
+            // Zero-window probe: one byte beyond the window.
+            out.segment(self.make(cfg, Flags::ACK, self.snd_nxt, 1));
+            self.snd_nxt += 1;
+            self.unsent -= 1;
+        }
+    }
+
+    // ---- sending -----------------------------------------------------------------------------
+
+    /// Sends queued data as the peer's window allows, then the FIN once the data is all out.
+    /// Returns how many segments it sent.
+    fn transmit(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> u32 {
+        let may_send = matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
+        );
+        if !may_send || self.snd_una == self.iss {
+            return 0; // data waits for the handshake
+        }
+        let mut sent = 0;
+        while self.unsent > 0 {
+            let in_flight = self.snd_nxt - self.snd_una;
+            let wnd = u32::from(self.snd_wnd);
+            if in_flight >= wnd {
+                break;
+            }
+            let len = self.unsent.min(self.mss.into()).min(wnd - in_flight);
+            let flags = if len == self.unsent {
+                Flags::ACK | Flags::PSH
+            } else {
+                Flags::ACK
+            };
+            self.start_rtt_if_idle(now);
+            out.segment(self.make(cfg, flags, self.snd_nxt, len));
+            self.snd_nxt += len;
+            self.unsent -= len;
+            sent += 1;
+        }
+        if self.unsent == 0 && self.has(FIN_QUEUED) && !self.has(FIN_SENT) {
+            self.start_rtt_if_idle(now);
+            out.segment(self.make(cfg, Flags::FIN | Flags::ACK, self.snd_nxt, 0));
+            self.snd_nxt += 1;
+            self.set(FIN_SENT);
+            sent += 1;
+        }
+        // Arm the retransmission timer for what is in flight, or the persist timer when data
+        // waits on a zero window (RFC 9293 §3.8.6.1).
+        if self.deadline == NO_TIMER && (self.snd_una != self.snd_nxt || self.unsent > 0) {
+            self.deadline = now + self.backed_off_rto(cfg);
+        }
+        sent
+    }
+
+    fn start_rtt(&mut self, now: u64) {
+        self.rtt_start = now as u32;
+        self.set(RTT_PENDING);
+    }
+
+    fn start_rtt_if_idle(&mut self, now: u64) {
+        if self.snd_una == self.snd_nxt && !self.has(RTT_PENDING) && !self.has(RECOVERY) {
+            self.start_rtt(now);
+        }
+    }
+
+    /// A segment from us: ACK carries RCV.NXT, the window is RCV.WND.
+    fn make(&self, cfg: &Config, flags: Flags, seq: SeqNum, len: u32) -> Segment {
+        let ack = if flags.has(Flags::ACK) {
+            self.rcv_nxt
+        } else {
+            SeqNum(0)
+        };
+        Segment {
+            seq,
+            ack,
+            len,
+            wnd: cfg.rcv_wnd,
+            mss: None,
+            flags,
+        }
+    }
+
+    /// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+    fn send_ack(&self, cfg: &Config, out: &mut impl Output) {
+        out.segment(self.make(cfg, Flags::ACK, self.snd_nxt, 0));
+    }
+
+    /// The reset that answers a segment with no connection behind it (RFC 9293 §3.10.7.1):
+    /// <SEQ=SEG.ACK><CTL=RST>, or <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> if SEG had no ACK.
+    fn send_reset_for(&self, cfg: &Config, seg: &Segment, out: &mut impl Output) {
+        if seg.has(Flags::RST) {
+            return;
+        }
+        let reply = if seg.has(Flags::ACK) {
+            Segment {
+                seq: seg.ack,
+                flags: Flags::RST,
+                wnd: 0,
+                ..Segment::default()
+            }
+        } else {
+            Segment {
+                ack: seg.seq + seg.seg_len(),
+                flags: Flags::RST | Flags::ACK,
+                wnd: 0,
+                ..Segment::default()
+            }
+        };
+        let _ = cfg;
+        out.segment(reply);
+    }
+
+    // ---- SEGMENT ARRIVES (RFC 9293 §3.10.7) ---------------------------------------------------
+
+    /// A segment from the peer arrives.
+    pub fn on_segment(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
+        match self.state {
+            State::Closed => self.send_reset_for(cfg, seg, out),
+            State::Listen => self.listen_arrives(cfg, now, seg, out),
+            State::SynSent => self.syn_sent_arrives(cfg, now, seg, out),
+            State::TimeWait => self.time_wait_arrives(cfg, now, seg, out),
+            _ => self.synchronized_arrives(cfg, now, seg, out),
+        }
+    }
+
+    /// §3.10.7.2.
+    fn listen_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
+        if seg.has(Flags::RST) {
+            return;
+        }
+        if seg.has(Flags::ACK) {
+            self.send_reset_for(cfg, seg, out);
+            return;
+        }
+        if !seg.has(Flags::SYN) {
+            return;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.snd_una = self.iss;
+        self.snd_nxt = self.iss + 1;
+        self.snd_wnd = seg.wnd;
+        self.mss = cfg.mss.min(seg.mss.unwrap_or(DEFAULT_PEER_MSS));
+        self.retries = 0;
+        self.start_rtt(now);
+        self.deadline = now + u64::from(cfg.rto_initial_ms);
+        let mut synack = self.make(cfg, Flags::SYN | Flags::ACK, self.iss, 0);
+        synack.mss = Some(cfg.mss);
+        out.segment(synack);
+        self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
+    }
+
+    /// §3.10.7.3.
+    fn syn_sent_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
+        if seg.has(Flags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
+            // Acknowledges something we never sent: <SEQ=SEG.ACK><CTL=RST>, stay in SYN-SENT.
+            self.send_reset_for(cfg, seg, out);
+            return;
+        }
+        if seg.has(Flags::RST) {
+            if seg.has(Flags::ACK) {
+                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out); // refused
+            }
+            return;
+        }
+        if !seg.has(Flags::SYN) {
+            return;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.mss = cfg.mss.min(seg.mss.unwrap_or(DEFAULT_PEER_MSS));
+        self.snd_wnd = seg.wnd;
+        if seg.has(Flags::ACK) {
+            self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
+            self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
+            // Text or FIN riding on the SYN-ACK is processed as in ESTABLISHED (step 6 on).
+            let need_ack = self.accept_text_and_fin(cfg, now, seg, out);
+            let _ = need_ack;
+            if self.transmit(cfg, now, out) == 0 {
+                self.send_ack(cfg, out);
+            }
+        } else {
+            // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, SYN-RECEIVED.
+            self.retries = 0;
+            self.clear(RTT_PENDING);
+            self.deadline = now + u64::from(cfg.rto_initial_ms);
+            let mut synack = self.make(cfg, Flags::SYN | Flags::ACK, self.iss, 0);
+            synack.mss = Some(cfg.mss);
+            out.segment(synack);
+            self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
+        }
+    }
+
+    /// §3.10.7.4 for SYN-RECEIVED through LAST-ACK.
+    fn synchronized_arrives(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        seg: &Segment,
+        out: &mut impl Output,
+    ) {
+        // Linux (tcp_check_req): a retransmitted SYN in SYN-RECEIVED gets the SYN-ACK again.
+        if self.state == State::SynReceived
+            && seg.has(Flags::SYN)
+            && !seg.has(Flags::ACK)
+            && !seg.has(Flags::RST)
+            && seg.seq == self.irs
+        {
+            let mut synack = self.make(cfg, Flags::SYN | Flags::ACK, self.iss, 0);
+            synack.mss = Some(cfg.mss);
+            out.segment(synack);
+            return;
+        }
+
+        // First: the sequence number.
+        if !self.acceptable(cfg, seg) {
+            if !seg.has(Flags::RST) {
+                self.send_ack(cfg, out);
+            }
+            return;
+        }
+
+        // Second: RST. RFC 5961 §3: reset only at exactly RCV.NXT, else a challenge ACK.
+        if seg.has(Flags::RST) {
+            if seg.seq != self.rcv_nxt {
+                self.send_ack(cfg, out);
+            } else if self.state == State::SynReceived && self.has(PASSIVE) {
+                self.return_to_listen(cfg, now, Cause::RstReceived, out);
+            } else {
+                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
+            }
+            return;
+        }
+
+        // Fourth: SYN. RFC 5961 §4: a challenge ACK, whatever its sequence number.
+        if seg.has(Flags::SYN) {
+            if self.has(ORPHANED) && self.state == State::FinWait2 {
+                // Linux's orphaned FIN-WAIT-2 (a timewait sock) answers with RST and goes.
+                self.send_reset_for(cfg, seg, out);
+                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
+                return;
+            }
+            self.send_ack(cfg, out);
+            return;
+        }
+
+        // Fifth: ACK.
+        if !seg.has(Flags::ACK) {
+            return;
+        }
+        if self.state == State::SynReceived {
+            if self.snd_una < seg.ack && seg.ack <= self.snd_nxt {
+                self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
+                self.set_state(cfg, now, State::Established, Cause::AckReceived, out);
+            } else {
+                // <SEQ=SEG.ACK><CTL=RST>, and stay (the peer may be stale).
+                self.send_reset_for(cfg, seg, out);
+                return;
+            }
+        } else {
+            if seg.ack > self.snd_nxt {
+                // Acknowledges something not yet sent.
+                self.send_ack(cfg, out);
+                return;
+            }
+            if self.snd_una < seg.ack {
+                self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
+            } else if seg.ack == self.snd_una {
+                self.snd_wnd = seg.wnd; // window update
+            }
+            let fin_acked = self.has(FIN_SENT) && self.snd_una == self.snd_nxt;
+            if fin_acked {
+                match self.state {
+                    State::FinWait1 => {
+                        self.set_state(cfg, now, State::FinWait2, Cause::AckReceived, out)
+                    }
+                    State::Closing => {
+                        self.set_state(cfg, now, State::TimeWait, Cause::AckReceived, out);
+                        return;
+                    }
+                    State::LastAck => {
+                        self.set_state(cfg, now, State::Closed, Cause::AckReceived, out);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        // Seventh and eighth: text and FIN.
+        let need_ack = self.accept_text_and_fin(cfg, now, seg, out);
+        if self.state == State::Closed {
+            return; // reset for data after close
+        }
+        if self.transmit(cfg, now, out) == 0 && need_ack {
+            self.send_ack(cfg, out);
+        }
+    }
+
+    /// Steps seven (text) and eight (FIN). Returns whether the segment must be acknowledged.
+    fn accept_text_and_fin(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        seg: &Segment,
+        out: &mut impl Output,
+    ) -> bool {
+        let text_start = seg.seq + u32::from(seg.has(Flags::SYN));
+        let text_end = text_start + seg.len;
+        let mut need_ack = false;
+        let mut in_order = true;
+        if seg.len > 0 {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    if self.has(ORPHANED) && text_end > self.rcv_nxt {
+                        // New data after close: RFC 1122 §4.2.2.13 and Linux reset.
+                        self.send_reset_for(cfg, seg, out);
+                        self.set_state(cfg, now, State::Closed, Cause::DataAfterClose, out);
+                        return false;
+                    }
+                    need_ack = true;
+                    if text_start <= self.rcv_nxt {
+                        if text_end > self.rcv_nxt {
+                            self.rcv_nxt = text_end;
+                        }
+                    } else {
+                        // Out of order: not queued (see the README's deviations); a duplicate
+                        // ACK asks for what is missing.
+                        in_order = false;
+                    }
+                }
+                // The peer already sent FIN: text cannot follow. Ignore it.
+                _ => in_order = false,
+            }
+        }
+        if seg.has(Flags::FIN) && in_order && text_end == self.rcv_nxt {
+            self.rcv_nxt += 1;
+            need_ack = true;
+            match self.state {
+                State::SynReceived | State::Established => {
+                    self.set_state(cfg, now, State::CloseWait, Cause::FinReceived, out)
+                }
+                State::FinWait1 => {
+                    // Our FIN was not acknowledged (else we would be in FIN-WAIT-2 by now).
+                    self.set_state(cfg, now, State::Closing, Cause::FinReceived, out)
+                }
+                State::FinWait2 => {
+                    self.set_state(cfg, now, State::TimeWait, Cause::FinReceived, out)
+                }
+                _ => {}
+            }
+        } else if seg.has(Flags::FIN) && text_end != self.rcv_nxt && self.state.is_synchronized() {
+            need_ack = true; // a FIN behind a gap, or a duplicate: re-acknowledge
+        }
+        need_ack
+    }
+
+    /// The acceptability test of §3.10.7.4, first check. SEG.LEN counts SYN and FIN.
+    fn acceptable(&self, cfg: &Config, seg: &Segment) -> bool {
+        let wnd = u32::from(cfg.rcv_wnd);
+        let len = seg.seg_len();
+        match (len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq.in_window(self.rcv_nxt, wnd)
+                    || (seg.seq + (len - 1)).in_window(self.rcv_nxt, wnd)
+            }
+        }
+    }
+
+    /// SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged. Takes an RTT sample (RFC 6298),
+    /// clears the backoff, restarts or stops the retransmission timer, and in recovery resends
+    /// the next unacknowledged segment.
+    fn ack_advances(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        ack: SeqNum,
+        wnd: u16,
+        out: &mut impl Output,
+    ) {
+        self.snd_una = ack;
+        self.snd_wnd = wnd;
+        if self.has(RTT_PENDING) {
+            self.clear(RTT_PENDING);
+            self.rtt_sample(u64::from((now as u32).wrapping_sub(self.rtt_start)));
+        }
+        self.retries = 0;
+        if self.snd_una == self.snd_nxt {
+            self.clear(RECOVERY);
+            if matches!(
+                self.timer_kind(),
+                Some(TimerKind::Syn | TimerKind::SynAck | TimerKind::Retransmit)
+            ) {
+                self.deadline = if self.unsent > 0 && self.snd_wnd == 0 {
+                    now + self.rto_ms(cfg)
+                } else {
+                    NO_TIMER
+                };
+            }
+        } else {
+            self.deadline = now + self.rto_ms(cfg);
+            if self.has(RECOVERY) {
+                self.retransmit(cfg, out);
+                self.retries = 0; // an ACK-clocked resend is not a timeout
+            }
+        }
+    }
+
+    /// RFC 6298 §2.2–2.3, in whole milliseconds.
+    fn rtt_sample(&mut self, r: u64) {
+        let r = r.min(u64::from(u16::MAX));
+        if !self.has(RTT_VALID) {
+            self.srtt = r as u16;
+            self.rttvar = (r / 2) as u16;
+            self.set(RTT_VALID);
+        } else {
+            let srtt = u64::from(self.srtt);
+            let rttvar = (3 * u64::from(self.rttvar) + srtt.abs_diff(r)) / 4;
+            self.rttvar = rttvar.min(u64::from(u16::MAX)) as u16;
+            self.srtt = ((7 * srtt + r) / 8) as u16;
+        }
+    }
+
+    /// TIME-WAIT, as Linux's `tcp_timewait_state_process` (no timestamps, `tcp_rfc1337` = 0).
+    fn time_wait_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
+        let rst = seg.has(Flags::RST);
+        if seg.seq == self.rcv_nxt && (seg.seg_len() == 0 || rst) {
+            if rst {
+                // TIME-WAIT assassination (RFC 1337), as Linux allows by default.
+                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
+            } else {
+                self.deadline = now + cfg.time_wait_ms();
+            }
+            return;
+        }
+        if seg.has(Flags::SYN)
+            && !rst
+            && !seg.has(Flags::ACK)
+            && seg.seq > self.rcv_nxt
+            && self.has(PASSIVE)
+        {
+            // A new connection on the same 4-tuple: the TIME-WAIT endpoint goes and the listener
+            // takes the SYN, with Linux's ISS (the old SND.NXT + 65535 + 2).
+            let iss = self.snd_nxt + (65535 + 2);
+            *self = Endpoint {
+                state: self.state,
+                ..Endpoint::new()
+            };
+            self.iss = iss;
+            self.set(PASSIVE);
+            self.set_state(cfg, now, State::Listen, Cause::SynInTimeWait, out);
+            self.listen_arrives(cfg, now, seg, out);
+            return;
+        }
+        if !rst {
+            // A retransmitted FIN (or anything else): ACK again and restart 2·MSL.
+            if seg.has(Flags::ACK) {
+                self.deadline = now + cfg.time_wait_ms();
+            }
+            self.send_ack(cfg, out);
+        }
+    }
+}

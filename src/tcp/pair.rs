@@ -1,0 +1,553 @@
+//! A connection pair: a client endpoint (active opener) and a server endpoint (passive, starting
+//! in LISTEN) joined by a simulated wire. Still sans-IO: `now` is a parameter.
+//!
+//! AUTO: every segment is delivered as soon as it is sent, until the pair is quiet; the wire is
+//! never materialised. MANUAL: segments wait on the wire, one queue per direction, and the caller
+//! delivers, drops, duplicates or reorders them, or injects forged ones.
+
+use std::collections::VecDeque;
+
+use super::config::Config;
+use super::endpoint::{Endpoint, Error, Output};
+use super::segment::Segment;
+use super::seq::SeqNum;
+use super::state::{State, Transition};
+
+/// Which endpoint of a pair.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
+
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// A direction on the wire, named by where segments come from.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+impl Direction {
+    /// The direction segments sent by `side` travel.
+    pub fn from_side(side: Side) -> Direction {
+        match side {
+            Side::Client => Direction::ClientToServer,
+            Side::Server => Direction::ServerToClient,
+        }
+    }
+
+    /// The endpoint that receives segments travelling this way.
+    pub fn to(self) -> Side {
+        match self {
+            Direction::ClientToServer => Side::Server,
+            Direction::ServerToClient => Side::Client,
+        }
+    }
+}
+
+/// What a pair reports besides state: each change of state and each segment put on the wire.
+pub trait Observer {
+    fn transition(&mut self, side: Side, t: Transition) {
+        let _ = (side, t);
+    }
+    fn segment(&mut self, from: Side, seg: &Segment) {
+        let _ = (from, seg);
+    }
+}
+
+impl Observer for () {}
+
+/// Records every transition and segment, in order.
+#[derive(Default, Debug)]
+pub struct Log {
+    pub transitions: Vec<(Side, Transition)>,
+    pub segments: Vec<(Side, Segment)>,
+}
+
+impl Observer for Log {
+    fn transition(&mut self, side: Side, t: Transition) {
+        self.transitions.push((side, t));
+    }
+    fn segment(&mut self, from: Side, seg: &Segment) {
+        self.segments.push((from, *seg));
+    }
+}
+
+/// Segments in flight, one FIFO per direction (MANUAL mode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wire {
+    pub client_to_server: VecDeque<Segment>,
+    pub server_to_client: VecDeque<Segment>,
+}
+
+impl Wire {
+    pub fn queue(&self, dir: Direction) -> &VecDeque<Segment> {
+        match dir {
+            Direction::ClientToServer => &self.client_to_server,
+            Direction::ServerToClient => &self.server_to_client,
+        }
+    }
+
+    fn queue_mut(&mut self, dir: Direction) -> &mut VecDeque<Segment> {
+        match dir {
+            Direction::ClientToServer => &mut self.client_to_server,
+            Direction::ServerToClient => &mut self.server_to_client,
+        }
+    }
+}
+
+/// Reusable buffer for AUTO delivery, kept by the caller so that a pump allocates nothing once
+/// warm. One per thread is enough.
+#[derive(Default, Debug)]
+pub struct Scratch {
+    queue: VecDeque<(Direction, Segment)>,
+}
+
+/// AUTO delivery stops after this many segments in one call, dropping the rest: forged segments
+/// can make two endpoints answer each other for ever (an "ACK war").
+pub const AUTO_DELIVERY_LIMIT: u32 = 1 << 20;
+
+/// A misuse of the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("the wire is only steerable in MANUAL mode; this pair is AUTO")]
+    NotManual,
+    #[error("{requested} segments asked for but only {waiting} wait {dir:?}")]
+    NotEnough {
+        dir: Direction,
+        requested: u32,
+        waiting: u32,
+    },
+}
+
+/// Routes what one endpoint emits: in AUTO onto the scratch queue, in MANUAL onto the wire.
+struct Emit<'a, O: Observer> {
+    side: Side,
+    target: Target<'a>,
+    obs: &'a mut O,
+}
+
+enum Target<'a> {
+    Scratch(&'a mut VecDeque<(Direction, Segment)>),
+    Wire(&'a mut VecDeque<Segment>),
+}
+
+impl<O: Observer> Output for Emit<'_, O> {
+    fn segment(&mut self, seg: Segment) {
+        self.obs.segment(self.side, &seg);
+        match &mut self.target {
+            Target::Scratch(q) => q.push_back((Direction::from_side(self.side), seg)),
+            Target::Wire(q) => q.push_back(seg),
+        }
+    }
+    fn transition(&mut self, t: Transition) {
+        self.obs.transition(self.side, t);
+    }
+}
+
+/// Two endpoints and, in MANUAL mode, the wire between them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pair {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    /// `None` in AUTO mode.
+    wire: Option<Box<Wire>>,
+}
+
+impl Pair {
+    /// A pair whose segments are delivered at once.
+    pub fn auto() -> Pair {
+        Pair {
+            client: Endpoint::new(),
+            server: Endpoint::new(),
+            wire: None,
+        }
+    }
+
+    /// A pair whose segments wait on the wire for the caller.
+    pub fn manual() -> Pair {
+        Pair {
+            client: Endpoint::new(),
+            server: Endpoint::new(),
+            wire: Some(Box::default()),
+        }
+    }
+
+    pub fn is_auto(&self) -> bool {
+        self.wire.is_none()
+    }
+
+    pub fn wire(&self) -> Option<&Wire> {
+        self.wire.as_deref()
+    }
+
+    pub fn endpoint(&self, side: Side) -> &Endpoint {
+        match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        }
+    }
+
+    pub fn state(&self, side: Side) -> State {
+        self.endpoint(side).state()
+    }
+
+    /// The earliest armed deadline of the two endpoints.
+    pub fn deadline(&self) -> Option<u64> {
+        let c = self.client.timer().map(|t| t.deadline);
+        let s = self.server.timer().map(|t| t.deadline);
+        match (c, s) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs `f` on one endpoint with its output routed, then (AUTO) pumps until quiet.
+    fn with<O: Observer, R>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        side: Side,
+        scratch: &mut Scratch,
+        obs: &mut O,
+        f: impl FnOnce(&mut Endpoint, &mut Emit<'_, O>) -> R,
+    ) -> R {
+        let r = {
+            let (ep, target) = match (side, self.wire.as_deref_mut()) {
+                (Side::Client, Some(w)) => {
+                    (&mut self.client, Target::Wire(&mut w.client_to_server))
+                }
+                (Side::Server, Some(w)) => {
+                    (&mut self.server, Target::Wire(&mut w.server_to_client))
+                }
+                (Side::Client, None) => (&mut self.client, Target::Scratch(&mut scratch.queue)),
+                (Side::Server, None) => (&mut self.server, Target::Scratch(&mut scratch.queue)),
+            };
+            let mut emit = Emit {
+                side,
+                target,
+                obs: &mut *obs,
+            };
+            f(ep, &mut emit)
+        };
+        if self.wire.is_none() {
+            self.pump(cfg, now, scratch, obs);
+        }
+        r
+    }
+
+    /// AUTO: delivers queued segments, and whatever they provoke, until none is left.
+    fn pump<O: Observer>(&mut self, cfg: &Config, now: u64, scratch: &mut Scratch, obs: &mut O) {
+        let mut delivered = 0;
+        while let Some((dir, seg)) = scratch.queue.pop_front() {
+            delivered += 1;
+            if delivered > AUTO_DELIVERY_LIMIT {
+                scratch.queue.clear();
+                break;
+            }
+            let to = dir.to();
+            let ep = match to {
+                Side::Client => &mut self.client,
+                Side::Server => &mut self.server,
+            };
+            let mut emit = Emit {
+                side: to,
+                target: Target::Scratch(&mut scratch.queue),
+                obs: &mut *obs,
+            };
+            ep.on_segment(cfg, now, &seg, &mut emit);
+        }
+    }
+
+    /// Server listens, client connects. In AUTO both are ESTABLISHED when this returns.
+    pub fn open<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        client_iss: SeqNum,
+        server_iss: SeqNum,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        if self.client.state() != State::Closed || self.server.state() != State::Closed {
+            let (side, ep) = if self.client.state() != State::Closed {
+                (Side::Client, &self.client)
+            } else {
+                (Side::Server, &self.server)
+            };
+            let _ = side;
+            return Err(Error::InvalidInState {
+                call: super::endpoint::Call::Connect,
+                state: ep.state(),
+            });
+        }
+        self.with(cfg, now, Side::Server, scratch, obs, |ep, out| {
+            ep.listen(cfg, now, server_iss, out)
+        })?;
+        self.with(cfg, now, Side::Client, scratch, obs, |ep, out| {
+            ep.connect(cfg, now, client_iss, out)
+        })
+    }
+
+    pub fn send<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        side: Side,
+        bytes: u32,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        self.with(cfg, now, side, scratch, obs, |ep, out| {
+            ep.send(cfg, now, bytes, out)
+        })
+    }
+
+    pub fn shutdown<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        side: Side,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        self.with(cfg, now, side, scratch, obs, |ep, out| {
+            ep.shutdown(cfg, now, out)
+        })
+    }
+
+    pub fn close<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        side: Side,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        self.with(cfg, now, side, scratch, obs, |ep, out| {
+            ep.close(cfg, now, out)
+        })
+    }
+
+    /// Both sides close before either sees the other's FIN: a simultaneous close. `half` selects
+    /// shutdown rather than close. Checked for both sides before either acts.
+    pub fn close_both<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        half: bool,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        // Dry run on copies so that a refusal from the server leaves the client untouched.
+        for ep in [&self.client, &self.server] {
+            let mut probe = ep.clone();
+            let r = if half {
+                probe.shutdown(cfg, now, &mut Discard)
+            } else {
+                probe.close(cfg, now, &mut Discard)
+            };
+            r?;
+        }
+        let wire = self.wire.is_some();
+        // In AUTO, hold delivery until both FINs are out: queue both, then pump.
+        for side in Side::BOTH {
+            let (ep, target) = match (side, self.wire.as_deref_mut()) {
+                (Side::Client, Some(w)) => {
+                    (&mut self.client, Target::Wire(&mut w.client_to_server))
+                }
+                (Side::Server, Some(w)) => {
+                    (&mut self.server, Target::Wire(&mut w.server_to_client))
+                }
+                (Side::Client, None) => (&mut self.client, Target::Scratch(&mut scratch.queue)),
+                (Side::Server, None) => (&mut self.server, Target::Scratch(&mut scratch.queue)),
+            };
+            let mut emit = Emit {
+                side,
+                target,
+                obs: &mut *obs,
+            };
+            let r = if half {
+                ep.shutdown(cfg, now, &mut emit)
+            } else {
+                ep.close(cfg, now, &mut emit)
+            };
+            debug_assert!(r.is_ok(), "the dry run above accepted this call");
+        }
+        if !wire {
+            self.pump(cfg, now, scratch, obs);
+        }
+        Ok(())
+    }
+
+    pub fn abort<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        side: Side,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        self.with(cfg, now, side, scratch, obs, |ep, out| {
+            ep.abort(cfg, now, out)
+        })
+    }
+
+    /// Fires every timer due at or before `now`, earliest first (a fired timer may arm another
+    /// that is also due). Returns how many fired.
+    pub fn on_timeout<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> u32 {
+        let mut fired = 0;
+        loop {
+            let c = self
+                .client
+                .timer()
+                .map(|t| t.deadline)
+                .filter(|&d| d <= now);
+            let s = self
+                .server
+                .timer()
+                .map(|t| t.deadline)
+                .filter(|&d| d <= now);
+            let (side, at) = match (c, s) {
+                (Some(a), Some(b)) if b < a => (Side::Server, b),
+                (Some(a), _) => (Side::Client, a),
+                (None, Some(b)) => (Side::Server, b),
+                (None, None) => return fired,
+            };
+            // Each timer fires at its own deadline, so the clock seen inside is exact.
+            if self.with(cfg, at, side, scratch, obs, |ep, out| {
+                ep.on_timeout(cfg, at, out)
+            }) {
+                fired += 1;
+            }
+        }
+    }
+
+    /// A forged segment arrives at `to` directly (not through the wire).
+    pub fn inject<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        to: Side,
+        seg: &Segment,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) {
+        self.with(cfg, now, to, scratch, obs, |ep, out| {
+            ep.on_segment(cfg, now, seg, out)
+        })
+    }
+
+    fn manual_wire(&self, dir: Direction, requested: u32) -> Result<(), WireError> {
+        let wire = self.wire.as_deref().ok_or(WireError::NotManual)?;
+        let waiting = wire.queue(dir).len() as u32;
+        if waiting < requested {
+            return Err(WireError::NotEnough {
+                dir,
+                requested,
+                waiting,
+            });
+        }
+        Ok(())
+    }
+
+    /// MANUAL: delivers the first `n` segments travelling `dir`, one at a time; what they provoke
+    /// goes onto the wire.
+    pub fn deliver<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        dir: Direction,
+        n: u32,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<Vec<Segment>, WireError> {
+        self.manual_wire(dir, n)?;
+        let mut moved = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let Some(seg) = self
+                .wire
+                .as_deref_mut()
+                .and_then(|w| w.queue_mut(dir).pop_front())
+            else {
+                break;
+            };
+            moved.push(seg);
+            self.inject(cfg, now, dir.to(), &seg, scratch, obs);
+        }
+        Ok(moved)
+    }
+
+    /// MANUAL: drops the first `n` segments travelling `dir`.
+    pub fn drop_segments(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
+        self.manual_wire(dir, n)?;
+        let q = self
+            .wire
+            .as_deref_mut()
+            .map(|w| w.queue_mut(dir))
+            .ok_or(WireError::NotManual)?;
+        Ok(q.drain(..n as usize).collect())
+    }
+
+    /// MANUAL: each of the first `n` segments travelling `dir` is followed by a copy of itself.
+    pub fn duplicate(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
+        self.manual_wire(dir, n)?;
+        let q = self
+            .wire
+            .as_deref_mut()
+            .map(|w| w.queue_mut(dir))
+            .ok_or(WireError::NotManual)?;
+        let mut copies = Vec::with_capacity(n as usize);
+        for i in (0..n as usize).rev() {
+            let seg = q[i];
+            q.insert(i + 1, seg);
+            copies.push(seg);
+        }
+        copies.reverse();
+        Ok(copies)
+    }
+
+    /// MANUAL: moves the first `n` segments travelling `dir` behind all the others.
+    pub fn reorder(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
+        self.manual_wire(dir, n)?;
+        let q = self
+            .wire
+            .as_deref_mut()
+            .map(|w| w.queue_mut(dir))
+            .ok_or(WireError::NotManual)?;
+        let moved: Vec<Segment> = q.drain(..n as usize).collect();
+        q.extend(moved.iter().copied());
+        Ok(moved)
+    }
+}
+
+/// Throws output away (dry runs).
+struct Discard;
+
+impl Output for Discard {
+    fn segment(&mut self, _: Segment) {}
+}
