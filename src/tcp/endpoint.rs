@@ -659,7 +659,7 @@ impl Endpoint {
 
     /// The reset that answers a segment with no connection behind it (RFC 9293 §3.10.7.1):
     /// <SEQ=SEG.ACK><CTL=RST>, or <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> if SEG had no ACK.
-    fn send_reset_for(&self, cfg: &Config, seg: &Segment, out: &mut impl Output) {
+    fn send_reset_for(seg: &Segment, out: &mut impl Output) {
         if seg.has(Flags::RST) {
             return;
         }
@@ -678,7 +678,6 @@ impl Endpoint {
                 ..Segment::default()
             }
         };
-        let _ = cfg;
         out.segment(reply);
     }
 
@@ -687,7 +686,7 @@ impl Endpoint {
     /// A segment from the peer arrives.
     pub fn on_segment(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         match self.state {
-            State::Closed => self.send_reset_for(cfg, seg, out),
+            State::Closed => Self::send_reset_for(seg, out),
             State::Listen => self.listen_arrives(cfg, now, seg, out),
             State::SynSent => self.syn_sent_arrives(cfg, now, seg, out),
             State::TimeWait => self.time_wait_arrives(cfg, now, seg, out),
@@ -701,7 +700,7 @@ impl Endpoint {
             return;
         }
         if seg.has(Flags::ACK) {
-            self.send_reset_for(cfg, seg, out);
+            Self::send_reset_for(seg, out);
             return;
         }
         if !seg.has(Flags::SYN) {
@@ -726,7 +725,7 @@ impl Endpoint {
     fn syn_sent_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         if seg.has(Flags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
             // Acknowledges something we never sent: <SEQ=SEG.ACK><CTL=RST>, stay in SYN-SENT.
-            self.send_reset_for(cfg, seg, out);
+            Self::send_reset_for(seg, out);
             return;
         }
         if seg.has(Flags::RST) {
@@ -746,8 +745,7 @@ impl Endpoint {
             self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
             self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
             // Text or FIN riding on the SYN-ACK is processed as in ESTABLISHED (step 6 on).
-            let need_ack = self.accept_text_and_fin(cfg, now, seg, out);
-            let _ = need_ack;
+            self.accept_text_and_fin(cfg, now, seg, out);
             if self.transmit(cfg, now, out) == 0 {
                 self.send_ack(cfg, out);
             }
@@ -783,6 +781,21 @@ impl Endpoint {
             out.segment(synack);
             return;
         }
+        // Linux (tcp_validate_incoming): in a simultaneous open the peer's SYN-ACK repeats the SYN
+        // we already took (SEG.SEQ = IRS), which the acceptability test would refuse; it is the
+        // ACK of our SYN, so it establishes the connection, as RFC 9293's figure 8 draws it.
+        if self.state == State::SynReceived
+            && seg.has(Flags::SYN)
+            && seg.has(Flags::ACK)
+            && !seg.has(Flags::RST)
+            && seg.seq == self.irs
+            && seg.ack == self.snd_nxt
+        {
+            self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
+            self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
+            self.transmit(cfg, now, out);
+            return;
+        }
 
         // First: the sequence number.
         if !self.acceptable(cfg, seg) {
@@ -808,7 +821,7 @@ impl Endpoint {
         if seg.has(Flags::SYN) {
             if self.has(ORPHANED) && self.state == State::FinWait2 {
                 // Linux's orphaned FIN-WAIT-2 (a timewait sock) answers with RST and goes.
-                self.send_reset_for(cfg, seg, out);
+                Self::send_reset_for(seg, out);
                 self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
                 return;
             }
@@ -826,7 +839,7 @@ impl Endpoint {
                 self.set_state(cfg, now, State::Established, Cause::AckReceived, out);
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>, and stay (the peer may be stale).
-                self.send_reset_for(cfg, seg, out);
+                Self::send_reset_for(seg, out);
                 return;
             }
         } else {
@@ -886,7 +899,7 @@ impl Endpoint {
                 State::Established | State::FinWait1 | State::FinWait2 => {
                     if self.has(ORPHANED) && text_end > self.rcv_nxt {
                         // New data after close: RFC 1122 §4.2.2.13 and Linux reset.
-                        self.send_reset_for(cfg, seg, out);
+                        Self::send_reset_for(seg, out);
                         self.set_state(cfg, now, State::Closed, Cause::DataAfterClose, out);
                         return false;
                     }
@@ -905,24 +918,24 @@ impl Endpoint {
                 _ => in_order = false,
             }
         }
-        if seg.has(Flags::FIN) && in_order && text_end == self.rcv_nxt {
+        // The peer's FIN was already received in CLOSE-WAIT, CLOSING and LAST-ACK: another can
+        // only be forged, and the RFC says to remain (Linux drops it).
+        let fin_expected = matches!(
+            self.state,
+            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2
+        );
+        if seg.has(Flags::FIN) && fin_expected && in_order && text_end == self.rcv_nxt {
             self.rcv_nxt += 1;
             need_ack = true;
-            match self.state {
-                State::SynReceived | State::Established => {
-                    self.set_state(cfg, now, State::CloseWait, Cause::FinReceived, out)
-                }
-                State::FinWait1 => {
-                    // Our FIN was not acknowledged (else we would be in FIN-WAIT-2 by now).
-                    self.set_state(cfg, now, State::Closing, Cause::FinReceived, out)
-                }
-                State::FinWait2 => {
-                    self.set_state(cfg, now, State::TimeWait, Cause::FinReceived, out)
-                }
-                _ => {}
-            }
-        } else if seg.has(Flags::FIN) && text_end != self.rcv_nxt && self.state.is_synchronized() {
-            need_ack = true; // a FIN behind a gap, or a duplicate: re-acknowledge
+            let to = match self.state {
+                // Our FIN is unacknowledged (else we would be in FIN-WAIT-2 by now).
+                State::FinWait1 => State::Closing,
+                State::FinWait2 => State::TimeWait,
+                _ => State::CloseWait,
+            };
+            self.set_state(cfg, now, to, Cause::FinReceived, out);
+        } else if seg.has(Flags::FIN) && fin_expected {
+            need_ack = true; // a FIN behind a gap: ask again for what is missing
         }
         need_ack
     }
@@ -1036,3 +1049,6 @@ impl Endpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
