@@ -188,10 +188,8 @@ enum Ev {
 fn cursor(ep: &Endpoint) -> (u32, u32) {
     if ep.state().is_synchronized() {
         (ep.rcv_nxt() - SeqNum(IRS), ep.snd_nxt() - SeqNum(ISS))
-    } else if ep.state() == State::SynSent {
-        (1, 1)
     } else {
-        (1, 1)
+        (1, 1) // the peer's first byte after its SYN; our SYN acknowledged
     }
 }
 
