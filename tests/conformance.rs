@@ -1,0 +1,191 @@
+//! The conformance runner against the project's copy of the recorded Linux scenarios, and the
+//! runner's own ability to fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tcpsim::conformance::{self, InProcess, Scenario, Step};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
+}
+
+fn scenario(name: &str) -> Scenario {
+    conformance::load(&dir().join(name)).expect("the shipped scenario parses")
+}
+
+#[test]
+fn every_shipped_scenario_passes_with_both_iss_variants() {
+    let files = conformance::collect(&[dir()]).unwrap();
+    assert!(
+        files.len() >= 29,
+        "found only {} scenario files",
+        files.len()
+    );
+    let reports = conformance::run_files(&files, &mut InProcess::new());
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.outcome.is_err())
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failing scenarios:\n{}",
+        failed.join("\n")
+    );
+}
+
+fn run(sc: &Scenario) -> Result<(), conformance::Mismatch> {
+    let (_, iss, off) = conformance::ISS_VARIANTS[0];
+    conformance::run_scenario(&mut InProcess::new(), sc, iss, off)
+}
+
+#[test]
+fn a_wrong_expected_segment_fails_at_its_step() {
+    let mut sc = scenario("passive-open.json");
+    let Step::Expect { seq, .. } = &mut sc.steps[2] else {
+        panic!("step 2 is the SYN-ACK")
+    };
+    *seq += 1;
+    let m = run(&sc).unwrap_err();
+    assert_eq!((m.step, m.op), (2, "expect"));
+    assert!(
+        m.expected.contains("seq=1") && m.got.contains("seq=0"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_wrong_state_fails_at_its_step() {
+    let mut sc = scenario("passive-open.json");
+    sc.steps[5] = Step::State {
+        is: "CLOSE_WAIT".into(),
+    };
+    let m = run(&sc).unwrap_err();
+    assert_eq!(
+        (m.step, m.op, m.expected.as_str(), m.got.as_str()),
+        (5, "state", "CLOSE_WAIT", "ESTABLISHED")
+    );
+}
+
+#[test]
+fn an_unexpected_segment_fails_before_the_next_inject() {
+    let mut sc = scenario("passive-open.json");
+    sc.steps.remove(2); // drop the expectation of the SYN-ACK
+    let m = run(&sc).unwrap_err();
+    assert_eq!(m.op, "inject");
+    assert!(m.got.contains("SYN|ACK"), "{m}");
+}
+
+#[test]
+fn an_unexpected_segment_fails_at_the_end_of_the_file() {
+    let mut sc = scenario("srv-data-retransmit.json");
+    sc.steps.truncate(9); // stop after the first retransmission's expect is removed
+    sc.steps.push(Step::Advance { ms: 200 });
+    let m = run(&sc).unwrap_err();
+    assert_eq!(m.op, "end of file");
+}
+
+#[test]
+fn a_segment_outside_the_time_tolerance_fails() {
+    // The retransmission comes 200 ms after the send (at 210 ms). Scripted 50 ms early, the
+    // runner looks 25 ms ahead and finds nothing; scripted 50 ms late, the segment it finds was
+    // emitted too early.
+    let mut early = scenario("srv-data-retransmit.json");
+    let Step::Advance { ms } = &mut early.steps[9] else {
+        panic!("step 9 advances")
+    };
+    *ms = 150;
+    let m = run(&early).unwrap_err();
+    assert_eq!(
+        (m.step, m.op, m.got.as_str()),
+        (10, "expect", "no segment"),
+        "{m}"
+    );
+
+    let mut late = scenario("srv-data-retransmit.json");
+    let Step::Advance { ms } = &mut late.steps[9] else {
+        panic!("step 9 advances")
+    };
+    *ms = 250;
+    let m = run(&late).unwrap_err();
+    assert_eq!((m.step, m.op), (10, "expect"));
+    assert!(
+        m.got.ends_with("at 210 ms") && m.expected.ends_with("at 260 ms"),
+        "{m}"
+    );
+}
+
+#[test]
+fn cli_passes_the_shipped_directory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+        .arg("conformance")
+        .arg(dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let files = conformance::collect(&[dir()]).unwrap().len();
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("pass ")).count(),
+        files
+    );
+    assert_eq!(
+        stdout.lines().last().unwrap(),
+        format!("{files} passed, 0 failed")
+    );
+}
+
+#[test]
+fn cli_reports_unparseable_and_failing_files_and_exits_non_zero() {
+    let tmp = std::env::temp_dir().join(format!("tcpsim-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(
+        tmp.join("broken.json"),
+        "{ \"name\": \"x\", \"role\": \"server\", \"steps\": [ {\"op\": \"jump\"} ] }",
+    )
+    .unwrap();
+    let mut bad = std::fs::read_to_string(dir().join("srv-rst-exact.json")).unwrap();
+    bad = bad.replace("\"is\": \"CLOSED\"", "\"is\": \"LISTEN\"");
+    std::fs::write(tmp.join("wrong.json"), bad).unwrap();
+    std::fs::copy(dir().join("passive-open.json"), tmp.join("ok.json")).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+        .arg("conformance")
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    std::fs::remove_dir_all(&tmp).ok();
+    assert!(!out.status.success());
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("broken.json").starts_with("FAIL")
+            && line("broken.json").contains("unknown variant `jump`"),
+        "{stdout}"
+    );
+    assert!(
+        line("wrong.json").contains("step 8 (state): expected LISTEN, got CLOSED"),
+        "{stdout}"
+    );
+    assert!(line("ok.json").starts_with("pass"), "{stdout}");
+    assert_eq!(stdout.lines().last().unwrap(), "1 passed, 2 failed");
+}
+
+#[test]
+fn cli_names_a_missing_path() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+        .args(["conformance", "/no/such/dir"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/no/such/dir: no such file or directory")
+    );
+}

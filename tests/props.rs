@@ -1,0 +1,186 @@
+//! Property tests of the core: whatever the calls, segments and clock do, nothing panics and the
+//! TCB stays sane; an AUTO pair always opens and always closes.
+
+use proptest::prelude::*;
+use tcpsim::tcp::pair::{Log, Scratch};
+use tcpsim::tcp::{Config, Direction, Flags, Pair, Segment, SeqNum, Side, State};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Send(Side, u32),
+    Shutdown(Side),
+    Close(Side),
+    Abort(Side),
+    CloseBoth(bool),
+    Deliver(Direction),
+    Drop(Direction),
+    Duplicate(Direction),
+    Reorder(Direction, u32),
+    /// A forged segment: numbers are offsets from the receiver's RCV.NXT and SND.UNA.
+    Forge {
+        to: Side,
+        flags: u8,
+        seq_off: i32,
+        ack_off: i32,
+        len: u32,
+        wnd: u16,
+    },
+    Advance(u64),
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Client), Just(Side::Server)]
+}
+
+fn dir() -> impl Strategy<Value = Direction> {
+    prop_oneof![
+        Just(Direction::ClientToServer),
+        Just(Direction::ServerToClient)
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (side(), 0u32..20_000).prop_map(|(s, n)| Op::Send(s, n)),
+        1 => side().prop_map(Op::Shutdown),
+        1 => side().prop_map(Op::Close),
+        1 => side().prop_map(Op::Abort),
+        1 => any::<bool>().prop_map(Op::CloseBoth),
+        4 => dir().prop_map(Op::Deliver),
+        1 => dir().prop_map(Op::Drop),
+        1 => dir().prop_map(Op::Duplicate),
+        1 => (dir(), 1u32..4).prop_map(|(d, n)| Op::Reorder(d, n)),
+        2 => (side(), 0u8..64, prop_oneof![-3000i32..3000, any::<i32>()], prop_oneof![-3000i32..3000, any::<i32>()],
+            prop_oneof![Just(0u32), 1u32..3000], any::<u16>())
+            .prop_map(|(to, flags, seq_off, ack_off, len, wnd)| Op::Forge { to, flags, seq_off, ack_off, len, wnd }),
+        2 => prop_oneof![0u64..500, 0u64..5_000, 0u64..200_000].prop_map(Op::Advance),
+    ]
+}
+
+fn check_invariants(p: &Pair, now: u64) -> Result<(), TestCaseError> {
+    for side in Side::BOTH {
+        let ep = p.endpoint(side);
+        prop_assert!(
+            ep.snd_una() <= ep.snd_nxt(),
+            "{side:?}: SND.UNA {} > SND.NXT {}",
+            ep.snd_una(),
+            ep.snd_nxt()
+        );
+        prop_assert!(
+            ep.snd_nxt() - ep.snd_una() <= 65_535 + 2,
+            "{side:?}: more in flight than any window"
+        );
+        if let Some(t) = ep.timer() {
+            prop_assert!(
+                t.deadline > now,
+                "{side:?}: timer at {} not fired by {now}",
+                t.deadline
+            );
+        }
+        if matches!(ep.state(), State::Closed | State::Listen) {
+            prop_assert!(ep.timer().is_none(), "{side:?}: a timer in {}", ep.state());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn manual_pair_survives_anything(
+        client_iss in any::<u32>(),
+        server_iss in any::<u32>(),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        let cfg = Config::default();
+        let mut p = Pair::manual();
+        let mut scratch = Scratch::default();
+        let mut log = Log::default();
+        let mut now = 0u64;
+        p.open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut log).unwrap();
+        for op in ops {
+            match op {
+                Op::Send(s, n) => { let _ = p.send(&cfg, now, s, n, &mut scratch, &mut log); }
+                Op::Shutdown(s) => { let _ = p.shutdown(&cfg, now, s, &mut scratch, &mut log); }
+                Op::Close(s) => { let _ = p.close(&cfg, now, s, &mut scratch, &mut log); }
+                Op::Abort(s) => { let _ = p.abort(&cfg, now, s, &mut scratch, &mut log); }
+                Op::CloseBoth(half) => { let _ = p.close_both(&cfg, now, half, &mut scratch, &mut log); }
+                Op::Deliver(d) => { let _ = p.deliver(&cfg, now, d, 1, &mut scratch, &mut log); }
+                Op::Drop(d) => { let _ = p.drop_segments(d, 1); }
+                Op::Duplicate(d) => { let _ = p.duplicate(d, 1); }
+                Op::Reorder(d, n) => { let _ = p.reorder(d, n); }
+                Op::Forge { to, flags, seq_off, ack_off, len, wnd } => {
+                    let ep = p.endpoint(to);
+                    let seg = Segment {
+                        seq: SeqNum(ep.rcv_nxt().0.wrapping_add(seq_off as u32)),
+                        ack: SeqNum(ep.snd_una().0.wrapping_add(ack_off as u32)),
+                        len,
+                        wnd,
+                        mss: (flags & Flags::SYN.0 != 0).then_some(536),
+                        flags: Flags(flags),
+                    };
+                    p.inject(&cfg, now, to, &seg, &mut scratch, &mut log);
+                }
+                Op::Advance(ms) => {
+                    now += ms;
+                    p.on_timeout(&cfg, now, &mut scratch, &mut log);
+                }
+            }
+            check_invariants(&p, now)?;
+        }
+        // Every transition reported chains: each side's next `from` is its previous `to`.
+        for side in Side::BOTH {
+            let mut at = State::Closed;
+            for (_, t) in log.transitions.iter().filter(|(s, _)| *s == side) {
+                prop_assert_eq!(t.from, at);
+                prop_assert_ne!(t.from, t.to);
+                at = t.to;
+            }
+            prop_assert_eq!(at, p.state(side));
+        }
+    }
+
+    #[test]
+    fn auto_pair_opens_and_closes(
+        client_iss in any::<u32>(),
+        server_iss in any::<u32>(),
+        sends in prop::collection::vec((side(), 0u32..200_000), 0..6),
+        how in 0u8..4,
+    ) {
+        let cfg = Config::default();
+        let mut p = Pair::auto();
+        let mut scratch = Scratch::default();
+        let mut now = 0u64;
+        p.open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut ()).unwrap();
+        prop_assert_eq!((p.state(Side::Client), p.state(Side::Server)), (State::Established, State::Established));
+        for (s, n) in sends {
+            p.send(&cfg, now, s, n, &mut scratch, &mut ()).unwrap();
+        }
+        for side in Side::BOTH {
+            let ep = p.endpoint(side);
+            prop_assert_eq!(ep.snd_una(), ep.snd_nxt(), "AUTO delivers and acknowledges everything");
+            prop_assert_eq!(ep.unsent(), 0);
+            prop_assert_eq!(ep.rcv_nxt(), p.endpoint(side.peer()).snd_nxt());
+        }
+        match how {
+            0 => {
+                p.close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+                p.close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+            }
+            1 => {
+                p.close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+                p.close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+            }
+            2 => p.close_both(&cfg, now, false, &mut scratch, &mut ()).unwrap(),
+            _ => {
+                p.shutdown(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+                p.shutdown(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+            }
+        }
+        now += cfg.time_wait_ms();
+        p.on_timeout(&cfg, now, &mut scratch, &mut ());
+        prop_assert_eq!((p.state(Side::Client), p.state(Side::Server)), (State::Closed, State::Closed));
+        prop_assert_eq!(p.deadline(), None);
+    }
+}
