@@ -4,4 +4,5 @@
 //! - [`conformance`]: runs recorded Linux scenarios against the core.
 
 pub mod conformance;
+pub mod table;
 pub mod tcp;

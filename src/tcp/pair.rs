@@ -71,9 +71,13 @@ pub trait Observer {
     fn segment(&mut self, from: Side, seg: &Segment) {
         let _ = (from, seg);
     }
-    /// AUTO delivery hit [`AUTO_DELIVERY_LIMIT`] and dropped `n` segments still in flight.
-    fn overflow(&mut self, n: u32) {
-        let _ = n;
+    /// A segment arrived at `to` from the wire (AUTO delivery or a MANUAL deliver).
+    fn delivered(&mut self, to: Side, seg: &Segment) {
+        let _ = (to, seg);
+    }
+    /// AUTO delivery hit [`AUTO_DELIVERY_LIMIT`] and dropped this segment, sent by `from`.
+    fn overflow(&mut self, from: Side, seg: &Segment) {
+        let _ = (from, seg);
     }
 }
 
@@ -94,8 +98,8 @@ impl Observer for Log {
     fn segment(&mut self, from: Side, seg: &Segment) {
         self.segments.push((from, *seg));
     }
-    fn overflow(&mut self, n: u32) {
-        self.overflowed += n;
+    fn overflow(&mut self, _: Side, _: &Segment) {
+        self.overflowed += 1;
     }
 }
 
@@ -270,11 +274,14 @@ impl Pair {
         while let Some((dir, seg)) = scratch.queue.pop_front() {
             delivered += 1;
             if delivered > AUTO_DELIVERY_LIMIT {
-                obs.overflow(scratch.queue.len() as u32 + 1);
-                scratch.queue.clear();
+                obs.overflow(dir.to().peer(), &seg);
+                for (dir, seg) in scratch.queue.drain(..) {
+                    obs.overflow(dir.to().peer(), &seg);
+                }
                 break;
             }
             let to = dir.to();
+            obs.delivered(to, &seg);
             let ep = match to {
                 Side::Client => &mut self.client,
                 Side::Server => &mut self.server,
@@ -313,6 +320,28 @@ impl Pair {
         self.with(cfg, now, Side::Server, scratch, obs, |ep, out| {
             ep.listen(cfg, now, server_iss, out)
         })?;
+        self.with(cfg, now, Side::Client, scratch, obs, |ep, out| {
+            ep.connect(cfg, now, client_iss, out)
+        })
+    }
+
+    /// A new connection on this pair's 4-tuple while the server is in TIME-WAIT and the client
+    /// is gone (CLOSED): the client connects again with `client_iss`, and the server's TIME-WAIT
+    /// takes the SYN if it is above RCV.NXT, as Linux does (see `Endpoint::on_segment`).
+    pub fn reconnect<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        client_iss: SeqNum,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        if self.server.state() != State::TimeWait {
+            return Err(Error::InvalidInState {
+                call: super::endpoint::Call::Connect,
+                state: self.server.state(),
+            });
+        }
         self.with(cfg, now, Side::Client, scratch, obs, |ep, out| {
             ep.connect(cfg, now, client_iss, out)
         })
@@ -508,6 +537,7 @@ impl Pair {
                 break;
             };
             moved.push(seg);
+            obs.delivered(dir.to(), &seg);
             self.inject(cfg, now, dir.to(), &seg, scratch, obs);
         }
         Ok(moved)

@@ -1,0 +1,524 @@
+//! Addresses like a real host's: client IPs from configured pools, an ephemeral port range
+//! (Linux `ip_local_port_range`, 32768–60999), configured server addr:ports — and the connection
+//! id, which *is* the 4-tuple packed into 64 bits, so a lookup by either is one lookup.
+//!
+//! Owns: the id encoding and the port allocator. A port stays taken while its connection exists,
+//! TIME-WAIT included. Ports are per (client IP, server addr:port), as Linux's `connect()` shares a
+//! local port between different destinations.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use rustc_hash::FxBuildHasher;
+
+/// A connection id: `server index:16 | client IP index:32 | client port:16`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl ConnId {
+    fn pack(server: u16, ip: u32, port: u16) -> ConnId {
+        ConnId(u64::from(server) << 48 | u64::from(ip) << 16 | u64::from(port))
+    }
+    fn server(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+    fn ip(self) -> u32 {
+        (self.0 >> 16) as u32
+    }
+    fn port(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+/// A connection's IPv4 4-tuple.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FourTuple {
+    pub client: SocketAddrV4,
+    pub server: SocketAddrV4,
+}
+
+impl fmt::Display for FourTuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.client, self.server)
+    }
+}
+
+/// A block of client addresses, `10.0.0.0/16`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Cidr {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn len(&self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn offset_of(&self, ip: Ipv4Addr) -> Option<u64> {
+        let off = u64::from(u32::from(ip)).checked_sub(u64::from(u32::from(self.base)))?;
+        (off < self.len()).then_some(off)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (ip, prefix) = s.split_once('/').unwrap_or((s, "32"));
+        let base: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{s:?}: not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("{s:?}: prefix is not a number"))?;
+        if prefix > 32 {
+            return Err(format!("{s:?}: prefix {prefix} is over 32"));
+        }
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        };
+        if u32::from(base) & !mask != 0 {
+            return Err(format!(
+                "{s:?}: host bits are set (the block starts at {})",
+                Ipv4Addr::from(u32::from(base) & mask)
+            ));
+        }
+        Ok(Cidr { base, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// Why an address was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("client address {0} is in no client pool")]
+    ClientNotInPool(Ipv4Addr),
+    #[error("server address {0} is not a configured server")]
+    UnknownServer(SocketAddrV4),
+    #[error("client port 0 is not a port")]
+    PortZero,
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The configured pools and servers, and the mapping between ids and 4-tuples.
+#[derive(Debug)]
+pub struct Addresses {
+    /// Each pool with the index of its first address.
+    pools: Vec<(Cidr, u64)>,
+    total_ips: u64,
+    servers: Vec<SocketAddrV4>,
+    server_index: HashMap<SocketAddrV4, u16, FxBuildHasher>,
+    pub port_lo: u16,
+    pub port_hi: u16,
+}
+
+impl Addresses {
+    pub fn new(
+        pools: &[Cidr],
+        servers: &[SocketAddrV4],
+        ports: (u16, u16),
+    ) -> Result<Addresses, AddrError> {
+        let err = |s: String| Err(AddrError::Config(s));
+        if pools.is_empty() {
+            return err("no client address pool".into());
+        }
+        if servers.is_empty() || servers.len() > 1 << 16 {
+            return err(format!(
+                "{} servers: between 1 and 65536 are allowed",
+                servers.len()
+            ));
+        }
+        if ports.0 == 0 || ports.0 > ports.1 {
+            return err(format!(
+                "port range {}-{} is empty or starts at 0",
+                ports.0, ports.1
+            ));
+        }
+        let mut indexed = Vec::with_capacity(pools.len());
+        let mut total = 0u64;
+        for (i, p) in pools.iter().enumerate() {
+            if pools[..i]
+                .iter()
+                .any(|q| q.offset_of(p.base).is_some() || p.offset_of(q.base).is_some())
+            {
+                return err(format!("client pools overlap at {p}"));
+            }
+            indexed.push((*p, total));
+            total += p.len();
+        }
+        if total > 1 << 32 {
+            return err(format!(
+                "client pools hold {total} addresses; at most 2^32 are allowed"
+            ));
+        }
+        let mut server_index = HashMap::default();
+        for (i, s) in servers.iter().enumerate() {
+            if server_index.insert(*s, i as u16).is_some() {
+                return err(format!("server {s} is listed twice"));
+            }
+        }
+        Ok(Addresses {
+            pools: indexed,
+            total_ips: total,
+            servers: servers.to_vec(),
+            server_index,
+            port_lo: ports.0,
+            port_hi: ports.1,
+        })
+    }
+
+    pub fn client_ips(&self) -> u64 {
+        self.total_ips
+    }
+
+    pub fn servers(&self) -> &[SocketAddrV4] {
+        &self.servers
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = Cidr> + '_ {
+        self.pools.iter().map(|(c, _)| *c)
+    }
+
+    /// Ephemeral ports per (client IP, server).
+    pub fn range_len(&self) -> u32 {
+        u32::from(self.port_hi - self.port_lo) + 1
+    }
+
+    pub fn ip_index(&self, ip: Ipv4Addr) -> Result<u32, AddrError> {
+        self.pools
+            .iter()
+            .find_map(|(c, start)| c.offset_of(ip).map(|off| (start + off) as u32))
+            .ok_or(AddrError::ClientNotInPool(ip))
+    }
+
+    pub fn ip_at(&self, index: u32) -> Ipv4Addr {
+        let index = u64::from(index);
+        let (pool, start) = self
+            .pools
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= index)
+            .expect("index 0 is in the first pool, and indices only come from this table");
+        Ipv4Addr::from((u64::from(u32::from(pool.base)) + index - start) as u32)
+    }
+
+    pub fn server_index(&self, server: SocketAddrV4) -> Result<u16, AddrError> {
+        self.server_index
+            .get(&server)
+            .copied()
+            .ok_or(AddrError::UnknownServer(server))
+    }
+
+    pub fn id_of(&self, t: &FourTuple) -> Result<ConnId, AddrError> {
+        if t.client.port() == 0 {
+            return Err(AddrError::PortZero);
+        }
+        Ok(ConnId::pack(
+            self.server_index(t.server)?,
+            self.ip_index(*t.client.ip())?,
+            t.client.port(),
+        ))
+    }
+
+    /// The 4-tuple an id stands for, if the id could have come from this table.
+    pub fn tuple_of(&self, id: ConnId) -> Option<FourTuple> {
+        let server = *self.servers.get(usize::from(id.server()))?;
+        if u64::from(id.ip()) >= self.total_ips || id.port() == 0 {
+            return None;
+        }
+        Some(FourTuple {
+            client: SocketAddrV4::new(self.ip_at(id.ip()), id.port()),
+            server,
+        })
+    }
+
+    fn in_range(&self, port: u16) -> bool {
+        (self.port_lo..=self.port_hi).contains(&port)
+    }
+}
+
+/// Ephemeral ports in use, one bitmap per (client IP, server) that has any.
+#[derive(Debug)]
+struct PortSet {
+    bits: Box<[u64]>,
+    used: u32,
+    /// Where the next search starts (Linux searches on from a moving offset too).
+    cursor: u32,
+}
+
+impl PortSet {
+    fn new(len: u32) -> PortSet {
+        PortSet {
+            bits: vec![0; len.div_ceil(64) as usize].into_boxed_slice(),
+            used: 0,
+            cursor: 0,
+        }
+    }
+
+    fn take_free(&mut self, len: u32) -> Option<u32> {
+        if self.used >= len {
+            return None;
+        }
+        for step in 0..len {
+            let i = (self.cursor + step) % len;
+            let (w, b) = ((i / 64) as usize, i % 64);
+            if self.bits[w] >> b & 1 == 0 {
+                self.bits[w] |= 1 << b;
+                self.used += 1;
+                self.cursor = (i + 1) % len;
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, i: u32) -> bool {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        let was_free = self.bits[w] >> b & 1 == 0;
+        if was_free {
+            self.bits[w] |= 1 << b;
+            self.used += 1;
+        }
+        was_free
+    }
+
+    fn free(&mut self, i: u32) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        debug_assert!(self.bits[w] >> b & 1 == 1, "freeing a free port");
+        self.bits[w] &= !(1 << b);
+        self.used -= 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct PortsInner {
+    sets: HashMap<(u32, u16), PortSet, FxBuildHasher>,
+    /// Per server: the client IP index new connections are taken from, until it is full.
+    current_ip: HashMap<u16, u32, FxBuildHasher>,
+    used: u64,
+}
+
+/// The ephemeral port allocator. One lock: an allocation is a few dozen nanoseconds.
+#[derive(Debug, Default)]
+pub struct Ports {
+    inner: Mutex<PortsInner>,
+}
+
+/// No ephemeral port is free toward that server (from that client IP, if one was named).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortsExhausted;
+
+impl Ports {
+    /// Takes a free (client IP, port) toward `server`: from `ip` if given, else from the pools,
+    /// filling one client IP before moving to the next (a host uses its first address until it
+    /// runs out of ports toward a destination).
+    pub fn allocate(
+        &self,
+        addrs: &Addresses,
+        server: u16,
+        ip: Option<u32>,
+    ) -> Result<(u32, u16), PortsExhausted> {
+        let len = addrs.range_len();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *inner;
+        let candidates: Box<dyn Iterator<Item = u32>> = match ip {
+            Some(ip) => Box::new(std::iter::once(ip)),
+            None => {
+                let start = *inner.current_ip.get(&server).unwrap_or(&0);
+                let total = addrs.client_ips();
+                Box::new((0..total).map(move |i| ((u64::from(start) + i) % total) as u32))
+            }
+        };
+        for ip in candidates {
+            let set = inner
+                .sets
+                .entry((ip, server))
+                .or_insert_with(|| PortSet::new(len));
+            if let Some(i) = set.take_free(len) {
+                inner.used += 1;
+                if ip_is_pooled(ip, addrs) {
+                    inner.current_ip.insert(server, ip);
+                }
+                return Ok((ip, addrs.port_lo + i as u16));
+            }
+        }
+        Err(PortsExhausted)
+    }
+
+    /// Takes a specific port (an explicit 4-tuple). False if it is taken. Ports outside the
+    /// ephemeral range are not tracked here: the table's map keeps their 4-tuples unique.
+    pub fn claim(&self, addrs: &Addresses, server: u16, ip: u32, port: u16) -> bool {
+        if !addrs.in_range(port) {
+            return true;
+        }
+        let len = addrs.range_len();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = inner
+            .sets
+            .entry((ip, server))
+            .or_insert_with(|| PortSet::new(len))
+            .take(u32::from(port - addrs.port_lo));
+        if taken {
+            inner.used += 1;
+        }
+        taken
+    }
+
+    /// Gives back the port of a connection that is gone.
+    pub fn release(&self, addrs: &Addresses, id: ConnId) {
+        let port = id.port();
+        if !addrs.in_range(port) {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (id.ip(), id.server());
+        if let Some(set) = inner.sets.get_mut(&key) {
+            set.free(u32::from(port - addrs.port_lo));
+            if set.used == 0 {
+                inner.sets.remove(&key);
+            }
+            inner.used -= 1;
+        }
+    }
+
+    /// Ephemeral ports in use.
+    pub fn used(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).used
+    }
+
+    /// Ephemeral ports in all: every client IP × every server × the range.
+    pub fn capacity(addrs: &Addresses) -> u64 {
+        addrs.client_ips() * addrs.servers().len() as u64 * u64::from(addrs.range_len())
+    }
+}
+
+fn ip_is_pooled(ip: u32, addrs: &Addresses) -> bool {
+    u64::from(ip) < addrs.client_ips()
+}
+
+/// Whether `id`'s port is one the allocator tracks.
+pub fn tracks(addrs: &Addresses, id: ConnId) -> bool {
+    addrs.in_range(id.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(pools: &[&str], ports: (u16, u16)) -> Addresses {
+        let pools: Vec<Cidr> = pools.iter().map(|p| p.parse().unwrap()).collect();
+        Addresses::new(
+            &pools,
+            &[
+                "10.255.0.1:80".parse().unwrap(),
+                "10.255.0.2:443".parse().unwrap(),
+            ],
+            ports,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn test_id_is_the_tuple() {
+        let a = addrs(&["10.0.0.0/24", "192.168.7.0/30"], (32768, 60999));
+        let t = FourTuple {
+            client: "192.168.7.2:40000".parse().unwrap(),
+            server: "10.255.0.2:443".parse().unwrap(),
+        };
+        let id = a.id_of(&t).unwrap();
+        assert_eq!(a.tuple_of(id), Some(t));
+        assert_eq!(id, ConnId::pack(1, 256 + 2, 40000));
+        let stranger = FourTuple {
+            client: "172.16.0.1:40000".parse().unwrap(),
+            ..t
+        };
+        assert_eq!(
+            a.id_of(&stranger),
+            Err(AddrError::ClientNotInPool("172.16.0.1".parse().unwrap()))
+        );
+        assert!(a.tuple_of(ConnId::pack(9, 0, 1)).is_none());
+    }
+
+    #[test]
+    fn test_cidr_parsing() {
+        assert_eq!("10.0.0.0/16".parse::<Cidr>().unwrap().len(), 65536);
+        assert_eq!("10.0.0.7".parse::<Cidr>().unwrap().len(), 1);
+        assert!(
+            "10.0.0.1/16"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("host bits")
+        );
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        let overlap = Addresses::new(
+            &[
+                "10.0.0.0/16".parse().unwrap(),
+                "10.0.3.0/24".parse().unwrap(),
+            ],
+            &["1.1.1.1:1".parse().unwrap()],
+            (1, 2),
+        );
+        assert!(overlap.is_err());
+    }
+
+    #[test]
+    fn test_ports_fill_one_ip_then_the_next_then_run_out() {
+        let a = addrs(&["10.0.0.0/31"], (1000, 1003)); // 2 IPs × 4 ports
+        let p = Ports::default();
+        let mut got = vec![];
+        while let Ok(x) = p.allocate(&a, 0, None) {
+            got.push(x);
+        }
+        assert_eq!(
+            got,
+            [
+                (0, 1000),
+                (0, 1001),
+                (0, 1002),
+                (0, 1003),
+                (1, 1000),
+                (1, 1001),
+                (1, 1002),
+                (1, 1003)
+            ]
+        );
+        assert_eq!(p.used(), 8);
+        // Another server has its own ports.
+        assert!(p.allocate(&a, 1, None).is_ok());
+        p.release(&a, ConnId::pack(0, 1, 1002));
+        assert_eq!(p.allocate(&a, 0, None), Ok((1, 1002)));
+        assert_eq!(p.allocate(&a, 0, Some(0)), Err(PortsExhausted));
+    }
+
+    #[test]
+    fn test_claim_marks_ports_the_allocator_then_skips() {
+        let a = addrs(&["10.0.0.0/32"], (1000, 1002));
+        let p = Ports::default();
+        assert!(p.claim(&a, 0, 0, 1000));
+        assert!(!p.claim(&a, 0, 0, 1000));
+        assert!(p.claim(&a, 0, 0, 80)); // outside the range: not tracked
+        assert_eq!(p.allocate(&a, 0, None), Ok((0, 1001)));
+        assert_eq!(p.used(), 2);
+    }
+}

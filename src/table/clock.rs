@@ -1,0 +1,51 @@
+//! The table's time: real (milliseconds since the table started) or virtual (moves only when
+//! told). Every table operation reads `now` here and passes it down to the core.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+#[derive(Debug)]
+pub enum Clock {
+    Real { start: Instant },
+    Virtual { now: AtomicU64 },
+}
+
+impl Clock {
+    pub fn real() -> Clock {
+        Clock::Real {
+            start: Instant::now(),
+        }
+    }
+
+    pub fn virtual_at(ms: u64) -> Clock {
+        Clock::Virtual {
+            now: AtomicU64::new(ms),
+        }
+    }
+
+    /// Milliseconds on this clock.
+    pub fn now(&self) -> u64 {
+        match self {
+            Clock::Real { start } => start.elapsed().as_millis() as u64,
+            Clock::Virtual { now } => now.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn is_virtual(&self) -> bool {
+        matches!(self, Clock::Virtual { .. })
+    }
+
+    /// Moves a virtual clock forward to `ms` (never back). No effect on a real clock.
+    pub(crate) fn set(&self, ms: u64) {
+        if let Clock::Virtual { now } = self {
+            now.fetch_max(ms, Ordering::AcqRel);
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Clock::Real { .. } => "real",
+            Clock::Virtual { .. } => "virtual",
+        }
+    }
+}

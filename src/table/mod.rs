@@ -1,0 +1,1229 @@
+//! The connection table: connections by id in a sharded map (dashmap), their timers in one
+//! hierarchical wheel, addresses and ports like a real host's, and counters kept on every change.
+//!
+//! Owns: which connections exist, their 4-tuples and ports, their timers, and the accounting.
+//! Uses the core (`crate::tcp`) for every protocol decision and knows nothing of gRPC.
+//!
+//! Concurrency rules, which every method keeps:
+//! - a map guard is never held across `.await` (no method here is async but the clock driver,
+//!   which holds none), nor while touching another key;
+//! - lock order is map shard → wheel, and map shard → ports: the timer path takes due entries
+//!   from the wheel, lets go of it, then locks each connection's shard.
+//!
+//! Memory: the map holds `ConnId → Box<Conn>` (16-byte buckets), because hashbrown's load factor
+//! (0.44–0.87) would waste too much around 104-byte values stored inline. A pending timer costs a
+//! wheel entry; a connection without one costs nothing there.
+
+pub mod addr;
+pub mod clock;
+pub mod counters;
+pub mod wheel;
+
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+use rustc_hash::FxBuildHasher;
+
+use crate::tcp::pair::{Observer, Scratch, WireError};
+use crate::tcp::{
+    self, Direction, Endpoint, External, Pair, Segment, SeqNum, Side, State, Timer, TimerKind,
+    Transition,
+};
+use addr::Ports;
+pub use addr::{AddrError, Addresses, Cidr, ConnId, FourTuple};
+pub use clock::Clock;
+pub use counters::{CounterSnapshot, Counters, OpenFailure, SegmentOutcome};
+use wheel::Wheel;
+
+/// How a connection's segments travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// A pair whose segments are delivered at once.
+    Auto,
+    /// A pair whose segments wait on the wire for the caller.
+    Manual,
+    /// One endpoint (a client that connects, or a server that listens) whose peer is the caller.
+    External(Side),
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "AUTO",
+            Mode::Manual => "MANUAL",
+            Mode::External(_) => "EXTERNAL",
+        }
+    }
+}
+
+/// What the map holds.
+#[derive(Clone, Debug)]
+pub enum Conn {
+    Pair(Pair),
+    External(External),
+}
+
+impl Conn {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Conn::Pair(p) if p.is_auto() => Mode::Auto,
+            Conn::Pair(_) => Mode::Manual,
+            Conn::External(x) => Mode::External(external_role(x)),
+        }
+    }
+
+    /// The endpoint on `side`, if this connection has one.
+    pub fn endpoint(&self, side: Side) -> Option<&Endpoint> {
+        match self {
+            Conn::Pair(p) => Some(p.endpoint(side)),
+            Conn::External(x) => (external_role(x) == side).then_some(&x.endpoint),
+        }
+    }
+
+    pub fn sides(&self) -> &'static [Side] {
+        match self.mode() {
+            Mode::External(Side::Client) => &[Side::Client],
+            Mode::External(Side::Server) => &[Side::Server],
+            _ => &Side::BOTH,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<u64> {
+        match self {
+            Conn::Pair(p) => p.deadline(),
+            Conn::External(x) => x.endpoint.timer().map(|t| t.deadline),
+        }
+    }
+
+    fn timers(&self) -> [Option<TimerKind>; 2] {
+        let kind = |side| self.endpoint(side).and_then(|e| e.timer()).map(|t| t.kind);
+        [kind(Side::Client), kind(Side::Server)]
+    }
+
+    /// An AUTO pair is removed once both ends are CLOSED; MANUAL and EXTERNAL connections stay
+    /// (in CLOSED) until the caller removes them, so that their end can be inspected.
+    fn reapable(&self) -> bool {
+        matches!(self, Conn::Pair(p) if p.is_auto() && p.state(Side::Client) == State::Closed && p.state(Side::Server) == State::Closed)
+    }
+}
+
+/// An EXTERNAL endpoint is a server if it was opened with listen (its passive flag stays).
+fn external_role(x: &External) -> Side {
+    if x.endpoint.is_passive() {
+        Side::Server
+    } else {
+        Side::Client
+    }
+}
+
+/// Table settings.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    /// Map shards; a power of two. Default: 4 × the cores, rounded up.
+    pub shards: usize,
+    /// Connections to pre-size the map for.
+    pub capacity: usize,
+    /// Most connections the table holds; opens beyond are refused, as conntrack refuses.
+    pub max_connections: usize,
+    pub client_pools: Vec<Cidr>,
+    pub servers: Vec<SocketAddrV4>,
+    /// The ephemeral port range, inclusive (Linux `ip_local_port_range`).
+    pub ports: (u16, u16),
+    /// Seeds the initial sequence numbers, so a virtual-clock run replays exactly.
+    pub seed: u64,
+    /// Timers expired per batch; the wheel's lock is let go between batches.
+    pub timer_batch: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> TableConfig {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        TableConfig {
+            shards: (cores * 4).next_power_of_two(),
+            capacity: 1 << 16,
+            max_connections: 10_000_000,
+            client_pools: vec!["10.0.0.0/16".parse().expect("a valid block")],
+            servers: vec![SocketAddrV4::new(Ipv4Addr::new(10, 255, 0, 1), 80)],
+            ports: (32768, 60999),
+            seed: 0x7463_7073_696d,
+            timer_batch: 1024,
+        }
+    }
+}
+
+/// Why a table call was refused. Nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("no connection with id {0}")]
+    NotFound(ConnId),
+    #[error("the table is full: it holds its maximum of {max} connections")]
+    TableFull { max: usize },
+    #[error("no ephemeral port is free toward {server}{}", client.map(|c| format!(" from {c}")).unwrap_or_default())]
+    PortsExhausted {
+        server: SocketAddrV4,
+        client: Option<Ipv4Addr>,
+    },
+    #[error("4-tuple {tuple} is in use by connection {id} ({states})")]
+    TupleInUse {
+        tuple: FourTuple,
+        id: ConnId,
+        states: String,
+    },
+    #[error(transparent)]
+    Address(#[from] AddrError),
+    #[error("{side} endpoint: {source}")]
+    Tcp {
+        side: &'static str,
+        source: tcp::Error,
+    },
+    #[error("{op} needs a {needs} connection; connection {id} is {mode}")]
+    WrongMode {
+        op: &'static str,
+        id: ConnId,
+        mode: &'static str,
+        needs: &'static str,
+    },
+    #[error("connection {id} is EXTERNAL with a {role} endpoint only; it has no {side} endpoint")]
+    NoSuchSide {
+        id: ConnId,
+        role: &'static str,
+        side: &'static str,
+    },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("the clock is real; only a virtual clock can be advanced")]
+    RealClock,
+}
+
+fn tcp_err(side: Side) -> impl FnOnce(tcp::Error) -> Error {
+    move |source| Error::Tcp {
+        side: side.as_str(),
+        source,
+    }
+}
+
+/// Which sides a close acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sides {
+    One(Side),
+    /// Both at once: a simultaneous close.
+    Both,
+}
+
+/// A half-close (FIN, keep receiving) or a full close (the application is gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseHow {
+    Shutdown,
+    Close,
+}
+
+/// What to do with segments on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireAction {
+    Deliver,
+    Drop,
+    Duplicate,
+    Reorder,
+}
+
+/// An open request.
+#[derive(Clone, Debug)]
+pub struct OpenSpec {
+    pub mode: Mode,
+    /// An explicit 4-tuple; else one is allocated like `connect()` would.
+    pub tuple: Option<FourTuple>,
+    /// Allocate from this client address only.
+    pub client_ip: Option<Ipv4Addr>,
+    /// Toward this server; else the first configured one.
+    pub server: Option<SocketAddrV4>,
+    /// The client's (or the EXTERNAL endpoint's) ISS; else one is derived from the seed.
+    pub iss: Option<u32>,
+    /// The server's ISS in a pair.
+    pub server_iss: Option<u32>,
+}
+
+impl OpenSpec {
+    pub fn new(mode: Mode) -> OpenSpec {
+        OpenSpec {
+            mode,
+            tuple: None,
+            client_ip: None,
+            server: None,
+            iss: None,
+            server_iss: None,
+        }
+    }
+}
+
+/// A connection as opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub id: ConnId,
+    pub tuple: FourTuple,
+    pub states: [Option<State>; 2],
+    /// The 4-tuple was taken over from a server-side TIME-WAIT (Linux's TIME-WAIT recycling).
+    pub reused_time_wait: bool,
+}
+
+/// One side of a connection, for `get`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SideInfo {
+    pub side: Side,
+    pub state: State,
+    pub iss: SeqNum,
+    pub irs: SeqNum,
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    pub snd_wnd: u16,
+    pub rcv_nxt: SeqNum,
+    pub rcv_wnd: u16,
+    pub unsent: u32,
+    pub srtt_ms: Option<u16>,
+    pub rto_ms: u64,
+    pub timer: Option<Timer>,
+}
+
+/// A connection's whole state, for `get`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub tuple: FourTuple,
+    pub mode: Mode,
+    pub sides: Vec<SideInfo>,
+    /// MANUAL: segments on the wire, by direction. EXTERNAL: the outbox, in the endpoint's
+    /// direction.
+    pub wire: Vec<(Direction, Vec<Segment>)>,
+}
+
+impl ConnInfo {
+    pub fn side(&self, side: Side) -> Option<&SideInfo> {
+        self.sides.iter().find(|s| s.side == side)
+    }
+}
+
+/// The states of both sides (`None` where an EXTERNAL connection has no endpoint).
+pub type States = [Option<State>; 2];
+
+fn states_of(conn: &Conn) -> States {
+    [Side::Client, Side::Server].map(|s| conn.endpoint(s).map(Endpoint::state))
+}
+
+/// What an injection did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injected {
+    pub before: State,
+    pub after: State,
+    /// What the endpoint emitted in answer (EXTERNAL), or put on the wire (MANUAL), or what the
+    /// pair exchanged as a result (AUTO).
+    pub emitted: Vec<Segment>,
+}
+
+/// What a wire action moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireOutcome {
+    pub moved: Vec<Segment>,
+    pub states: States,
+}
+
+/// Timers fired by a clock advance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advanced {
+    pub now: u64,
+    pub fired: u64,
+}
+
+/// A full scan of the table, for checking the counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub connections: usize,
+    pub occupancy: [[i64; 11]; 2],
+    pub timers_pending: [i64; 5],
+    pub connections_with_timers: usize,
+    pub tracked_ports: u64,
+}
+
+/// Table-wide figures.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub connections: usize,
+    pub max_connections: usize,
+    pub counters: CounterSnapshot,
+    pub ports_used: u64,
+    pub ports_capacity: u64,
+    pub wheel_entries: usize,
+    pub clock: &'static str,
+    pub now: u64,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Counts what a connection does while a table call runs.
+struct Tally<'a> {
+    counters: &'a Counters,
+}
+
+impl Observer for Tally<'_> {
+    fn transition(&mut self, side: Side, t: Transition) {
+        self.counters.transition(side, t.from, t.to);
+    }
+    fn segment(&mut self, from: Side, _: &Segment) {
+        self.counters.segment(from, SegmentOutcome::Sent, 1);
+    }
+    fn delivered(&mut self, to: Side, _: &Segment) {
+        self.counters.segment(to, SegmentOutcome::Delivered, 1);
+    }
+    fn overflow(&mut self, from: Side, _: &Segment) {
+        self.counters.segment(from, SegmentOutcome::Overflowed, 1);
+    }
+}
+
+/// The table.
+pub struct Table {
+    tcp: tcp::Config,
+    addrs: Addresses,
+    ports: Ports,
+    map: DashMap<ConnId, Box<Conn>, FxBuildHasher>,
+    wheel: Mutex<Wheel>,
+    clock: Clock,
+    counters: Counters,
+    len: AtomicUsize,
+    max: usize,
+    seed: u64,
+    batch: usize,
+}
+
+impl Table {
+    pub fn new(cfg: TableConfig, tcp: tcp::Config, clock: Clock) -> Result<Table, String> {
+        if !cfg.shards.is_power_of_two() || cfg.shards < 2 {
+            return Err(format!(
+                "shards: {} is not a power of two of at least 2",
+                cfg.shards
+            ));
+        }
+        let addrs = Addresses::new(&cfg.client_pools, &cfg.servers, cfg.ports)
+            .map_err(|e| e.to_string())?;
+        let now = clock.now();
+        Ok(Table {
+            tcp,
+            addrs,
+            ports: Ports::default(),
+            map: DashMap::with_capacity_and_hasher_and_shard_amount(
+                cfg.capacity,
+                FxBuildHasher,
+                cfg.shards,
+            ),
+            wheel: Mutex::new(Wheel::new(now)),
+            clock,
+            counters: Counters::default(),
+            len: AtomicUsize::new(0),
+            max: cfg.max_connections,
+            seed: cfg.seed,
+            batch: cfg.timer_batch.max(1),
+        })
+    }
+
+    pub fn tcp_config(&self) -> &tcp::Config {
+        &self.tcp
+    }
+
+    pub fn addresses(&self) -> &Addresses {
+        &self.addrs
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
+        let id = self.addrs.id_of(tuple).ok()?;
+        self.map.contains_key(&id).then_some(id)
+    }
+
+    fn wheel(&self) -> std::sync::MutexGuard<'_, Wheel> {
+        self.wheel.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A deterministic ISS per (seed, id, time), spread like RFC 6528's.
+    fn iss(&self, id: ConnId, now: u64, salt: u64) -> SeqNum {
+        SeqNum(
+            splitmix64(self.seed ^ id.0.rotate_left(17) ^ now.wrapping_mul(0x9E37_79B9) ^ salt)
+                as u32,
+        )
+    }
+
+    /// After a call changed `conn`: keep the timer counters and the wheel in step with it.
+    fn sync_timers(
+        &self,
+        id: ConnId,
+        before: [Option<TimerKind>; 2],
+        before_deadline: Option<u64>,
+        conn: &Conn,
+    ) {
+        let after = conn.timers();
+        for (b, a) in before.into_iter().zip(after) {
+            if b != a {
+                if let Some(k) = b {
+                    self.counters.timer_disarmed(k);
+                }
+                if let Some(k) = a {
+                    self.counters.timer_armed(k);
+                }
+            }
+        }
+        let deadline = conn.deadline();
+        if deadline != before_deadline {
+            self.wheel().set(id.0, deadline);
+        }
+    }
+
+    /// Runs `op` on connection `id` under its shard's lock, keeps the accounting, and removes the
+    /// connection if it is finished. The single path for every mutation of an existing connection.
+    fn with_conn<R>(
+        &self,
+        id: ConnId,
+        op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut result = None;
+        let removed = self.map.remove_if_mut(&id, |_, conn| {
+            let (timers, deadline) = (conn.timers(), conn.deadline());
+            let mut tally = Tally {
+                counters: &self.counters,
+            };
+            let r = op(conn, &mut tally);
+            self.sync_timers(id, timers, deadline, conn);
+            let reap = conn.reapable();
+            result = Some(r);
+            reap
+        });
+        if let Some((id, conn)) = removed {
+            self.forget(id, &conn);
+        }
+        result.unwrap_or(Err(Error::NotFound(id)))
+    }
+
+    /// Accounting for a connection that left the map.
+    fn forget(&self, id: ConnId, conn: &Conn) {
+        for &side in conn.sides() {
+            if let Some(ep) = conn.endpoint(side) {
+                self.counters.leave(side, ep.state());
+                if let Some(t) = ep.timer() {
+                    self.counters.timer_disarmed(t.kind);
+                }
+            }
+        }
+        if conn.deadline().is_some() {
+            self.wheel().cancel(id.0);
+        }
+        self.ports.release(&self.addrs, id);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.counters.removed();
+    }
+
+    // ---- open ------------------------------------------------------------------------------------
+
+    /// Opens one connection: an AUTO pair is ESTABLISHED when this returns; a MANUAL pair has its
+    /// SYN on the wire; an EXTERNAL client has sent its SYN, an EXTERNAL server listens.
+    pub fn open(&self, spec: &OpenSpec) -> Result<Opened, Error> {
+        // Reserve a place first, so concurrent opens never pass the maximum.
+        if self.len.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            self.counters.open_failed(OpenFailure::TableFull);
+            return Err(Error::TableFull { max: self.max });
+        }
+        let r = self.open_reserved(spec);
+        if r.as_ref().is_ok_and(|o| o.reused_time_wait) || r.is_err() {
+            self.len.fetch_sub(1, Ordering::Relaxed); // no new entry after all
+        }
+        r
+    }
+
+    fn open_reserved(&self, spec: &OpenSpec) -> Result<Opened, Error> {
+        let now = self.clock.now();
+        let (id, tuple, claimed) = match spec.tuple {
+            Some(tuple) => {
+                let id = self.addrs.id_of(&tuple)?;
+                let (server, ip) = (
+                    self.addrs.server_index(tuple.server)?,
+                    self.addrs.ip_index(*tuple.client.ip())?,
+                );
+                let claimed = self
+                    .ports
+                    .claim(&self.addrs, server, ip, tuple.client.port());
+                (id, tuple, claimed)
+            }
+            None => {
+                let server_addr = spec.server.unwrap_or(self.addrs.servers()[0]);
+                let server = self.addrs.server_index(server_addr)?;
+                let ip = spec
+                    .client_ip
+                    .map(|ip| self.addrs.ip_index(ip))
+                    .transpose()?;
+                let Ok((ip, port)) = self.ports.allocate(&self.addrs, server, ip) else {
+                    self.counters.open_failed(OpenFailure::PortsExhausted);
+                    return Err(Error::PortsExhausted {
+                        server: server_addr,
+                        client: spec.client_ip,
+                    });
+                };
+                let tuple = FourTuple {
+                    client: SocketAddrV4::new(self.addrs.ip_at(ip), port),
+                    server: server_addr,
+                };
+                (
+                    self.addrs.id_of(&tuple).expect("allocated from the pools"),
+                    tuple,
+                    true,
+                )
+            }
+        };
+        let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
+        let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
+        let mut tally = Tally {
+            counters: &self.counters,
+        };
+        match self.map.entry(id) {
+            MapEntry::Vacant(slot) => {
+                let mut conn = match spec.mode {
+                    Mode::Auto => Conn::Pair(Pair::auto()),
+                    Mode::Manual => Conn::Pair(Pair::manual()),
+                    Mode::External(_) => Conn::External(External::new()),
+                };
+                let sides: &[Side] = match spec.mode {
+                    Mode::External(role) => std::slice::from_ref(if role == Side::Client {
+                        &Side::Client
+                    } else {
+                        &Side::Server
+                    }),
+                    _ => &Side::BOTH,
+                };
+                for &side in sides {
+                    self.counters.enter(side, State::Closed);
+                }
+                let cfg = &self.tcp;
+                let r = SCRATCH.with_borrow_mut(|scratch| match (&mut conn, spec.mode) {
+                    (Conn::Pair(p), _) => p.open(cfg, now, iss, server_iss, scratch, &mut tally),
+                    (Conn::External(x), Mode::External(Side::Client)) => {
+                        let r =
+                            x.connect(cfg, now, iss, &mut |t| tally.transition(Side::Client, t));
+                        self.counters.segment(
+                            Side::Client,
+                            SegmentOutcome::Sent,
+                            x.outbox().len() as u64,
+                        );
+                        r
+                    }
+                    (Conn::External(x), _) => {
+                        x.listen(cfg, now, iss, &mut |t| tally.transition(Side::Server, t))
+                    }
+                });
+                r.expect("a fresh endpoint accepts listen and connect");
+                self.sync_timers(id, [None, None], None, &conn);
+                let states = states_of(&conn);
+                slot.insert(Box::new(conn));
+                self.counters.opened();
+                Ok(Opened {
+                    id,
+                    tuple,
+                    states,
+                    reused_time_wait: false,
+                })
+            }
+            MapEntry::Occupied(mut entry) => {
+                // Only an explicit 4-tuple can meet a connection already there.
+                debug_assert!(spec.tuple.is_some() && !claimed);
+                let conn: &mut Conn = entry.get_mut();
+                let states = states_of(conn);
+                let recyclable = matches!(conn, Conn::Pair(_))
+                    && states == [Some(State::Closed), Some(State::TimeWait)];
+                if !recyclable || spec.mode != conn.mode() {
+                    self.counters.open_failed(OpenFailure::TupleInUse);
+                    return Err(Error::TupleInUse {
+                        tuple,
+                        id,
+                        states: describe_states(&states),
+                    });
+                }
+                // Linux: a SYN above RCV.NXT takes over a TIME-WAIT 4-tuple. Our SYN must be
+                // above the old connection's sequence space, so the ISS is placed past it.
+                let Conn::Pair(p) = conn else {
+                    unreachable!("checked above")
+                };
+                let iss = spec.iss.map_or(p.server.rcv_nxt() + (1 << 20), SeqNum);
+                let (timers, deadline) = (conn.timers(), conn.deadline());
+                let Conn::Pair(p) = conn else {
+                    unreachable!("checked above")
+                };
+                let cfg = &self.tcp;
+                SCRATCH
+                    .with_borrow_mut(|scratch| p.reconnect(cfg, now, iss, scratch, &mut tally))
+                    .map_err(tcp_err(Side::Client))?;
+                self.sync_timers(id, timers, deadline, conn);
+                self.counters.opened();
+                Ok(Opened {
+                    id,
+                    tuple,
+                    states: states_of(conn),
+                    reused_time_wait: true,
+                })
+            }
+        }
+    }
+
+    // ---- user calls on existing connections ---------------------------------------------------
+
+    /// Closes one side (FIN; `Close` also orphans it), or both at once (simultaneous close).
+    pub fn close(&self, id: ConnId, sides: Sides, how: CloseHow) -> Result<States, Error> {
+        let now = self.clock.now();
+        let cfg = &self.tcp;
+        self.with_conn(id, |conn, tally| {
+            let half = how == CloseHow::Shutdown;
+            match (conn, sides) {
+                (Conn::Pair(p), Sides::Both) => SCRATCH
+                    .with_borrow_mut(|s| p.close_both(cfg, now, half, s, tally))
+                    .map_err(|e| Error::Tcp {
+                        side: "both",
+                        source: e,
+                    })?,
+                (Conn::Pair(p), Sides::One(side)) => SCRATCH
+                    .with_borrow_mut(|s| {
+                        if half {
+                            p.shutdown(cfg, now, side, s, tally)
+                        } else {
+                            p.close(cfg, now, side, s, tally)
+                        }
+                    })
+                    .map_err(tcp_err(side))?,
+                (Conn::External(x), sides) => {
+                    let role = external_role(x);
+                    if sides != Sides::One(role) {
+                        return Err(no_side(
+                            id,
+                            role,
+                            if sides == Sides::Both {
+                                "BOTH"
+                            } else {
+                                role.peer().as_str()
+                            },
+                        ));
+                    }
+                    let sent = x.outbox().len();
+                    let t = &mut |t| tally.transition(role, t);
+                    if half {
+                        x.shutdown(cfg, now, t)
+                    } else {
+                        x.close(cfg, now, t)
+                    }
+                    .map_err(tcp_err(role))?;
+                    tally.counters.segment(
+                        role,
+                        SegmentOutcome::Sent,
+                        (x.outbox().len() - sent) as u64,
+                    );
+                }
+            }
+            Ok(())
+        })?;
+        self.states(id)
+    }
+
+    /// Aborts one side: RST where Linux sends one, then CLOSED.
+    pub fn abort(&self, id: ConnId, side: Side) -> Result<States, Error> {
+        self.user_call(id, side, UserOp::Abort)
+    }
+
+    /// The application on `side` sends `bytes`.
+    pub fn send(&self, id: ConnId, side: Side, bytes: u32) -> Result<States, Error> {
+        self.user_call(id, side, UserOp::Send(bytes))
+    }
+
+    fn user_call(&self, id: ConnId, side: Side, op: UserOp) -> Result<States, Error> {
+        let now = self.clock.now();
+        let cfg = &self.tcp;
+        self.with_conn(id, |conn, tally| {
+            match conn {
+                Conn::Pair(p) => SCRATCH.with_borrow_mut(|s| match op {
+                    UserOp::Abort => p.abort(cfg, now, side, s, tally),
+                    UserOp::Send(n) => p.send(cfg, now, side, n, s, tally),
+                }),
+                Conn::External(x) => {
+                    let role = external_role(x);
+                    if role != side {
+                        return Err(no_side(id, role, side.as_str()));
+                    }
+                    let sent = x.outbox().len();
+                    let t = &mut |t| tally.transition(role, t);
+                    let r = match op {
+                        UserOp::Abort => x.abort(cfg, now, t),
+                        UserOp::Send(n) => x.send(cfg, now, n, t),
+                    };
+                    tally.counters.segment(
+                        role,
+                        SegmentOutcome::Sent,
+                        (x.outbox().len() - sent) as u64,
+                    );
+                    r
+                }
+            }
+            .map_err(tcp_err(side))
+        })?;
+        self.states(id)
+    }
+
+    /// A forged segment arrives at `to`.
+    pub fn inject(&self, id: ConnId, to: Side, seg: &Segment) -> Result<Injected, Error> {
+        let now = self.clock.now();
+        let cfg = &self.tcp;
+        self.with_conn(id, |conn, tally| {
+            let before = conn.endpoint(to).map(Endpoint::state);
+            let Some(before) = before else {
+                let role = if let Conn::External(x) = conn {
+                    external_role(x)
+                } else {
+                    to
+                };
+                return Err(no_side(id, role, to.as_str()));
+            };
+            tally.counters.segment(to, SegmentOutcome::Injected, 1);
+            let emitted = match conn {
+                Conn::External(x) => {
+                    let out = x.inject(cfg, now, seg, &mut |t| tally.transition(to, t));
+                    tally
+                        .counters
+                        .segment(to, SegmentOutcome::Sent, out.len() as u64);
+                    out
+                }
+                Conn::Pair(p) => {
+                    let mut log = Collect {
+                        inner: tally,
+                        segments: Vec::new(),
+                    };
+                    SCRATCH.with_borrow_mut(|s| p.inject(cfg, now, to, seg, s, &mut log));
+                    log.segments
+                }
+            };
+            let after = conn.endpoint(to).map_or(before, Endpoint::state);
+            Ok(Injected {
+                before,
+                after,
+                emitted,
+            })
+        })
+    }
+
+    /// MANUAL: deliver, drop, duplicate or reorder the first `count` segments travelling `dir`.
+    /// EXTERNAL: `Deliver` hands the caller what the endpoint emitted on its own (timers, calls),
+    /// `Drop` discards it; `dir` must be the endpoint's own direction.
+    pub fn wire(
+        &self,
+        id: ConnId,
+        dir: Direction,
+        action: WireAction,
+        count: u32,
+    ) -> Result<WireOutcome, Error> {
+        let now = self.clock.now();
+        let cfg = &self.tcp;
+        self.with_conn(id, |conn, tally| {
+            let from = dir.to().peer();
+            let moved = match conn {
+                Conn::Pair(p) if p.is_auto() => {
+                    return Err(Error::WrongMode {
+                        op: "wire",
+                        id,
+                        mode: "AUTO",
+                        needs: "MANUAL or EXTERNAL",
+                    });
+                }
+                Conn::Pair(p) => match action {
+                    WireAction::Deliver => {
+                        SCRATCH.with_borrow_mut(|s| p.deliver(cfg, now, dir, count, s, tally))?
+                    }
+                    WireAction::Drop => p.drop_segments(dir, count)?,
+                    WireAction::Duplicate => p.duplicate(dir, count)?,
+                    WireAction::Reorder => p.reorder(dir, count)?,
+                },
+                Conn::External(x) => {
+                    let role = external_role(x);
+                    if from != role {
+                        return Err(no_side(id, role, from.as_str()));
+                    }
+                    let waiting = x.outbox().len() as u32;
+                    if waiting < count {
+                        return Err(WireError::NotEnough {
+                            dir,
+                            requested: count,
+                            waiting,
+                        }
+                        .into());
+                    }
+                    match action {
+                        WireAction::Deliver | WireAction::Drop => {
+                            x.take(count as usize).into_iter().map(|e| e.seg).collect()
+                        }
+                        WireAction::Duplicate | WireAction::Reorder => {
+                            return Err(Error::WrongMode {
+                                op: "duplicate or reorder",
+                                id,
+                                mode: "EXTERNAL",
+                                needs: "MANUAL",
+                            });
+                        }
+                    }
+                }
+            };
+            let outcome = match action {
+                WireAction::Deliver => None, // counted as delivered by the pair
+                WireAction::Drop => Some(SegmentOutcome::Dropped),
+                WireAction::Duplicate => Some(SegmentOutcome::Duplicated),
+                WireAction::Reorder => Some(SegmentOutcome::Reordered),
+            };
+            if let Some(o) = outcome {
+                tally.counters.segment(from, o, moved.len() as u64);
+            }
+            if matches!(conn, Conn::External(_)) && action == WireAction::Deliver {
+                tally
+                    .counters
+                    .segment(from.peer(), SegmentOutcome::Delivered, moved.len() as u64);
+            }
+            Ok(WireOutcome {
+                moved,
+                states: states_of(conn),
+            })
+        })
+    }
+
+    /// Removes a connection (MANUAL and EXTERNAL ones stay until removed), freeing its port.
+    /// No segment is sent: use `abort` first for a RST.
+    pub fn remove(&self, id: ConnId) -> Result<(), Error> {
+        let (id, conn) = self.map.remove(&id).ok_or(Error::NotFound(id))?;
+        self.forget(id, &conn);
+        Ok(())
+    }
+
+    fn states(&self, id: ConnId) -> Result<States, Error> {
+        // The connection may have been reaped by the call (AUTO, both CLOSED).
+        Ok(self
+            .map
+            .get(&id)
+            .map_or([Some(State::Closed), Some(State::Closed)], |c| {
+                states_of(&c)
+            }))
+    }
+
+    // ---- queries ------------------------------------------------------------------------------
+
+    pub fn get(&self, id: ConnId) -> Result<ConnInfo, Error> {
+        let conn = self.map.get(&id).ok_or(Error::NotFound(id))?;
+        Ok(self.info(id, &conn))
+    }
+
+    fn info(&self, id: ConnId, conn: &Conn) -> ConnInfo {
+        let cfg = &self.tcp;
+        let sides = conn
+            .sides()
+            .iter()
+            .filter_map(|&side| conn.endpoint(side).map(|ep| (side, ep)))
+            .map(|(side, ep)| SideInfo {
+                side,
+                state: ep.state(),
+                iss: ep.iss(),
+                irs: ep.irs(),
+                snd_una: ep.snd_una(),
+                snd_nxt: ep.snd_nxt(),
+                snd_wnd: ep.snd_wnd(),
+                rcv_nxt: ep.rcv_nxt(),
+                rcv_wnd: ep.rcv_wnd(cfg),
+                unsent: ep.unsent(),
+                srtt_ms: ep.srtt(),
+                rto_ms: ep.rto_ms(cfg),
+                timer: ep.timer(),
+            })
+            .collect();
+        let wire = match conn {
+            Conn::Pair(p) => p
+                .wire()
+                .map(|w| {
+                    vec![
+                        (
+                            Direction::ClientToServer,
+                            w.client_to_server.iter().copied().collect(),
+                        ),
+                        (
+                            Direction::ServerToClient,
+                            w.server_to_client.iter().copied().collect(),
+                        ),
+                    ]
+                })
+                .unwrap_or_default(),
+            Conn::External(x) => {
+                vec![(
+                    Direction::from_side(external_role(x)),
+                    x.outbox().iter().map(|e| e.seg).collect(),
+                )]
+            }
+        };
+        ConnInfo {
+            id,
+            tuple: self
+                .addrs
+                .tuple_of(id)
+                .expect("ids in the map come from this table's addresses"),
+            mode: conn.mode(),
+            sides,
+            wire,
+        }
+    }
+
+    /// Visits every connection (shard by shard, holding one shard's read lock at a time).
+    pub fn for_each(&self, mut f: impl FnMut(ConnId, &Conn)) {
+        for item in self.map.iter() {
+            f(*item.key(), item.value());
+        }
+    }
+
+    /// Connections matching `filter`, in id order, after `after`, at most `limit` of them.
+    pub fn list(
+        &self,
+        after: Option<ConnId>,
+        limit: usize,
+        filter: impl Fn(&Conn) -> bool,
+    ) -> Vec<ConnInfo> {
+        let mut ids: Vec<ConnId> = Vec::new();
+        self.for_each(|id, c| {
+            if after.is_none_or(|a| id > a) && filter(c) {
+                ids.push(id);
+            }
+        });
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| self.get(id).ok())
+            .take(limit)
+            .collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.len(),
+            max_connections: self.max,
+            counters: self.counters.snapshot(),
+            ports_used: self.ports.used(),
+            ports_capacity: Ports::capacity(&self.addrs),
+            wheel_entries: self.wheel().len(),
+            clock: self.clock.name(),
+            now: self.clock.now(),
+        }
+    }
+
+    /// Recounts everything from the connections themselves (O(connections); for checks).
+    pub fn scan(&self) -> Scan {
+        let mut scan = Scan::default();
+        self.for_each(|id, conn| {
+            scan.connections += 1;
+            for &side in conn.sides() {
+                if let Some(ep) = conn.endpoint(side) {
+                    scan.occupancy[counters::side_ix(side)][ep.state() as usize] += 1;
+                    if let Some(t) = ep.timer() {
+                        scan.timers_pending[counters::timer_ix(t.kind)] += 1;
+                    }
+                }
+            }
+            if conn.deadline().is_some() {
+                scan.connections_with_timers += 1;
+            }
+            if addr::tracks(&self.addrs, id) {
+                scan.tracked_ports += 1;
+            }
+        });
+        scan
+    }
+
+    /// Checks that the wheel holds exactly one entry per connection with a timer, at its
+    /// deadline. O(connections); for tests.
+    pub fn check_wheel(&self) -> Result<(), String> {
+        let mut with_timers = 0;
+        let mut err = None;
+        self.for_each(|id, conn| {
+            let want = conn.deadline();
+            let got = self.wheel().deadline(id.0);
+            if want.is_some() {
+                with_timers += 1;
+            }
+            if want != got && err.is_none() {
+                err = Some(format!(
+                    "connection {id}: deadline {want:?}, wheel has {got:?}"
+                ));
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let entries = self.wheel().len();
+        if entries != with_timers {
+            return Err(format!(
+                "{entries} wheel entries for {with_timers} connections with timers"
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- time ---------------------------------------------------------------------------------
+
+    /// Fires every timer due at or before `now`, a batch at a time (the wheel's lock is let go
+    /// between batches). Each fires with the clock's `now`; returns how many timers fired.
+    pub fn run_timers(&self, now: u64) -> u64 {
+        let mut fired = 0;
+        let mut due = Vec::with_capacity(self.batch);
+        loop {
+            let more = self.wheel().poll(now, self.batch, &mut due);
+            for (key, deadline) in due.drain(..) {
+                fired += self.fire(ConnId(key), deadline, now);
+            }
+            if !more {
+                return fired;
+            }
+        }
+    }
+
+    /// One batch of `run_timers`, for drivers that yield between batches. Returns (fired, more).
+    pub fn run_timer_batch(&self, now: u64) -> (u64, bool) {
+        let mut due = Vec::with_capacity(self.batch);
+        let more = self.wheel().poll(now, self.batch, &mut due);
+        let fired = due
+            .into_iter()
+            .map(|(key, deadline)| self.fire(ConnId(key), deadline, now))
+            .sum();
+        (fired, more)
+    }
+
+    fn fire(&self, id: ConnId, deadline: u64, now: u64) -> u64 {
+        let cfg = &self.tcp;
+        let real = !self.clock.is_virtual();
+        let r = self.with_conn(id, |conn, tally| {
+            // The wheel entry is gone; with_conn re-files the connection's next deadline.
+            let mut fired = 0;
+            for &side in conn.sides() {
+                if let Some(t) = conn
+                    .endpoint(side)
+                    .and_then(Endpoint::timer)
+                    .filter(|t| t.deadline <= now)
+                {
+                    tally.counters.timer_fired(t.kind);
+                    if real {
+                        tally.counters.lag(now.saturating_sub(t.deadline));
+                    }
+                    fired += 1;
+                }
+            }
+            match conn {
+                Conn::Pair(p) => {
+                    SCRATCH.with_borrow_mut(|s| p.on_timeout(cfg, now, s, tally));
+                }
+                Conn::External(x) => {
+                    let role = external_role(x);
+                    let sent = x.outbox().len();
+                    x.on_timeout(cfg, now, &mut |t| tally.transition(role, t));
+                    tally.counters.segment(
+                        role,
+                        SegmentOutcome::Sent,
+                        (x.outbox().len() - sent) as u64,
+                    );
+                }
+            }
+            Ok(fired)
+        });
+        let _ = deadline;
+        r.unwrap_or(0)
+    }
+
+    /// Virtual clock: moves time on by `ms`, firing every timer due on the way in deadline order,
+    /// each at its own deadline. Deterministic: the same calls give the same results.
+    pub fn advance(&self, ms: u64) -> Result<Advanced, Error> {
+        if !self.clock.is_virtual() {
+            return Err(Error::RealClock);
+        }
+        let target = self.clock.now().saturating_add(ms);
+        let mut fired = 0;
+        loop {
+            let next = self.wheel().next_expiration();
+            match next {
+                Some(t) if t <= target => {
+                    self.clock.set(t);
+                    fired += self.run_timers(t);
+                }
+                _ => break,
+            }
+        }
+        self.clock.set(target);
+        self.wheel().poll(target, 0, &mut Vec::new());
+        Ok(Advanced { now: target, fired })
+    }
+}
+
+/// The user calls that act on one side.
+#[derive(Clone, Copy)]
+enum UserOp {
+    Abort,
+    Send(u32),
+}
+
+/// Collects the segments a pair sends during one call, and counts as usual.
+struct Collect<'a, 'b> {
+    inner: &'a mut Tally<'b>,
+    segments: Vec<Segment>,
+}
+
+impl Observer for Collect<'_, '_> {
+    fn transition(&mut self, side: Side, t: Transition) {
+        self.inner.transition(side, t);
+    }
+    fn segment(&mut self, from: Side, seg: &Segment) {
+        self.segments.push(*seg);
+        self.inner.segment(from, seg);
+    }
+    fn delivered(&mut self, to: Side, seg: &Segment) {
+        self.inner.delivered(to, seg);
+    }
+    fn overflow(&mut self, from: Side, seg: &Segment) {
+        self.inner.overflow(from, seg);
+    }
+}
+
+fn no_side(id: ConnId, role: Side, side: &'static str) -> Error {
+    Error::NoSuchSide {
+        id,
+        role: role.as_str(),
+        side,
+    }
+}
+
+fn describe_states(states: &States) -> String {
+    let name = |s: &Option<State>| s.map_or("-", |s| s.rfc_name());
+    format!("client {}, server {}", name(&states[0]), name(&states[1]))
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,471 @@
+//! Table tests: every operation's normal path, limits, addresses, refusals, and the counters
+//! against a full scan.
+
+use super::*;
+use crate::tcp::Flags;
+
+fn table_with(cfg: TableConfig, tcp: tcp::Config) -> Table {
+    Table::new(cfg, tcp, Clock::virtual_at(0)).unwrap()
+}
+
+fn table() -> Table {
+    table_with(
+        TableConfig {
+            shards: 4,
+            capacity: 64,
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    )
+}
+
+/// Counters, scan and wheel agree.
+fn consistent(t: &Table) {
+    let stats = t.stats();
+    let scan = t.scan();
+    assert_eq!(scan.connections, stats.connections, "connections");
+    assert_eq!(scan.occupancy, stats.counters.occupancy, "occupancy");
+    assert_eq!(
+        scan.timers_pending, stats.counters.timers_pending,
+        "timers pending"
+    );
+    assert_eq!(scan.tracked_ports, stats.ports_used, "ports");
+    assert_eq!(
+        scan.connections_with_timers, stats.wheel_entries,
+        "wheel entries"
+    );
+    t.check_wheel().unwrap();
+}
+
+const C: Option<State> = Some(State::Closed);
+
+#[test]
+fn auto_lifecycle_through_the_table() {
+    let t = table();
+    let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    assert_eq!(
+        o.states,
+        [Some(State::Established), Some(State::Established)]
+    );
+    assert_eq!(o.tuple.client, "10.0.0.0:32768".parse().unwrap());
+    assert_eq!(t.lookup(&o.tuple), Some(o.id));
+    let s = t.stats();
+    assert_eq!(s.counters.occupancy(Side::Client, State::Established), 1);
+    assert_eq!(
+        s.counters
+            .transitions(Side::Server, State::SynReceived, State::Established),
+        1
+    );
+    assert_eq!(s.counters.segments(Side::Client, SegmentOutcome::Sent), 2);
+    assert_eq!(
+        s.counters.segments(Side::Client, SegmentOutcome::Delivered),
+        1
+    );
+    assert_eq!(s.ports_used, 1);
+    consistent(&t);
+
+    t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
+        .unwrap();
+    assert_eq!(
+        t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
+            .unwrap(),
+        [Some(State::TimeWait), C]
+    );
+    assert_eq!(t.stats().counters.timers_pending(TimerKind::TimeWait), 1);
+    consistent(&t);
+
+    assert_eq!(t.advance(59_999).unwrap().fired, 0);
+    assert_eq!(
+        t.get(o.id).unwrap().side(Side::Client).unwrap().state,
+        State::TimeWait
+    );
+    let a = t.advance(1).unwrap();
+    assert_eq!((a.now, a.fired), (60_000, 1));
+    assert_eq!(
+        t.get(o.id),
+        Err(Error::NotFound(o.id)),
+        "an AUTO pair is removed once both sides are CLOSED"
+    );
+    let s = t.stats();
+    assert_eq!((s.connections, s.ports_used, s.wheel_entries), (0, 0, 0));
+    assert_eq!(s.counters.timers_fired(TimerKind::TimeWait), 1);
+    assert_eq!(s.counters.removed, 1);
+    assert!(s.counters.occupancy.iter().flatten().all(|&n| n == 0));
+    consistent(&t);
+}
+
+#[test]
+fn simultaneous_close_leaves_both_in_time_wait_with_one_wheel_entry() {
+    let t = table();
+    let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    assert_eq!(
+        t.close(o.id, Sides::Both, CloseHow::Close).unwrap(),
+        [Some(State::TimeWait), Some(State::TimeWait)]
+    );
+    let s = t.stats();
+    assert_eq!(s.counters.timers_pending(TimerKind::TimeWait), 2);
+    assert_eq!(s.wheel_entries, 1);
+    assert_eq!(
+        s.counters
+            .transitions(Side::Server, State::FinWait1, State::Closing),
+        1
+    );
+    consistent(&t);
+    assert_eq!(t.advance(60_000).unwrap().fired, 2);
+    assert!(t.is_empty());
+    consistent(&t);
+}
+
+#[test]
+fn table_full_is_refused_and_counted() {
+    let t = table_with(
+        TableConfig {
+            shards: 2,
+            max_connections: 3,
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    );
+    for _ in 0..3 {
+        t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    }
+    assert_eq!(
+        t.open(&OpenSpec::new(Mode::Manual)),
+        Err(Error::TableFull { max: 3 })
+    );
+    let s = t.stats();
+    assert_eq!(s.counters.open_failures(OpenFailure::TableFull), 1);
+    assert_eq!((s.connections, s.ports_used), (3, 3));
+    consistent(&t);
+}
+
+#[test]
+fn ports_run_out_and_come_back_after_time_wait() {
+    let cfg = TableConfig {
+        shards: 2,
+        client_pools: vec!["10.9.0.0/31".parse().unwrap()],
+        ports: (1000, 1001),
+        ..TableConfig::default()
+    };
+    let t = table_with(cfg, tcp::Config::default());
+    let ids: Vec<ConnId> = (0..4)
+        .map(|_| t.open(&OpenSpec::new(Mode::Auto)).unwrap().id)
+        .collect();
+    let err = t.open(&OpenSpec::new(Mode::Auto)).unwrap_err();
+    assert_eq!(
+        err,
+        Error::PortsExhausted {
+            server: "10.255.0.1:80".parse().unwrap(),
+            client: None
+        }
+    );
+    assert_eq!(
+        t.stats()
+            .counters
+            .open_failures(OpenFailure::PortsExhausted),
+        1
+    );
+    // TIME-WAIT keeps its port.
+    for &id in &ids {
+        t.close(id, Sides::One(Side::Client), CloseHow::Close)
+            .unwrap();
+        t.close(id, Sides::One(Side::Server), CloseHow::Close)
+            .unwrap();
+    }
+    assert!(matches!(
+        t.open(&OpenSpec::new(Mode::Auto)),
+        Err(Error::PortsExhausted { .. })
+    ));
+    t.advance(60_000).unwrap();
+    assert_eq!(t.stats().ports_used, 0);
+    let again = t
+        .open(&OpenSpec {
+            client_ip: Some("10.9.0.1".parse().unwrap()),
+            ..OpenSpec::new(Mode::Auto)
+        })
+        .unwrap();
+    assert_eq!(
+        *again.tuple.client.ip(),
+        "10.9.0.1".parse::<Ipv4Addr>().unwrap()
+    );
+    consistent(&t);
+}
+
+fn tuple(client: &str) -> FourTuple {
+    FourTuple {
+        client: client.parse().unwrap(),
+        server: "10.255.0.1:80".parse().unwrap(),
+    }
+}
+
+#[test]
+fn explicit_tuple_in_use_is_refused_without_change() {
+    let t = table();
+    let spec = OpenSpec {
+        tuple: Some(tuple("10.0.3.4:40000")),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    let o = t.open(&spec).unwrap();
+    assert_eq!(o.tuple, tuple("10.0.3.4:40000"));
+    let before = t.get(o.id).unwrap();
+    let err = t.open(&spec).unwrap_err();
+    assert!(
+        matches!(err, Error::TupleInUse { id, .. } if id == o.id),
+        "{err}"
+    );
+    assert_eq!(t.get(o.id).unwrap(), before);
+    assert_eq!(t.stats().counters.open_failures(OpenFailure::TupleInUse), 1);
+    assert_eq!(t.len(), 1);
+    // The allocator skips a port an explicit 4-tuple holds.
+    let stranger = OpenSpec {
+        tuple: Some(tuple("172.16.0.1:40000")),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    assert!(matches!(
+        t.open(&stranger),
+        Err(Error::Address(AddrError::ClientNotInPool(_)))
+    ));
+    consistent(&t);
+}
+
+#[test]
+fn explicit_tuple_on_server_time_wait_reopens_it_like_linux() {
+    let t = table();
+    let spec = OpenSpec {
+        tuple: Some(tuple("10.0.3.4:40000")),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    let o = t.open(&spec).unwrap();
+    // The server closes first: it holds TIME-WAIT; the client ends CLOSED.
+    t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
+        .unwrap();
+    assert_eq!(
+        t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
+            .unwrap(),
+        [C, Some(State::TimeWait)]
+    );
+    let again = t.open(&spec).unwrap();
+    assert!(again.reused_time_wait);
+    assert_eq!(again.id, o.id);
+    assert_eq!(
+        again.states,
+        [Some(State::Established), Some(State::Established)]
+    );
+    let s = t.stats();
+    assert_eq!(
+        s.counters
+            .transitions(Side::Server, State::TimeWait, State::Listen),
+        1
+    );
+    assert_eq!(s.connections, 1);
+    consistent(&t);
+
+    // A client-side TIME-WAIT is not reusable (Linux refuses without timestamps).
+    t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
+        .unwrap();
+    t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
+        .unwrap();
+    assert!(matches!(t.open(&spec), Err(Error::TupleInUse { .. })));
+    consistent(&t);
+}
+
+#[test]
+fn manual_connection_steps_and_dropped_final_ack() {
+    let t = table();
+    let o = t
+        .open(&OpenSpec {
+            iss: Some(100),
+            server_iss: Some(300),
+            ..OpenSpec::new(Mode::Manual)
+        })
+        .unwrap();
+    assert_eq!(o.states, [Some(State::SynSent), Some(State::Listen)]);
+    let info = t.get(o.id).unwrap();
+    assert_eq!(info.wire[0].1.len(), 1);
+    let c2s = Direction::ClientToServer;
+    let s2c = Direction::ServerToClient;
+    let w = t.wire(o.id, c2s, WireAction::Deliver, 1).unwrap();
+    assert_eq!(
+        (w.moved[0].seq, w.moved[0].flags),
+        (SeqNum(100), Flags::SYN)
+    );
+    assert_eq!(w.states, [Some(State::SynSent), Some(State::SynReceived)]);
+    t.wire(o.id, s2c, WireAction::Deliver, 1).unwrap();
+    let w = t.wire(o.id, c2s, WireAction::Drop, 1).unwrap();
+    assert_eq!(w.moved[0].ack, SeqNum(301));
+    assert_eq!(
+        t.stats()
+            .counters
+            .segments(Side::Client, SegmentOutcome::Dropped),
+        1
+    );
+    consistent(&t);
+    // SYN-ACK retransmissions land on the wire; the server gives up at 63 s and listens again.
+    t.advance(1_000).unwrap();
+    assert_eq!(t.get(o.id).unwrap().wire[1].1.len(), 1);
+    t.wire(o.id, s2c, WireAction::Drop, 1).unwrap();
+    t.advance(62_000).unwrap();
+    let info = t.get(o.id).unwrap();
+    assert_eq!(info.side(Side::Server).unwrap().state, State::Listen);
+    assert_eq!(
+        t.stats()
+            .counters
+            .transitions(Side::Server, State::SynReceived, State::Listen),
+        1
+    );
+    consistent(&t);
+    // MANUAL connections stay until removed.
+    t.remove(o.id).unwrap();
+    assert!(t.is_empty());
+    consistent(&t);
+}
+
+#[test]
+fn external_server_answers_injections_and_queues_timer_segments() {
+    let t = table();
+    let o = t
+        .open(&OpenSpec {
+            iss: Some(5000),
+            ..OpenSpec::new(Mode::External(Side::Server))
+        })
+        .unwrap();
+    assert_eq!(o.states, [None, Some(State::Listen)]);
+    let syn = Segment {
+        seq: SeqNum(0),
+        flags: Flags::SYN,
+        wnd: 1000,
+        mss: Some(1000),
+        ..Segment::default()
+    };
+    let r = t.inject(o.id, Side::Server, &syn).unwrap();
+    assert_eq!((r.before, r.after), (State::Listen, State::SynReceived));
+    assert_eq!(
+        (r.emitted.len(), r.emitted[0].seq, r.emitted[0].ack),
+        (1, SeqNum(5000), SeqNum(1))
+    );
+    // The SYN-ACK retransmission is the endpoint's own: it waits for a wire DELIVER.
+    t.advance(1000).unwrap();
+    let info = t.get(o.id).unwrap();
+    assert_eq!(
+        info.wire,
+        vec![(Direction::ServerToClient, vec![r.emitted[0]])]
+    );
+    let w = t
+        .wire(o.id, Direction::ServerToClient, WireAction::Deliver, 1)
+        .unwrap();
+    assert_eq!(w.moved, vec![r.emitted[0]]);
+    assert!(matches!(
+        t.wire(o.id, Direction::ClientToServer, WireAction::Deliver, 1),
+        Err(Error::NoSuchSide { .. })
+    ));
+    assert!(matches!(
+        t.send(o.id, Side::Client, 10),
+        Err(Error::NoSuchSide { .. })
+    ));
+    assert_eq!(
+        t.stats()
+            .counters
+            .segments(Side::Server, SegmentOutcome::Injected),
+        1
+    );
+    consistent(&t);
+}
+
+#[test]
+fn refused_calls_change_nothing() {
+    let t = table();
+    let auto = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    let manual = t.open(&OpenSpec::new(Mode::Manual)).unwrap();
+    t.close(auto.id, Sides::One(Side::Client), CloseHow::Close)
+        .unwrap();
+    let snapshot = |t: &Table| {
+        (
+            t.get(auto.id).unwrap(),
+            t.get(manual.id).unwrap(),
+            t.stats().counters,
+        )
+    };
+    let before = snapshot(&t);
+    let c2s = Direction::ClientToServer;
+    assert!(matches!(
+        t.wire(auto.id, c2s, WireAction::Deliver, 1),
+        Err(Error::WrongMode { .. })
+    ));
+    assert!(matches!(
+        t.wire(manual.id, c2s, WireAction::Deliver, 5),
+        Err(Error::Wire(WireError::NotEnough { .. }))
+    ));
+    assert!(matches!(
+        t.send(manual.id, Side::Server, 10),
+        Err(Error::Tcp { side: "server", .. })
+    ));
+    assert!(matches!(
+        t.send(auto.id, Side::Server, u32::MAX),
+        Err(Error::Tcp {
+            source: tcp::Error::SendBufferFull { .. },
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.close(auto.id, Sides::One(Side::Client), CloseHow::Close),
+        Err(Error::Tcp { side: "client", .. })
+    ));
+    assert!(matches!(
+        t.close(auto.id, Sides::Both, CloseHow::Close),
+        Err(Error::Tcp { side: "both", .. })
+    ));
+    assert_eq!(
+        t.send(ConnId(12345), Side::Client, 1),
+        Err(Error::NotFound(ConnId(12345)))
+    );
+    assert_eq!(t.remove(ConnId(12345)), Err(Error::NotFound(ConnId(12345))));
+    assert_eq!(snapshot(&t), before);
+    consistent(&t);
+}
+
+#[test]
+fn advance_on_a_real_clock_is_refused() {
+    let t = Table::new(
+        TableConfig {
+            shards: 2,
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+        Clock::real(),
+    )
+    .unwrap();
+    assert_eq!(t.advance(10), Err(Error::RealClock));
+}
+
+#[test]
+fn run_timers_expires_in_bounded_batches() {
+    let t = table_with(
+        TableConfig {
+            shards: 4,
+            timer_batch: 10,
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    );
+    let ids: Vec<ConnId> = (0..100)
+        .map(|_| t.open(&OpenSpec::new(Mode::Auto)).unwrap().id)
+        .collect();
+    for &id in &ids {
+        t.close(id, Sides::Both, CloseHow::Close).unwrap();
+    }
+    t.clock.set(60_000);
+    let mut batches = 0;
+    let mut fired = 0;
+    loop {
+        let (n, more) = t.run_timer_batch(60_000);
+        fired += n;
+        batches += 1;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(fired, 200);
+    assert!(batches >= 10, "{batches} batches of at most 10");
+    assert!(t.is_empty());
+    consistent(&t);
+}
