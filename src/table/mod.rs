@@ -470,11 +470,12 @@ impl Table {
     }
 
     /// After a call changed `conn`: keep the timer counters and the wheel in step with it.
+    /// `before_deadline: None` forces the wheel to be set from the connection (the timer path).
     fn sync_timers(
         &self,
         id: ConnId,
         before: [Option<TimerKind>; 2],
-        before_deadline: Option<u64>,
+        before_deadline: Option<Option<u64>>,
         conn: &Conn,
     ) {
         let after = conn.timers();
@@ -489,7 +490,7 @@ impl Table {
             }
         }
         let deadline = conn.deadline();
-        if deadline != before_deadline {
+        if before_deadline != Some(deadline) {
             self.wheel().set(id.0, deadline);
         }
     }
@@ -501,6 +502,17 @@ impl Table {
         id: ConnId,
         op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        self.with_conn_synced(id, false, op)
+    }
+
+    /// `with_conn`; `refile` puts the connection's deadline back in the wheel even if the call did
+    /// not change it (the timer path took the entry out before locking the connection).
+    fn with_conn_synced<R>(
+        &self,
+        id: ConnId,
+        refile: bool,
+        op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mut result = None;
         let removed = self.map.remove_if_mut(&id, |_, conn| {
             let (timers, deadline) = (conn.timers(), conn.deadline());
@@ -508,8 +520,13 @@ impl Table {
                 counters: &self.counters,
             };
             let r = op(conn, &mut tally);
-            self.sync_timers(id, timers, deadline, conn);
+            self.sync_timers(id, timers, if refile { None } else { Some(deadline) }, conn);
             let reap = conn.reapable();
+            if reap {
+                // Under the shard lock, so that an open of this 4-tuple sees the entry or the
+                // free port, never the one without the other.
+                self.ports.release(&self.addrs, id);
+            }
             result = Some(r);
             reap
         });
@@ -519,7 +536,7 @@ impl Table {
         result.unwrap_or(Err(Error::NotFound(id)))
     }
 
-    /// Accounting for a connection that left the map.
+    /// Accounting for a connection that left the map (its port was released as it left).
     fn forget(&self, id: ConnId, conn: &Conn) {
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
@@ -532,7 +549,6 @@ impl Table {
         if conn.deadline().is_some() {
             self.wheel().cancel(id.0);
         }
-        self.ports.release(&self.addrs, id);
         self.len.fetch_sub(1, Ordering::Relaxed);
         self.counters.removed();
     }
@@ -601,6 +617,25 @@ impl Table {
         };
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
+                if !claimed {
+                    // The port was held when we looked, by a connection that has left since (we
+                    // hold this 4-tuple's shard now, so nothing else can take it): claim again.
+                    let (server, ip) = (
+                        self.addrs.server_index(tuple.server)?,
+                        self.addrs.ip_index(*tuple.client.ip())?,
+                    );
+                    if !self
+                        .ports
+                        .claim(&self.addrs, server, ip, tuple.client.port())
+                    {
+                        self.counters.open_failed(OpenFailure::TupleInUse);
+                        return Err(Error::TupleInUse {
+                            tuple,
+                            id,
+                            states: "its port is held".into(),
+                        });
+                    }
+                }
                 let mut conn = match spec.mode {
                     Mode::Auto => Conn::Pair(Pair::auto()),
                     Mode::Manual => Conn::Pair(Pair::manual()),
@@ -635,7 +670,7 @@ impl Table {
                     }
                 });
                 r.expect("a fresh endpoint accepts listen and connect");
-                self.sync_timers(id, [None, None], None, &conn);
+                self.sync_timers(id, [None, None], Some(None), &conn);
                 let states = states_of(&conn);
                 slot.insert(Box::new(conn));
                 self.counters.opened();
@@ -647,8 +682,8 @@ impl Table {
                 })
             }
             MapEntry::Occupied(mut entry) => {
-                // Only an explicit 4-tuple can meet a connection already there.
-                debug_assert!(spec.tuple.is_some() && !claimed);
+                // Only an explicit 4-tuple can meet a connection already there (the allocator hands
+                // out free ports only), and that connection holds the port: nothing to give back.
                 let conn: &mut Conn = entry.get_mut();
                 let states = states_of(conn);
                 let recyclable = matches!(conn, Conn::Pair(_))
@@ -675,7 +710,7 @@ impl Table {
                 SCRATCH
                     .with_borrow_mut(|scratch| p.reconnect(cfg, now, iss, scratch, &mut tally))
                     .map_err(tcp_err(Side::Client))?;
-                self.sync_timers(id, timers, deadline, conn);
+                self.sync_timers(id, timers, Some(deadline), conn);
                 self.counters.opened();
                 Ok(Opened {
                     id,
@@ -912,7 +947,13 @@ impl Table {
     /// Removes a connection (MANUAL and EXTERNAL ones stay until removed), freeing its port.
     /// No segment is sent: use `abort` first for a RST.
     pub fn remove(&self, id: ConnId) -> Result<(), Error> {
-        let (id, conn) = self.map.remove(&id).ok_or(Error::NotFound(id))?;
+        let (id, conn) = self
+            .map
+            .remove_if(&id, |_, _| {
+                self.ports.release(&self.addrs, id);
+                true
+            })
+            .ok_or(Error::NotFound(id))?;
         self.forget(id, &conn);
         Ok(())
     }
@@ -1083,6 +1124,46 @@ impl Table {
         Ok(())
     }
 
+    /// Checks every invariant the table keeps, by a full scan (O(connections); for tests and
+    /// the simulation): the counters equal a recount, the wheel holds exactly one entry per
+    /// connection with a timer, at its deadline, the ports in use are the connections holding
+    /// them, and every endpoint has SND.UNA ≤ SND.NXT.
+    pub fn verify(&self) -> Result<(), String> {
+        let stats = self.stats();
+        let scan = self.scan();
+        let c = &stats.counters;
+        let checks: [(&str, bool); 5] = [
+            ("connections", scan.connections == stats.connections),
+            ("occupancy", scan.occupancy == c.occupancy),
+            ("timers pending", scan.timers_pending == c.timers_pending),
+            ("ports in use", scan.tracked_ports == stats.ports_used),
+            (
+                "wheel entries",
+                scan.connections_with_timers == stats.wheel_entries,
+            ),
+        ];
+        if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(format!("{what} differ: counters {stats:?}, scan {scan:?}"));
+        }
+        self.check_wheel()?;
+        let mut bad = None;
+        self.for_each(|id, conn| {
+            for &side in conn.sides() {
+                if let Some(ep) = conn.endpoint(side)
+                    && ep.snd_una() > ep.snd_nxt()
+                    && bad.is_none()
+                {
+                    bad = Some(format!(
+                        "connection {id} {side:?}: SND.UNA {} > SND.NXT {}",
+                        ep.snd_una(),
+                        ep.snd_nxt()
+                    ));
+                }
+            }
+        });
+        bad.map_or(Ok(()), Err)
+    }
+
     // ---- time ---------------------------------------------------------------------------------
 
     /// Fires every timer due at or before `now`, a batch at a time (the wheel's lock is let go
@@ -1115,8 +1196,10 @@ impl Table {
     fn fire(&self, id: ConnId, deadline: u64, now: u64) -> u64 {
         let cfg = &self.tcp;
         let real = !self.clock.is_virtual();
-        let r = self.with_conn(id, |conn, tally| {
-            // The wheel entry is gone; with_conn re-files the connection's next deadline.
+        // The wheel says this entry is due: another thread may have moved the wheel past our
+        // `now`, so fire no earlier than the deadline itself.
+        let now = now.max(deadline);
+        let r = self.with_conn_synced(id, true, |conn, tally| {
             let mut fired = 0;
             for &side in conn.sides() {
                 if let Some(t) = conn
@@ -1126,7 +1209,9 @@ impl Table {
                 {
                     tally.counters.timer_fired(t.kind);
                     if real {
-                        tally.counters.lag(now.saturating_sub(t.deadline));
+                        tally
+                            .counters
+                            .lag(self.clock.now().saturating_sub(t.deadline));
                     }
                     fired += 1;
                 }
@@ -1148,7 +1233,6 @@ impl Table {
             }
             Ok(fired)
         });
-        let _ = deadline;
         r.unwrap_or(0)
     }
 
@@ -1173,6 +1257,35 @@ impl Table {
         self.clock.set(target);
         self.wheel().poll(target, 0, &mut Vec::new());
         Ok(Advanced { now: target, fired })
+    }
+}
+
+/// Drives a real-clock table's timers until `stop` says true: every `tick` it fires what is due,
+/// one batch at a time, yielding to other tasks between batches so that a storm of expiries never
+/// starves the runtime. Lateness is recorded per timer (`Counters::lag`).
+pub async fn drive_timers(
+    table: std::sync::Arc<Table>,
+    tick: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let now = table.now();
+        loop {
+            let (_, more) = table.run_timer_batch(now);
+            if !more {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -21,20 +21,7 @@ fn table() -> Table {
 
 /// Counters, scan and wheel agree.
 fn consistent(t: &Table) {
-    let stats = t.stats();
-    let scan = t.scan();
-    assert_eq!(scan.connections, stats.connections, "connections");
-    assert_eq!(scan.occupancy, stats.counters.occupancy, "occupancy");
-    assert_eq!(
-        scan.timers_pending, stats.counters.timers_pending,
-        "timers pending"
-    );
-    assert_eq!(scan.tracked_ports, stats.ports_used, "ports");
-    assert_eq!(
-        scan.connections_with_timers, stats.wheel_entries,
-        "wheel entries"
-    );
-    t.check_wheel().unwrap();
+    t.verify().unwrap();
 }
 
 const C: Option<State> = Some(State::Closed);
@@ -467,5 +454,60 @@ fn run_timers_expires_in_bounded_batches() {
     assert_eq!(fired, 200);
     assert!(batches >= 10, "{batches} batches of at most 10");
     assert!(t.is_empty());
+    consistent(&t);
+}
+
+#[test]
+fn real_clock_driver_expires_time_wait_and_records_lag() {
+    // TIME-WAIT of 40 ms; the driver ticks every millisecond. No sleeps: poll with a deadline.
+    let tcp = tcp::Config {
+        msl_ms: 20,
+        ..tcp::Config::default()
+    };
+    let t = std::sync::Arc::new(
+        Table::new(
+            TableConfig {
+                shards: 2,
+                ..TableConfig::default()
+            },
+            tcp,
+            Clock::real(),
+        )
+        .unwrap(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    rt.block_on(async {
+        let driver = tokio::spawn(drive_timers(
+            t.clone(),
+            std::time::Duration::from_millis(1),
+            stop_rx,
+        ));
+        let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+        t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
+            .unwrap();
+        t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !t.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "TIME-WAIT never expired"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        stop_tx.send(true).unwrap();
+        driver.await.unwrap();
+    });
+    let c = t.stats().counters;
+    assert_eq!(c.timers_fired(TimerKind::TimeWait), 1);
+    assert_eq!(
+        c.lag_buckets.iter().sum::<u64>(),
+        1,
+        "one lag sample per fired timer"
+    );
     consistent(&t);
 }
