@@ -319,10 +319,23 @@ struct PortsInner {
     used: u64,
 }
 
-/// The ephemeral port allocator. One lock: an allocation is a few dozen nanoseconds.
-#[derive(Debug, Default)]
+/// Port shards: client IP `i` belongs to shard `i % PORT_SHARDS`.
+const PORT_SHARDS: usize = 8;
+
+/// The ephemeral port allocator, sharded by client IP. A caller names the shard it prefers (the
+/// table passes the calling thread's index), so threads opening at once fill different client
+/// IPs under different locks, and one thread alone fills IP 0, then IP 8, … exactly as before.
+#[derive(Debug)]
 pub struct Ports {
-    inner: Mutex<PortsInner>,
+    shards: Box<[Mutex<PortsInner>]>,
+}
+
+impl Default for Ports {
+    fn default() -> Ports {
+        Ports {
+            shards: (0..PORT_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
 }
 
 /// No ephemeral port is free toward that server (from that client IP, if one was named).
@@ -330,37 +343,58 @@ pub struct Ports {
 pub struct PortsExhausted;
 
 impl Ports {
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, PortsInner> {
+        self.shards[i % PORT_SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Takes a free (client IP, port) toward `server`: from `ip` if given, else from the pools,
-    /// filling one client IP before moving to the next (a host uses its first address until it
-    /// runs out of ports toward a destination).
+    /// filling one client IP before moving to the next (a host uses one address until it runs out
+    /// of ports toward a destination), starting in shard `prefer`.
     pub fn allocate(
         &self,
         addrs: &Addresses,
         server: u16,
         ip: Option<u32>,
+        prefer: usize,
     ) -> Result<(u32, u16), PortsExhausted> {
         let len = addrs.range_len();
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let inner = &mut *inner;
-        let candidates: Box<dyn Iterator<Item = u32>> = match ip {
-            Some(ip) => Box::new(std::iter::once(ip)),
-            None => {
-                let start = *inner.current_ip.get(&server).unwrap_or(&0);
-                let total = addrs.client_ips();
-                Box::new((0..total).map(move |i| ((u64::from(start) + i) % total) as u32))
-            }
-        };
-        for ip in candidates {
+        if let Some(ip) = ip {
+            let mut inner = self.shard(ip as usize);
             let set = inner
                 .sets
                 .entry((ip, server))
                 .or_insert_with(|| PortSet::new(len));
-            if let Some(i) = set.take_free(len) {
-                inner.used += 1;
-                if ip_is_pooled(ip, addrs) {
+            let port = set.take_free(len).ok_or(PortsExhausted)?;
+            inner.used += 1;
+            return Ok((ip, addrs.port_lo + port as u16));
+        }
+        let total = addrs.client_ips();
+        for k in 0..PORT_SHARDS {
+            let shard = (prefer + k) % PORT_SHARDS;
+            if shard as u64 >= total {
+                continue; // fewer client IPs than shards: this one holds none
+            }
+            let mut guard = self.shard(shard);
+            let inner = &mut *guard;
+            // This shard's IPs are shard, shard + 8, shard + 16, …; start at its current one.
+            let in_shard = (total - shard as u64).div_ceil(PORT_SHARDS as u64);
+            let start = inner
+                .current_ip
+                .get(&server)
+                .map_or(0, |&ip| u64::from(ip) / PORT_SHARDS as u64);
+            for i in 0..in_shard {
+                let ip = (shard as u64 + ((start + i) % in_shard) * PORT_SHARDS as u64) as u32;
+                let set = inner
+                    .sets
+                    .entry((ip, server))
+                    .or_insert_with(|| PortSet::new(len));
+                if let Some(port) = set.take_free(len) {
+                    inner.used += 1;
                     inner.current_ip.insert(server, ip);
+                    return Ok((ip, addrs.port_lo + port as u16));
                 }
-                return Ok((ip, addrs.port_lo + i as u16));
             }
         }
         Err(PortsExhausted)
@@ -373,7 +407,7 @@ impl Ports {
             return true;
         }
         let len = addrs.range_len();
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.shard(ip as usize);
         let taken = inner
             .sets
             .entry((ip, server))
@@ -391,7 +425,7 @@ impl Ports {
         if !addrs.in_range(port) {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.shard(id.ip() as usize);
         let key = (id.ip(), id.server());
         if let Some(set) = inner.sets.get_mut(&key) {
             set.free(u32::from(port - addrs.port_lo));
@@ -404,17 +438,13 @@ impl Ports {
 
     /// Ephemeral ports in use.
     pub fn used(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).used
+        (0..PORT_SHARDS).map(|i| self.shard(i).used).sum()
     }
 
     /// Ephemeral ports in all: every client IP × every server × the range.
     pub fn capacity(addrs: &Addresses) -> u64 {
         addrs.client_ips() * addrs.servers().len() as u64 * u64::from(addrs.range_len())
     }
-}
-
-fn ip_is_pooled(ip: u32, addrs: &Addresses) -> bool {
-    u64::from(ip) < addrs.client_ips()
 }
 
 /// Whether `id`'s port is one the allocator tracks.
@@ -487,7 +517,7 @@ mod tests {
         let a = addrs(&["10.0.0.0/31"], (1000, 1003)); // 2 IPs × 4 ports
         let p = Ports::default();
         let mut got = vec![];
-        while let Ok(x) = p.allocate(&a, 0, None) {
+        while let Ok(x) = p.allocate(&a, 0, None, 0) {
             got.push(x);
         }
         assert_eq!(
@@ -505,10 +535,10 @@ mod tests {
         );
         assert_eq!(p.used(), 8);
         // Another server has its own ports.
-        assert!(p.allocate(&a, 1, None).is_ok());
+        assert!(p.allocate(&a, 1, None, 0).is_ok());
         p.release(&a, ConnId::pack(0, 1, 1002));
-        assert_eq!(p.allocate(&a, 0, None), Ok((1, 1002)));
-        assert_eq!(p.allocate(&a, 0, Some(0)), Err(PortsExhausted));
+        assert_eq!(p.allocate(&a, 0, None, 0), Ok((1, 1002)));
+        assert_eq!(p.allocate(&a, 0, Some(0), 0), Err(PortsExhausted));
     }
 
     #[test]
@@ -518,7 +548,7 @@ mod tests {
         assert!(p.claim(&a, 0, 0, 1000));
         assert!(!p.claim(&a, 0, 0, 1000));
         assert!(p.claim(&a, 0, 0, 80)); // outside the range: not tracked
-        assert_eq!(p.allocate(&a, 0, None), Ok((0, 1001)));
+        assert_eq!(p.allocate(&a, 0, None, 0), Ok((0, 1001)));
         assert_eq!(p.used(), 2);
     }
 }

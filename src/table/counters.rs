@@ -1,9 +1,12 @@
 //! Accounting without scans: every figure the table reports is kept up to date on each
 //! transition, segment and timer change, so reading it costs O(states), never O(connections).
 //!
-//! Owns: atomic counters only. Knows nothing of maps or locks; the table calls in.
+//! Owns: the counters, sharded per writing thread so that counting costs plain stores. Knows
+//! nothing of maps or connections; the table calls in.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use crate::tcp::{Side, State, TimerKind};
 
@@ -98,9 +101,13 @@ impl OpenFailure {
 /// Upper bounds (ms) of the timer-lag histogram's buckets; the last bucket is +Inf.
 pub const LAG_BUCKETS_MS: [u64; 11] = [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
 
-/// All the table's counters.
+/// One thread's share of the counters. Only its own thread writes it, with plain relaxed loads
+/// and stores (no read-modify-write, so no bus lock and no cache-line ping-pong between threads);
+/// any thread may read it. Occupancy deltas can be negative per thread; the sum is exact.
 #[derive(Debug)]
-pub struct Counters {
+pub struct Slot {
+    /// The order in which this thread first wrote to these counters: 0, 1, 2…
+    pub index: usize,
     occupancy: [[AtomicI64; STATES]; SIDES],
     transitions: [[[AtomicU64; STATES]; STATES]; SIDES],
     segments: [[AtomicU64; 7]; SIDES],
@@ -114,9 +121,10 @@ pub struct Counters {
     lag_max_ms: AtomicU64,
 }
 
-impl Default for Counters {
-    fn default() -> Counters {
-        Counters {
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            index: 0,
             occupancy: Default::default(),
             transitions: std::array::from_fn(|_| std::array::from_fn(|_| Default::default())),
             segments: Default::default(),
@@ -132,47 +140,58 @@ impl Default for Counters {
     }
 }
 
-impl Counters {
+fn add(a: &AtomicU64, n: u64) {
+    a.store(a.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+fn add_i(a: &AtomicI64, n: i64) {
+    a.store(a.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+impl Slot {
     pub fn enter(&self, side: Side, state: State) {
-        self.occupancy[side_ix(side)][state as usize].fetch_add(1, Relaxed);
+        add_i(&self.occupancy[side_ix(side)][state as usize], 1);
     }
 
     pub fn leave(&self, side: Side, state: State) {
-        self.occupancy[side_ix(side)][state as usize].fetch_sub(1, Relaxed);
+        add_i(&self.occupancy[side_ix(side)][state as usize], -1);
     }
 
     pub fn transition(&self, side: Side, from: State, to: State) {
         self.leave(side, from);
         self.enter(side, to);
-        self.transitions[side_ix(side)][from as usize][to as usize].fetch_add(1, Relaxed);
+        add(
+            &self.transitions[side_ix(side)][from as usize][to as usize],
+            1,
+        );
     }
 
     pub fn segment(&self, side: Side, outcome: SegmentOutcome, n: u64) {
-        self.segments[side_ix(side)][outcome.ix()].fetch_add(n, Relaxed);
+        add(&self.segments[side_ix(side)][outcome.ix()], n);
     }
 
     pub fn timer_armed(&self, kind: TimerKind) {
-        self.timers_pending[timer_ix(kind)].fetch_add(1, Relaxed);
+        add_i(&self.timers_pending[timer_ix(kind)], 1);
     }
 
     pub fn timer_disarmed(&self, kind: TimerKind) {
-        self.timers_pending[timer_ix(kind)].fetch_sub(1, Relaxed);
+        add_i(&self.timers_pending[timer_ix(kind)], -1);
     }
 
     pub fn timer_fired(&self, kind: TimerKind) {
-        self.timers_fired[timer_ix(kind)].fetch_add(1, Relaxed);
+        add(&self.timers_fired[timer_ix(kind)], 1);
     }
 
     pub fn open_failed(&self, why: OpenFailure) {
-        self.open_failures[why as usize].fetch_add(1, Relaxed);
+        add(&self.open_failures[why as usize], 1);
     }
 
     pub fn opened(&self) {
-        self.opened.fetch_add(1, Relaxed);
+        add(&self.opened, 1);
     }
 
     pub fn removed(&self) {
-        self.removed.fetch_add(1, Relaxed);
+        add(&self.removed, 1);
     }
 
     /// How late a timer fired (real clock).
@@ -181,29 +200,92 @@ impl Counters {
             .iter()
             .position(|&ub| ms <= ub)
             .unwrap_or(LAG_BUCKETS_MS.len());
-        self.lag_buckets[b].fetch_add(1, Relaxed);
-        self.lag_sum_ms.fetch_add(ms, Relaxed);
-        self.lag_max_ms.fetch_max(ms, Relaxed);
+        add(&self.lag_buckets[b], 1);
+        add(&self.lag_sum_ms, ms);
+        if ms > self.lag_max_ms.load(Relaxed) {
+            self.lag_max_ms.store(ms, Relaxed);
+        }
+    }
+}
+
+static NEXT_TABLE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's slot in each `Counters` it has written to, by the counters' id.
+    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// All the table's counters: a slot per thread that writes, summed when read.
+#[derive(Debug)]
+pub struct Counters {
+    id: u64,
+    slots: Mutex<Vec<Arc<Slot>>>,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            id: NEXT_TABLE.fetch_add(1, Relaxed),
+            slots: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Counters {
+    /// Runs `f` with this thread's slot (registering one on first use).
+    pub fn with<R>(&self, f: impl FnOnce(&Slot) -> R) -> R {
+        SLOTS.with(|cell| {
+            {
+                let slots = cell.borrow();
+                if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
+                    return f(slot);
+                }
+            }
+            let slot = {
+                let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                let slot = Arc::new(Slot {
+                    index: all.len(),
+                    ..Slot::default()
+                });
+                all.push(slot.clone());
+                slot
+            };
+            let mut slots = cell.borrow_mut();
+            // Forget the slots of tables that are gone (only this thread still holds them).
+            slots.retain(|(_, s)| Arc::strong_count(s) > 1);
+            slots.push((self.id, slot));
+            let slot = &slots.last().expect("just pushed").1;
+            f(slot)
+        })
     }
 
     pub fn snapshot(&self) -> CounterSnapshot {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let load = |a: &AtomicU64| a.load(Relaxed);
+        let sum =
+            |f: &dyn Fn(&Slot) -> u64| slots.iter().map(|s| f(s)).fold(0u64, u64::wrapping_add);
+        let sum_i =
+            |f: &dyn Fn(&Slot) -> i64| slots.iter().map(|s| f(s)).fold(0i64, i64::wrapping_add);
         CounterSnapshot {
             occupancy: std::array::from_fn(|s| {
-                std::array::from_fn(|st| self.occupancy[s][st].load(Relaxed))
+                std::array::from_fn(|st| sum_i(&|x| x.occupancy[s][st].load(Relaxed)))
             }),
             transitions: std::array::from_fn(|s| {
-                std::array::from_fn(|f| std::array::from_fn(|t| load(&self.transitions[s][f][t])))
+                std::array::from_fn(|f| {
+                    std::array::from_fn(|t| sum(&|x| load(&x.transitions[s][f][t])))
+                })
             }),
-            segments: std::array::from_fn(|s| std::array::from_fn(|o| load(&self.segments[s][o]))),
-            timers_pending: std::array::from_fn(|k| self.timers_pending[k].load(Relaxed)),
-            timers_fired: std::array::from_fn(|k| load(&self.timers_fired[k])),
-            open_failures: std::array::from_fn(|r| load(&self.open_failures[r])),
-            opened: load(&self.opened),
-            removed: load(&self.removed),
-            lag_buckets: std::array::from_fn(|b| load(&self.lag_buckets[b])),
-            lag_sum_ms: load(&self.lag_sum_ms),
-            lag_max_ms: load(&self.lag_max_ms),
+            segments: std::array::from_fn(|s| {
+                std::array::from_fn(|o| sum(&|x| load(&x.segments[s][o])))
+            }),
+            timers_pending: std::array::from_fn(|k| sum_i(&|x| x.timers_pending[k].load(Relaxed))),
+            timers_fired: std::array::from_fn(|k| sum(&|x| load(&x.timers_fired[k]))),
+            open_failures: std::array::from_fn(|r| sum(&|x| load(&x.open_failures[r]))),
+            opened: sum(&|x| load(&x.opened)),
+            removed: sum(&|x| load(&x.removed)),
+            lag_buckets: std::array::from_fn(|b| sum(&|x| load(&x.lag_buckets[b]))),
+            lag_sum_ms: sum(&|x| load(&x.lag_sum_ms)),
+            lag_max_ms: slots.iter().map(|s| load(&s.lag_max_ms)).max().unwrap_or(0),
         }
     }
 }

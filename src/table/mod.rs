@@ -359,13 +359,18 @@ pub struct Stats {
     pub now: u64,
 }
 
+/// Timer wheels per table.
+const WHEEL_SHARDS: usize = 16;
+
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// Due timers taken from a wheel, reused so that expiry allocates nothing once warm.
+    static DUE: std::cell::Cell<Vec<(u64, u64)>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Counts what a connection does while a table call runs.
 struct Tally<'a> {
-    counters: &'a Counters,
+    counters: &'a counters::Slot,
 }
 
 impl Observer for Tally<'_> {
@@ -389,7 +394,8 @@ pub struct Table {
     addrs: Addresses,
     ports: Ports,
     map: DashMap<ConnId, Box<Conn>, FxBuildHasher>,
-    wheel: Mutex<Wheel>,
+    /// Timer wheels, sharded by id so that threads arming timers rarely meet.
+    wheels: Box<[Mutex<Wheel>]>,
     clock: Clock,
     counters: Counters,
     len: AtomicUsize,
@@ -418,7 +424,9 @@ impl Table {
                 FxBuildHasher,
                 cfg.shards,
             ),
-            wheel: Mutex::new(Wheel::new(now)),
+            wheels: (0..WHEEL_SHARDS)
+                .map(|_| Mutex::new(Wheel::new(now)))
+                .collect(),
             clock,
             counters: Counters::default(),
             len: AtomicUsize::new(0),
@@ -457,8 +465,19 @@ impl Table {
         self.map.contains_key(&id).then_some(id)
     }
 
-    fn wheel(&self) -> std::sync::MutexGuard<'_, Wheel> {
-        self.wheel.lock().unwrap_or_else(|p| p.into_inner())
+    fn wheel(&self, id: ConnId) -> std::sync::MutexGuard<'_, Wheel> {
+        self.wheel_at(splitmix64(id.0) as usize % WHEEL_SHARDS)
+    }
+
+    fn wheel_at(&self, i: usize) -> std::sync::MutexGuard<'_, Wheel> {
+        self.wheels[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The earliest time any wheel could fire something.
+    fn next_expiration(&self) -> Option<u64> {
+        (0..WHEEL_SHARDS)
+            .filter_map(|i| self.wheel_at(i).next_expiration())
+            .min()
     }
 
     /// A deterministic ISS per (seed, id, time), spread like RFC 6528's.
@@ -473,6 +492,7 @@ impl Table {
     /// `before_deadline: None` forces the wheel to be set from the connection (the timer path).
     fn sync_timers(
         &self,
+        c: &counters::Slot,
         id: ConnId,
         before: [Option<TimerKind>; 2],
         before_deadline: Option<Option<u64>>,
@@ -482,16 +502,16 @@ impl Table {
         for (b, a) in before.into_iter().zip(after) {
             if b != a {
                 if let Some(k) = b {
-                    self.counters.timer_disarmed(k);
+                    c.timer_disarmed(k);
                 }
                 if let Some(k) = a {
-                    self.counters.timer_armed(k);
+                    c.timer_armed(k);
                 }
             }
         }
         let deadline = conn.deadline();
         if before_deadline != Some(deadline) {
-            self.wheel().set(id.0, deadline);
+            self.wheel(id).set(id.0, deadline);
         }
     }
 
@@ -513,44 +533,50 @@ impl Table {
         refile: bool,
         op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mut result = None;
-        let removed = self.map.remove_if_mut(&id, |_, conn| {
-            let (timers, deadline) = (conn.timers(), conn.deadline());
-            let mut tally = Tally {
-                counters: &self.counters,
-            };
-            let r = op(conn, &mut tally);
-            self.sync_timers(id, timers, if refile { None } else { Some(deadline) }, conn);
-            let reap = conn.reapable();
-            if reap {
-                // Under the shard lock, so that an open of this 4-tuple sees the entry or the
-                // free port, never the one without the other.
-                self.ports.release(&self.addrs, id);
+        self.counters.with(|c| {
+            let mut result = None;
+            let removed = self.map.remove_if_mut(&id, |_, conn| {
+                let (timers, deadline) = (conn.timers(), conn.deadline());
+                let mut tally = Tally { counters: c };
+                let r = op(conn, &mut tally);
+                self.sync_timers(
+                    c,
+                    id,
+                    timers,
+                    if refile { None } else { Some(deadline) },
+                    conn,
+                );
+                let reap = conn.reapable();
+                if reap {
+                    // Under the shard lock, so that an open of this 4-tuple sees the entry or
+                    // the free port, never the one without the other.
+                    self.ports.release(&self.addrs, id);
+                }
+                result = Some(r);
+                reap
+            });
+            if let Some((id, conn)) = removed {
+                self.forget(c, id, &conn);
             }
-            result = Some(r);
-            reap
-        });
-        if let Some((id, conn)) = removed {
-            self.forget(id, &conn);
-        }
-        result.unwrap_or(Err(Error::NotFound(id)))
+            result.unwrap_or(Err(Error::NotFound(id)))
+        })
     }
 
     /// Accounting for a connection that left the map (its port was released as it left).
-    fn forget(&self, id: ConnId, conn: &Conn) {
+    fn forget(&self, c: &counters::Slot, id: ConnId, conn: &Conn) {
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
-                self.counters.leave(side, ep.state());
+                c.leave(side, ep.state());
                 if let Some(t) = ep.timer() {
-                    self.counters.timer_disarmed(t.kind);
+                    c.timer_disarmed(t.kind);
                 }
             }
         }
         if conn.deadline().is_some() {
-            self.wheel().cancel(id.0);
+            self.wheel(id).cancel(id.0);
         }
         self.len.fetch_sub(1, Ordering::Relaxed);
-        self.counters.removed();
+        c.removed();
     }
 
     // ---- open ------------------------------------------------------------------------------------
@@ -561,17 +587,18 @@ impl Table {
         // Reserve a place first, so concurrent opens never pass the maximum.
         if self.len.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.len.fetch_sub(1, Ordering::Relaxed);
-            self.counters.open_failed(OpenFailure::TableFull);
+            self.counters
+                .with(|c| c.open_failed(OpenFailure::TableFull));
             return Err(Error::TableFull { max: self.max });
         }
-        let r = self.open_reserved(spec);
+        let r = self.counters.with(|c| self.open_reserved(c, spec));
         if r.as_ref().is_ok_and(|o| o.reused_time_wait) || r.is_err() {
             self.len.fetch_sub(1, Ordering::Relaxed); // no new entry after all
         }
         r
     }
 
-    fn open_reserved(&self, spec: &OpenSpec) -> Result<Opened, Error> {
+    fn open_reserved(&self, c: &counters::Slot, spec: &OpenSpec) -> Result<Opened, Error> {
         let now = self.clock.now();
         let (id, tuple, claimed) = match spec.tuple {
             Some(tuple) => {
@@ -592,8 +619,8 @@ impl Table {
                     .client_ip
                     .map(|ip| self.addrs.ip_index(ip))
                     .transpose()?;
-                let Ok((ip, port)) = self.ports.allocate(&self.addrs, server, ip) else {
-                    self.counters.open_failed(OpenFailure::PortsExhausted);
+                let Ok((ip, port)) = self.ports.allocate(&self.addrs, server, ip, c.index) else {
+                    c.open_failed(OpenFailure::PortsExhausted);
                     return Err(Error::PortsExhausted {
                         server: server_addr,
                         client: spec.client_ip,
@@ -612,9 +639,7 @@ impl Table {
         };
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let mut tally = Tally {
-            counters: &self.counters,
-        };
+        let mut tally = Tally { counters: c };
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
                 if !claimed {
@@ -628,7 +653,7 @@ impl Table {
                         .ports
                         .claim(&self.addrs, server, ip, tuple.client.port())
                     {
-                        self.counters.open_failed(OpenFailure::TupleInUse);
+                        c.open_failed(OpenFailure::TupleInUse);
                         return Err(Error::TupleInUse {
                             tuple,
                             id,
@@ -650,7 +675,7 @@ impl Table {
                     _ => &Side::BOTH,
                 };
                 for &side in sides {
-                    self.counters.enter(side, State::Closed);
+                    c.enter(side, State::Closed);
                 }
                 let cfg = &self.tcp;
                 let r = SCRATCH.with_borrow_mut(|scratch| match (&mut conn, spec.mode) {
@@ -658,11 +683,7 @@ impl Table {
                     (Conn::External(x), Mode::External(Side::Client)) => {
                         let r =
                             x.connect(cfg, now, iss, &mut |t| tally.transition(Side::Client, t));
-                        self.counters.segment(
-                            Side::Client,
-                            SegmentOutcome::Sent,
-                            x.outbox().len() as u64,
-                        );
+                        c.segment(Side::Client, SegmentOutcome::Sent, x.outbox().len() as u64);
                         r
                     }
                     (Conn::External(x), _) => {
@@ -670,10 +691,10 @@ impl Table {
                     }
                 });
                 r.expect("a fresh endpoint accepts listen and connect");
-                self.sync_timers(id, [None, None], Some(None), &conn);
+                self.sync_timers(c, id, [None, None], Some(None), &conn);
                 let states = states_of(&conn);
                 slot.insert(Box::new(conn));
-                self.counters.opened();
+                c.opened();
                 Ok(Opened {
                     id,
                     tuple,
@@ -689,7 +710,7 @@ impl Table {
                 let recyclable = matches!(conn, Conn::Pair(_))
                     && states == [Some(State::Closed), Some(State::TimeWait)];
                 if !recyclable || spec.mode != conn.mode() {
-                    self.counters.open_failed(OpenFailure::TupleInUse);
+                    c.open_failed(OpenFailure::TupleInUse);
                     return Err(Error::TupleInUse {
                         tuple,
                         id,
@@ -710,8 +731,8 @@ impl Table {
                 SCRATCH
                     .with_borrow_mut(|scratch| p.reconnect(cfg, now, iss, scratch, &mut tally))
                     .map_err(tcp_err(Side::Client))?;
-                self.sync_timers(id, timers, Some(deadline), conn);
-                self.counters.opened();
+                self.sync_timers(c, id, timers, Some(deadline), conn);
+                c.opened();
                 Ok(Opened {
                     id,
                     tuple,
@@ -730,7 +751,7 @@ impl Table {
         let cfg = &self.tcp;
         self.with_conn(id, |conn, tally| {
             let half = how == CloseHow::Shutdown;
-            match (conn, sides) {
+            match (&mut *conn, sides) {
                 (Conn::Pair(p), Sides::Both) => SCRATCH
                     .with_borrow_mut(|s| p.close_both(cfg, now, half, s, tally))
                     .map_err(|e| Error::Tcp {
@@ -774,9 +795,8 @@ impl Table {
                     );
                 }
             }
-            Ok(())
-        })?;
-        self.states(id)
+            Ok(states_of(conn))
+        })
     }
 
     /// Aborts one side: RST where Linux sends one, then CLOSED.
@@ -817,9 +837,9 @@ impl Table {
                     r
                 }
             }
-            .map_err(tcp_err(side))
-        })?;
-        self.states(id)
+            .map_err(tcp_err(side))?;
+            Ok(states_of(conn))
+        })
     }
 
     /// A forged segment arrives at `to`.
@@ -954,18 +974,8 @@ impl Table {
                 true
             })
             .ok_or(Error::NotFound(id))?;
-        self.forget(id, &conn);
+        self.counters.with(|c| self.forget(c, id, &conn));
         Ok(())
-    }
-
-    fn states(&self, id: ConnId) -> Result<States, Error> {
-        // The connection may have been reaped by the call (AUTO, both CLOSED).
-        Ok(self
-            .map
-            .get(&id)
-            .map_or([Some(State::Closed), Some(State::Closed)], |c| {
-                states_of(&c)
-            }))
     }
 
     // ---- queries ------------------------------------------------------------------------------
@@ -1066,7 +1076,7 @@ impl Table {
             counters: self.counters.snapshot(),
             ports_used: self.ports.used(),
             ports_capacity: Ports::capacity(&self.addrs),
-            wheel_entries: self.wheel().len(),
+            wheel_entries: (0..WHEEL_SHARDS).map(|i| self.wheel_at(i).len()).sum(),
             clock: self.clock.name(),
             now: self.clock.now(),
         }
@@ -1102,7 +1112,7 @@ impl Table {
         let mut err = None;
         self.for_each(|id, conn| {
             let want = conn.deadline();
-            let got = self.wheel().deadline(id.0);
+            let got = self.wheel(id).deadline(id.0);
             if want.is_some() {
                 with_timers += 1;
             }
@@ -1115,7 +1125,7 @@ impl Table {
         if let Some(e) = err {
             return Err(e);
         }
-        let entries = self.wheel().len();
+        let entries: usize = (0..WHEEL_SHARDS).map(|i| self.wheel_at(i).len()).sum();
         if entries != with_timers {
             return Err(format!(
                 "{entries} wheel entries for {with_timers} connections with timers"
@@ -1166,30 +1176,42 @@ impl Table {
 
     // ---- time ---------------------------------------------------------------------------------
 
-    /// Fires every timer due at or before `now`, a batch at a time (the wheel's lock is let go
-    /// between batches). Each fires with the clock's `now`; returns how many timers fired.
+    /// Fires every timer due at or before `now`, wheel by wheel, a batch at a time (a wheel's
+    /// lock is let go between batches). Returns how many timers fired.
     pub fn run_timers(&self, now: u64) -> u64 {
         let mut fired = 0;
-        let mut due = Vec::with_capacity(self.batch);
-        loop {
-            let more = self.wheel().poll(now, self.batch, &mut due);
-            for (key, deadline) in due.drain(..) {
-                fired += self.fire(ConnId(key), deadline, now);
-            }
-            if !more {
-                return fired;
+        let mut due = DUE.take();
+        for i in 0..WHEEL_SHARDS {
+            loop {
+                let more = self.wheel_at(i).poll(now, self.batch, &mut due);
+                for (key, deadline) in due.drain(..) {
+                    fired += self.fire(ConnId(key), deadline, now);
+                }
+                if !more {
+                    break;
+                }
             }
         }
+        DUE.set(due);
+        fired
     }
 
-    /// One batch of `run_timers`, for drivers that yield between batches. Returns (fired, more).
+    /// One batch per wheel of `run_timers`, for drivers that yield between batches. Returns
+    /// (fired, whether more may be due).
     pub fn run_timer_batch(&self, now: u64) -> (u64, bool) {
-        let mut due = Vec::with_capacity(self.batch);
-        let more = self.wheel().poll(now, self.batch, &mut due);
-        let fired = due
-            .into_iter()
-            .map(|(key, deadline)| self.fire(ConnId(key), deadline, now))
-            .sum();
+        let mut due = DUE.take();
+        let mut fired = 0;
+        let mut more = false;
+        for i in 0..WHEEL_SHARDS {
+            more |= self
+                .wheel_at(i)
+                .poll(now, self.batch / WHEEL_SHARDS + 1, &mut due);
+            fired += due
+                .drain(..)
+                .map(|(key, deadline)| self.fire(ConnId(key), deadline, now))
+                .sum::<u64>();
+        }
+        DUE.set(due);
         (fired, more)
     }
 
@@ -1245,7 +1267,7 @@ impl Table {
         let target = self.clock.now().saturating_add(ms);
         let mut fired = 0;
         loop {
-            let next = self.wheel().next_expiration();
+            let next = self.next_expiration();
             match next {
                 Some(t) if t <= target => {
                     self.clock.set(t);
@@ -1255,7 +1277,6 @@ impl Table {
             }
         }
         self.clock.set(target);
-        self.wheel().poll(target, 0, &mut Vec::new());
         Ok(Advanced { now: target, fired })
     }
 }

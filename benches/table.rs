@@ -1,0 +1,270 @@
+//! Connection-table benchmarks. Prints its figures; the README quotes them.
+//!
+//!     cargo bench --bench table                   # all, at 1 M connections
+//!     cargo bench --bench table -- memory 10000000
+//!     cargo bench --bench table -- lifecycle 1000000
+//!     cargo bench --bench table -- storm 1000000
+//!
+//! - memory: process RSS growth per ESTABLISHED AUTO pair (map, boxes, ports — everything).
+//! - lifecycle: full lifecycles per second (open, close both sides, TIME-WAIT expiry on the
+//!   virtual clock) on 1 and 2 threads with N connections resident, beside a bare dashmap
+//!   insert+get+remove cycle on the same key and value types, measured in the same run.
+//! - storm: N TIME-WAITs due at once: the CPU time to expire them, and the longest pause a
+//!   concurrent opener sees meanwhile.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+use tcpsim::table::{Clock, CloseHow, Conn, ConnId, Mode, OpenSpec, Sides, Table, TableConfig};
+use tcpsim::tcp::{self, Pair};
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("statm has rss");
+    pages * 4096
+}
+
+/// CPU time of the calling thread, in ns.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn table(capacity: usize, shards: usize) -> Table {
+    let cfg = TableConfig {
+        shards,
+        capacity,
+        max_connections: 50_000_000,
+        client_pools: vec!["10.0.0.0/12".parse().unwrap()],
+        ..TableConfig::default()
+    };
+    Table::new(cfg, tcp::Config::default(), Clock::virtual_at(0)).unwrap()
+}
+
+fn fill(t: &Table, n: usize) {
+    let spec = OpenSpec::new(Mode::Auto);
+    for _ in 0..n {
+        t.open(&spec).unwrap();
+    }
+}
+
+fn memory(n: usize) {
+    let before = rss_bytes();
+    let t = table(n, 64);
+    let empty = rss_bytes();
+    let start = Instant::now();
+    fill(&t, n);
+    let took = start.elapsed();
+    let after = rss_bytes();
+    let per = (after - before) as f64 / n as f64;
+    println!(
+        "memory: {n} ESTABLISHED AUTO pairs: RSS +{:.0} MiB ({:.1} MiB of it the pre-sized empty table) = {per:.1} bytes per connection (target <= 160); opened in {:.2} s ({:.0} opens/s)",
+        (after - before) as f64 / (1 << 20) as f64,
+        (empty - before) as f64 / (1 << 20) as f64,
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    black_box(&t);
+}
+
+/// Lifecycles on `threads` threads against a table with `resident` connections. Returns /s.
+fn table_lifecycles(t: &Arc<Table>, threads: usize, per_thread: usize) -> f64 {
+    const BATCH: usize = 1000;
+    let barrier = Arc::new(Barrier::new(threads));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|k| {
+            let (t, barrier) = (t.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let spec = OpenSpec::new(Mode::Auto);
+                let mut ids = Vec::with_capacity(BATCH);
+                for _ in 0..per_thread / BATCH {
+                    for _ in 0..BATCH {
+                        ids.push(t.open(&spec).unwrap().id);
+                    }
+                    for id in ids.drain(..) {
+                        t.close(id, Sides::Both, CloseHow::Close).unwrap();
+                    }
+                    // Each thread moves the virtual clock past its TIME-WAITs; any thread's
+                    // advance also expires the others' due timers, which is the same work.
+                    if k == 0 || threads == 1 {
+                        t.advance(60_000).unwrap();
+                    } else {
+                        t.run_timers(t.now());
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    t.advance(120_000).unwrap();
+    let rate = (threads * per_thread) as f64 / start.elapsed().as_secs_f64();
+    rate
+}
+
+/// Bare dashmap cycles (insert, get, remove of a fresh key) beside `resident` entries, with the
+/// table's key and value types, hasher and shard count. Returns /s.
+fn bare_cycles(
+    map: &Arc<DashMap<ConnId, Box<Conn>, FxBuildHasher>>,
+    threads: usize,
+    per_thread: usize,
+) -> f64 {
+    let barrier = Arc::new(Barrier::new(threads));
+    let next = Arc::new(AtomicU64::new(1 << 60));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (map, barrier, next) = (map.clone(), barrier.clone(), next.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..per_thread {
+                    let k = ConnId(
+                        next.fetch_add(1, Ordering::Relaxed)
+                            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    map.insert(k, Box::new(Conn::Pair(Pair::auto())));
+                    black_box(map.get(&k).is_some());
+                    black_box(map.remove(&k));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn lifecycle(resident: usize) {
+    const PER_THREAD: usize = 400_000;
+    let t = Arc::new(table(resident + 2 * PER_THREAD, 64));
+    fill(&t, resident);
+    let map: Arc<DashMap<ConnId, Box<Conn>, FxBuildHasher>> = Arc::new(
+        DashMap::with_capacity_and_hasher_and_shard_amount(resident + 4096, FxBuildHasher, 64),
+    );
+    for i in 0..resident as u64 {
+        map.insert(
+            ConnId(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            Box::new(Conn::Pair(Pair::auto())),
+        );
+    }
+    for threads in [1, 2] {
+        // Interleave and repeat, so that both see the same machine.
+        let mut table_rates = vec![];
+        let mut bare_rates = vec![];
+        for _ in 0..3 {
+            bare_rates.push(bare_cycles(&map, threads, PER_THREAD));
+            table_rates.push(table_lifecycles(&t, threads, PER_THREAD));
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let (tr, br) = (med(&mut table_rates), med(&mut bare_rates));
+        println!(
+            "lifecycle: {threads} thread(s), {resident} resident: {:.0} lifecycles/s; bare dashmap insert+get+remove {:.0} cycles/s; ratio {:.2} (target >= 0.70)",
+            tr,
+            br,
+            tr / br
+        );
+    }
+    assert_eq!(t.len(), resident);
+}
+
+fn storm(n: usize) {
+    let t = Arc::new(table(n + 100_000, 64));
+    for _ in 0..n {
+        let id = t.open(&OpenSpec::new(Mode::Auto)).unwrap().id;
+        t.close(id, Sides::One(tcpsim::tcp::Side::Client), CloseHow::Close)
+            .unwrap();
+        t.close(id, Sides::One(tcpsim::tcp::Side::Server), CloseHow::Close)
+            .unwrap();
+    }
+    // All n client TIME-WAITs fall due at 60 000 ms (the virtual clock has not moved).
+    assert_eq!(
+        t.stats()
+            .counters
+            .occupancy(tcpsim::tcp::Side::Client, tcpsim::tcp::State::TimeWait),
+        n as i64
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let opener = {
+        let (t, done) = (t.clone(), done.clone());
+        std::thread::spawn(move || {
+            let spec = OpenSpec::new(Mode::Auto);
+            let (mut worst, mut ops) = (Duration::ZERO, 0u64);
+            let mut lat = Vec::with_capacity(1 << 20);
+            while !done.load(Ordering::Relaxed) {
+                let s = Instant::now();
+                let id = t.open(&spec).unwrap().id;
+                t.abort(id, tcpsim::tcp::Side::Client).unwrap();
+                t.remove(id).ok();
+                let d = s.elapsed();
+                worst = worst.max(d);
+                lat.push(d);
+                ops += 1;
+            }
+            lat.sort();
+            let p999 = lat.get(lat.len() * 999 / 1000).copied().unwrap_or_default();
+            (worst, p999, ops)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+    let fired = t.advance(60_000).unwrap().fired;
+    let (cpu, wall) = (thread_cpu_ns() - cpu0, wall0.elapsed());
+    done.store(true, Ordering::Relaxed);
+    let (worst, p999, ops) = opener.join().unwrap();
+    assert_eq!(fired as usize, n);
+    println!(
+        "storm: {n} TIME-WAITs due at once expired in {:.0} ms CPU ({:.0} ms wall, {:.0} ns each); a concurrent opener did {ops} open+abort+remove meanwhile, longest {:.2} ms, p99.9 {:.3} ms (target < 5 ms)",
+        cpu as f64 / 1e6,
+        wall.as_secs_f64() * 1e3,
+        cpu as f64 / n as f64,
+        worst.as_secs_f64() * 1e3,
+        p999.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let n = |i: usize| {
+        args.get(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000usize)
+    };
+    match args.first().map(String::as_str) {
+        Some("memory") => memory(n(1)),
+        Some("lifecycle") => lifecycle(n(1)),
+        Some("storm") => storm(n(1)),
+        Some("table2") => {
+            // Profiling aid: the two-thread table lifecycles alone.
+            let t = Arc::new(table(n(1) + 1_000_000, 64));
+            fill(&t, n(1));
+            let r = table_lifecycles(&t, 2, 400_000);
+            println!("table2: {r:.0} lifecycles/s");
+        }
+        _ => {
+            // Each figure in its own process would be cleaner for RSS; memory runs first here.
+            memory(1_000_000);
+            lifecycle(1_000_000);
+            storm(1_000_000);
+        }
+    }
+}
