@@ -111,8 +111,7 @@ fn table_lifecycles(t: &Arc<Table>, threads: usize, per_thread: usize) -> f64 {
         h.join().unwrap();
     }
     t.advance(120_000).unwrap();
-    let rate = (threads * per_thread) as f64 / start.elapsed().as_secs_f64();
-    rate
+    (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Bare dashmap cycles (insert, get, remove of a fresh key) beside `resident` entries, with the
