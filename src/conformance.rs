@@ -202,6 +202,127 @@ impl InProcess {
     }
 }
 
+/// The connection table in EXTERNAL mode on a virtual clock: the same path the gRPC API drives.
+#[derive(Default)]
+pub struct ThroughTable {
+    table: Option<crate::table::Table>,
+    id: Option<crate::table::ConnId>,
+    iss: SeqNum,
+    answers: Vec<(u64, Segment)>,
+}
+
+impl ThroughTable {
+    pub fn new() -> ThroughTable {
+        ThroughTable::default()
+    }
+
+    fn table(&self) -> Result<&crate::table::Table, String> {
+        self.table
+            .as_ref()
+            .ok_or_else(|| "no scenario started".to_string())
+    }
+
+    fn id(&self) -> Result<(crate::table::ConnId, crate::tcp::Side), String> {
+        let id = self
+            .id
+            .ok_or("the scenario has not opened its endpoint yet (listen or connect)")?;
+        let info = self.table()?.get(id).map_err(|e| e.to_string())?;
+        Ok((id, info.sides[0].side))
+    }
+}
+
+impl Engine for ThroughTable {
+    fn start(&mut self, cfg: &ScenarioConfig, iss: SeqNum) -> Result<(), String> {
+        use crate::table::{Clock, Table, TableConfig};
+        let mut tcp = Config::default();
+        cfg.apply(&mut tcp);
+        let table_cfg = TableConfig {
+            shards: 2,
+            capacity: 4,
+            ..TableConfig::default()
+        };
+        self.table = Some(Table::new(table_cfg, tcp, Clock::virtual_at(0))?);
+        self.id = None;
+        self.iss = iss;
+        self.answers.clear();
+        Ok(())
+    }
+
+    fn call(&mut self, call: UserCall) -> Result<(), String> {
+        use crate::table::{CloseHow, Mode, OpenSpec, Sides};
+        use crate::tcp::Side;
+        let t = self.table()?;
+        let open = |role| {
+            let spec = OpenSpec {
+                iss: Some(self.iss.0),
+                ..OpenSpec::new(Mode::External(role))
+            };
+            t.open(&spec).map(|o| o.id).map_err(|e| e.to_string())
+        };
+        match call {
+            UserCall::Listen => self.id = Some(open(Side::Server)?),
+            UserCall::Connect => self.id = Some(open(Side::Client)?),
+            other => {
+                let (id, side) = self.id()?;
+                let t = self.table()?;
+                let r = match other {
+                    UserCall::Send(n) => t.send(id, side, n),
+                    UserCall::Shutdown => t.close(id, Sides::One(side), CloseHow::Shutdown),
+                    UserCall::Close => t.close(id, Sides::One(side), CloseHow::Close),
+                    _ => t.abort(id, side),
+                };
+                r.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn inject(&mut self, seg: Segment) -> Result<(), String> {
+        let (id, side) = self.id()?;
+        let t = self.table()?;
+        let now = t.now();
+        let r = t.inject(id, side, &seg).map_err(|e| e.to_string())?;
+        self.answers.extend(r.emitted.into_iter().map(|s| (now, s)));
+        Ok(())
+    }
+
+    fn advance_to(&mut self, at: u64) -> Result<(), String> {
+        let t = self.table()?;
+        let now = t.now();
+        t.advance(at.saturating_sub(now))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, String> {
+        let mut all = std::mem::take(&mut self.answers);
+        if let Ok((id, side)) = self.id() {
+            let t = self.table()?;
+            let waiting = t
+                .get(id)
+                .map_err(|e| e.to_string())?
+                .wire
+                .first()
+                .map_or(0, |(_, q)| q.len());
+            if waiting > 0 {
+                let dir = crate::tcp::Direction::from_side(side);
+                let w = t
+                    .wire(id, dir, crate::table::WireAction::Deliver, waiting as u32)
+                    .map_err(|e| e.to_string())?;
+                all.extend(w.emitted_at.into_iter().zip(w.moved));
+            }
+        }
+        all.sort_by_key(|&(at, _)| at);
+        Ok(all)
+    }
+
+    fn state(&mut self) -> Result<State, String> {
+        let (id, _) = self.id()?;
+        let info = self.table()?.get(id).map_err(|e| e.to_string())?;
+        Ok(info.sides[0].state)
+    }
+}
+
 /// Where a run failed: the step (0-based, as in the file), what was expected and what came.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mismatch {

@@ -35,6 +35,23 @@ fn every_shipped_scenario_passes_with_both_iss_variants() {
     );
 }
 
+#[test]
+fn every_shipped_scenario_passes_through_the_connection_table() {
+    let files = conformance::collect(&[dir()]).unwrap();
+    let reports = conformance::run_files(&files, &mut conformance::ThroughTable::new());
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.outcome.is_err())
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failing scenarios:\n{}",
+        failed.join("\n")
+    );
+    assert_eq!(reports.len(), files.len());
+}
+
 fn run(sc: &Scenario) -> Result<(), conformance::Mismatch> {
     let (_, iss, off) = conformance::ISS_VARIANTS[0];
     conformance::run_scenario(&mut InProcess::new(), sc, iss, off)

@@ -326,6 +326,8 @@ pub struct Injected {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WireOutcome {
     pub moved: Vec<Segment>,
+    /// EXTERNAL: when each moved segment was emitted (ms). Empty for pairs.
+    pub emitted_at: Vec<u64>,
     pub states: States,
 }
 
@@ -897,6 +899,7 @@ impl Table {
         let cfg = &self.tcp;
         self.with_conn(id, |conn, tally| {
             let from = dir.to().peer();
+            let mut emitted_at = Vec::new();
             let moved = match conn {
                 Conn::Pair(p) if p.is_auto() => {
                     return Err(Error::WrongMode {
@@ -930,7 +933,9 @@ impl Table {
                     }
                     match action {
                         WireAction::Deliver | WireAction::Drop => {
-                            x.take(count as usize).into_iter().map(|e| e.seg).collect()
+                            let taken = x.take(count as usize);
+                            emitted_at = taken.iter().map(|e| e.at).collect();
+                            taken.into_iter().map(|e| e.seg).collect()
                         }
                         WireAction::Duplicate | WireAction::Reorder => {
                             return Err(Error::WrongMode {
@@ -959,6 +964,7 @@ impl Table {
             }
             Ok(WireOutcome {
                 moved,
+                emitted_at,
                 states: states_of(conn),
             })
         })
