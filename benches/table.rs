@@ -252,6 +252,13 @@ fn main() {
         Some("memory") => memory(n(1)),
         Some("lifecycle") => lifecycle(n(1)),
         Some("storm") => storm(n(1)),
+        Some("table1") => {
+            // Profiling aid: the one-thread table lifecycles alone.
+            let t = Arc::new(table(n(1) + 1_000_000, 64));
+            fill(&t, n(1));
+            let r = table_lifecycles(&t, 1, 3_000_000);
+            println!("table1: {r:.0} lifecycles/s");
+        }
         Some("table2") => {
             // Profiling aid: the two-thread table lifecycles alone.
             let t = Arc::new(table(n(1) + 1_000_000, 64));
