@@ -4,5 +4,6 @@
 //! - [`conformance`]: runs recorded Linux scenarios against the core.
 
 pub mod conformance;
+pub mod service;
 pub mod table;
 pub mod tcp;

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use rustc_hash::FxBuildHasher;
+use tokio::sync::broadcast;
 
 use crate::tcp::pair::{Observer, Scratch, WireError};
 use crate::tcp::{
@@ -64,7 +65,8 @@ impl Mode {
 #[derive(Clone, Debug)]
 pub enum Conn {
     Pair(Pair),
-    External(External),
+    /// One endpoint, and its own protocol settings if it was opened with some.
+    External(External, Option<Box<tcp::Config>>),
 }
 
 impl Conn {
@@ -72,7 +74,7 @@ impl Conn {
         match self {
             Conn::Pair(p) if p.is_auto() => Mode::Auto,
             Conn::Pair(_) => Mode::Manual,
-            Conn::External(x) => Mode::External(external_role(x)),
+            Conn::External(x, _) => Mode::External(external_role(x)),
         }
     }
 
@@ -80,7 +82,7 @@ impl Conn {
     pub fn endpoint(&self, side: Side) -> Option<&Endpoint> {
         match self {
             Conn::Pair(p) => Some(p.endpoint(side)),
-            Conn::External(x) => (external_role(x) == side).then_some(&x.endpoint),
+            Conn::External(x, _) => (external_role(x) == side).then_some(&x.endpoint),
         }
     }
 
@@ -95,7 +97,7 @@ impl Conn {
     pub fn deadline(&self) -> Option<u64> {
         match self {
             Conn::Pair(p) => p.deadline(),
-            Conn::External(x) => x.endpoint.timer().map(|t| t.deadline),
+            Conn::External(x, _) => x.endpoint.timer().map(|t| t.deadline),
         }
     }
 
@@ -137,6 +139,8 @@ pub struct TableConfig {
     pub seed: u64,
     /// Timers expired per batch; the wheel's lock is let go between batches.
     pub timer_batch: usize,
+    /// Transition events buffered for watchers; a watcher further behind misses the oldest.
+    pub event_buffer: usize,
 }
 
 impl Default for TableConfig {
@@ -151,6 +155,7 @@ impl Default for TableConfig {
             ports: (32768, 60999),
             seed: 0x7463_7073_696d,
             timer_batch: 1024,
+            event_buffer: 1 << 16,
         }
     }
 }
@@ -206,6 +211,28 @@ fn tcp_err(side: Side) -> impl FnOnce(tcp::Error) -> Error {
     }
 }
 
+/// One endpoint's change of state, for watchers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub id: ConnId,
+    pub side: Side,
+    pub transition: Transition,
+    /// When, on the table's clock (ms).
+    pub at: u64,
+}
+
+/// A subscription to transition events (see `Table::watch`).
+pub struct Watcher {
+    pub rx: broadcast::Receiver<Event>,
+    table: std::sync::Arc<Table>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.table.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Which sides a close acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sides {
@@ -244,6 +271,8 @@ pub struct OpenSpec {
     pub iss: Option<u32>,
     /// The server's ISS in a pair.
     pub server_iss: Option<u32>,
+    /// EXTERNAL only: protocol settings for this connection instead of the table's.
+    pub settings: Option<tcp::Config>,
 }
 
 impl OpenSpec {
@@ -255,6 +284,7 @@ impl OpenSpec {
             server: None,
             iss: None,
             server_iss: None,
+            settings: None,
         }
     }
 }
@@ -373,11 +403,22 @@ thread_local! {
 /// Counts what a connection does while a table call runs.
 struct Tally<'a> {
     counters: &'a counters::Slot,
+    /// Where to publish transitions, while anyone watches: the channel, the id, the time.
+    events: Option<(&'a broadcast::Sender<Event>, ConnId, u64)>,
 }
 
 impl Observer for Tally<'_> {
     fn transition(&mut self, side: Side, t: Transition) {
         self.counters.transition(side, t.from, t.to);
+        if let Some((tx, id, at)) = self.events {
+            // No receiver is not an error: a watcher may just have gone.
+            let _ = tx.send(Event {
+                id,
+                side,
+                transition: t,
+                at,
+            });
+        }
     }
     fn segment(&mut self, from: Side, _: &Segment) {
         self.counters.segment(from, SegmentOutcome::Sent, 1);
@@ -400,6 +441,8 @@ pub struct Table {
     wheels: Box<[Mutex<Wheel>]>,
     clock: Clock,
     counters: Counters,
+    events: broadcast::Sender<Event>,
+    watchers: AtomicUsize,
     len: AtomicUsize,
     max: usize,
     seed: u64,
@@ -431,11 +474,27 @@ impl Table {
                 .collect(),
             clock,
             counters: Counters::default(),
+            events: broadcast::channel(cfg.event_buffer.max(1)).0,
+            watchers: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             max: cfg.max_connections,
             seed: cfg.seed,
             batch: cfg.timer_batch.max(1),
         })
+    }
+
+    fn events_for(&self, id: ConnId) -> Option<(&broadcast::Sender<Event>, ConnId, u64)> {
+        (self.watchers.load(Ordering::Relaxed) > 0).then(|| (&self.events, id, self.clock.now()))
+    }
+
+    /// Subscribes to every transition from now on. The buffer is shared and bounded: a watcher
+    /// that falls further behind than `event_buffer` events is told how many it missed.
+    pub fn watch(self: &std::sync::Arc<Self>) -> Watcher {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watcher {
+            rx: self.events.subscribe(),
+            table: self.clone(),
+        }
     }
 
     pub fn tcp_config(&self) -> &tcp::Config {
@@ -539,7 +598,10 @@ impl Table {
             let mut result = None;
             let removed = self.map.remove_if_mut(&id, |_, conn| {
                 let (timers, deadline) = (conn.timers(), conn.deadline());
-                let mut tally = Tally { counters: c };
+                let mut tally = Tally {
+                    counters: c,
+                    events: self.events_for(id),
+                };
                 let r = op(conn, &mut tally);
                 self.sync_timers(
                     c,
@@ -641,7 +703,10 @@ impl Table {
         };
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let mut tally = Tally { counters: c };
+        let mut tally = Tally {
+            counters: c,
+            events: self.events_for(id),
+        };
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
                 if !claimed {
@@ -666,7 +731,9 @@ impl Table {
                 let mut conn = match spec.mode {
                     Mode::Auto => Conn::Pair(Pair::auto()),
                     Mode::Manual => Conn::Pair(Pair::manual()),
-                    Mode::External(_) => Conn::External(External::new()),
+                    Mode::External(_) => {
+                        Conn::External(External::new(), spec.settings.clone().map(Box::new))
+                    }
                 };
                 let sides: &[Side] = match spec.mode {
                     Mode::External(role) => std::slice::from_ref(if role == Side::Client {
@@ -682,13 +749,15 @@ impl Table {
                 let cfg = &self.tcp;
                 let r = SCRATCH.with_borrow_mut(|scratch| match (&mut conn, spec.mode) {
                     (Conn::Pair(p), _) => p.open(cfg, now, iss, server_iss, scratch, &mut tally),
-                    (Conn::External(x), Mode::External(Side::Client)) => {
+                    (Conn::External(x, own), Mode::External(Side::Client)) => {
+                        let cfg = own.as_deref().unwrap_or(cfg);
                         let r =
                             x.connect(cfg, now, iss, &mut |t| tally.transition(Side::Client, t));
                         c.segment(Side::Client, SegmentOutcome::Sent, x.outbox().len() as u64);
                         r
                     }
-                    (Conn::External(x), _) => {
+                    (Conn::External(x, own), _) => {
+                        let cfg = own.as_deref().unwrap_or(cfg);
                         x.listen(cfg, now, iss, &mut |t| tally.transition(Side::Server, t))
                     }
                 });
@@ -769,7 +838,8 @@ impl Table {
                         }
                     })
                     .map_err(tcp_err(side))?,
-                (Conn::External(x), sides) => {
+                (Conn::External(x, own), sides) => {
+                    let cfg = own.as_deref().unwrap_or(cfg);
                     let role = external_role(x);
                     if sides != Sides::One(role) {
                         return Err(no_side(
@@ -820,7 +890,8 @@ impl Table {
                     UserOp::Abort => p.abort(cfg, now, side, s, tally),
                     UserOp::Send(n) => p.send(cfg, now, side, n, s, tally),
                 }),
-                Conn::External(x) => {
+                Conn::External(x, own) => {
+                    let cfg = own.as_deref().unwrap_or(cfg);
                     let role = external_role(x);
                     if role != side {
                         return Err(no_side(id, role, side.as_str()));
@@ -851,7 +922,7 @@ impl Table {
         self.with_conn(id, |conn, tally| {
             let before = conn.endpoint(to).map(Endpoint::state);
             let Some(before) = before else {
-                let role = if let Conn::External(x) = conn {
+                let role = if let Conn::External(x, _) = conn {
                     external_role(x)
                 } else {
                     to
@@ -860,7 +931,8 @@ impl Table {
             };
             tally.counters.segment(to, SegmentOutcome::Injected, 1);
             let emitted = match conn {
-                Conn::External(x) => {
+                Conn::External(x, own) => {
+                    let cfg = own.as_deref().unwrap_or(cfg);
                     let out = x.inject(cfg, now, seg, &mut |t| tally.transition(to, t));
                     tally
                         .counters
@@ -917,7 +989,7 @@ impl Table {
                     WireAction::Duplicate => p.duplicate(dir, count)?,
                     WireAction::Reorder => p.reorder(dir, count)?,
                 },
-                Conn::External(x) => {
+                Conn::External(x, _) => {
                     let role = external_role(x);
                     if from != role {
                         return Err(no_side(id, role, from.as_str()));
@@ -957,7 +1029,7 @@ impl Table {
             if let Some(o) = outcome {
                 tally.counters.segment(from, o, moved.len() as u64);
             }
-            if matches!(conn, Conn::External(_)) && action == WireAction::Deliver {
+            if matches!(conn, Conn::External(..)) && action == WireAction::Deliver {
                 tally
                     .counters
                     .segment(from.peer(), SegmentOutcome::Delivered, moved.len() as u64);
@@ -1029,7 +1101,7 @@ impl Table {
                     ]
                 })
                 .unwrap_or_default(),
-            Conn::External(x) => {
+            Conn::External(x, _) => {
                 vec![(
                     Direction::from_side(external_role(x)),
                     x.outbox().iter().map(|e| e.seg).collect(),
@@ -1248,7 +1320,8 @@ impl Table {
                 Conn::Pair(p) => {
                     SCRATCH.with_borrow_mut(|s| p.on_timeout(cfg, now, s, tally));
                 }
-                Conn::External(x) => {
+                Conn::External(x, own) => {
+                    let cfg = own.as_deref().unwrap_or(cfg);
                     let role = external_role(x);
                     let sent = x.outbox().len();
                     x.on_timeout(cfg, now, &mut |t| tally.transition(role, t));

@@ -511,3 +511,63 @@ fn real_clock_driver_expires_time_wait_and_records_lag() {
     );
     consistent(&t);
 }
+
+#[test]
+fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
+    let cfg = TableConfig {
+        shards: 2,
+        event_buffer: 5,
+        ..TableConfig::default()
+    };
+    let t = std::sync::Arc::new(table_with(cfg, tcp::Config::default()));
+    t.open(&OpenSpec::new(Mode::Auto)).unwrap(); // before anyone watches: not published
+    let mut w = t.watch();
+    let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    let mut got = vec![];
+    while let Ok(e) = w.rx.try_recv() {
+        assert_eq!(e.id, o.id);
+        got.push((e.side, e.transition.to));
+    }
+    assert_eq!(
+        got,
+        [
+            (Side::Server, State::Listen),
+            (Side::Client, State::SynSent),
+            (Side::Server, State::SynReceived),
+            (Side::Client, State::Established),
+            (Side::Server, State::Established)
+        ]
+    );
+    // Eight more transitions (FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED on each side) into a
+    // buffer of five: the watcher is told it lagged.
+    t.close(o.id, Sides::Both, CloseHow::Close).unwrap();
+    t.advance(60_000).unwrap();
+    assert!(matches!(
+        w.rx.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
+    ));
+    drop(w);
+    assert_eq!(t.watchers.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn external_connections_keep_their_own_settings() {
+    let t = table();
+    let own = tcp::Config {
+        syn_retries: 1,
+        ..tcp::Config::default()
+    };
+    let spec = OpenSpec {
+        settings: Some(own),
+        ..OpenSpec::new(Mode::External(Side::Client))
+    };
+    let a = t.open(&spec).unwrap();
+    let b = t
+        .open(&OpenSpec::new(Mode::External(Side::Client)))
+        .unwrap();
+    // syn_retries = 1: one retransmission at 1 s, given up at the 3 s budget.
+    t.advance(3_000).unwrap();
+    assert_eq!(t.get(a.id).unwrap().sides[0].state, State::Closed);
+    assert_eq!(t.get(b.id).unwrap().sides[0].state, State::SynSent);
+    consistent(&t);
+}
