@@ -139,7 +139,8 @@ pub struct TableConfig {
     pub seed: u64,
     /// Timers expired per batch; the wheel's lock is let go between batches.
     pub timer_batch: usize,
-    /// Transition events buffered for watchers; a watcher further behind misses the oldest.
+    /// Transition events buffered for watchers (rounded up to a power of two); a watcher further
+    /// behind misses the oldest and is told how many.
     pub event_buffer: usize,
 }
 

@@ -538,10 +538,11 @@ fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
             (Side::Server, State::Established)
         ]
     );
-    // Eight more transitions (FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED on each side) into a
-    // buffer of five: the watcher is told it lagged.
+    // Eight more transitions (FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED on each side) fill the
+    // buffer of eight; another open's five overflow it, and the watcher is told it lagged.
     t.close(o.id, Sides::Both, CloseHow::Close).unwrap();
     t.advance(60_000).unwrap();
+    t.open(&OpenSpec::new(Mode::Auto)).unwrap();
     assert!(matches!(
         w.rx.try_recv(),
         Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
