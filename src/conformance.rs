@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod grpc;
+
 use crate::tcp::{Config, External, Flags, Segment, SeqNum, State};
 
 /// How far from its scripted time an expected segment may be emitted (ms).

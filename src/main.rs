@@ -1,11 +1,16 @@
 //! The `tcpsim` command line.
 
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tcpsim::conformance::{self, InProcess};
-use tcpsim::tcp::{Config, Pair, SeqNum, Side, pair};
+use tcpsim::server::{self, ServeConfig};
+use tcpsim::service::Limits;
+use tcpsim::table::{Cidr, TableConfig};
+use tcpsim::tcp::{self, Pair, SeqNum, Side, pair};
 
 #[derive(Parser)]
 #[command(
@@ -24,8 +29,22 @@ enum Via {
     Table,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ClockKind {
+    Real,
+    Virtual,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the gRPC server.
+    Serve(ServeArgs),
+    /// Asks a server's grpc.health.v1 service; exits 0 only when it is SERVING.
+    Health {
+        /// The server, as a URL.
+        #[arg(long, env = "TCPSIM_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+    },
     /// Runs conformance scenario files (recorded from Linux) against the engine, once with an
     /// ordinary ISS and once with an ISS just below 2^32. Exits non-zero if any file fails.
     Conformance {
@@ -36,15 +55,128 @@ enum Command {
         /// EXTERNAL mode on a virtual clock.
         #[arg(long, value_enum, default_value = "core")]
         via: Via,
+        /// Run them through a server's gRPC API instead (it must use a virtual clock).
+        #[arg(long, env = "TCPSIM_TARGET")]
+        target: Option<String>,
+        /// Bearer token for --target.
+        #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Walks one MANUAL connection through the seed's handshake and four-way close, printing
     /// every segment and both sides' states.
     Demo,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "TCPSIM_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// A real clock, or a virtual one that moves only on AdvanceClock.
+    #[arg(long, env = "TCPSIM_CLOCK", value_enum, default_value = "real")]
+    clock: ClockKind,
+    /// MSL in ms; TIME-WAIT lasts 2·MSL (Linux: 60 s in all).
+    #[arg(long, env = "TCPSIM_MSL_MS", default_value_t = 30_000)]
+    msl_ms: u32,
+    /// How long an orphaned connection may stay in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    #[arg(long, env = "TCPSIM_FIN_TIMEOUT_MS", default_value_t = 60_000)]
+    fin_timeout_ms: u32,
+    /// SYN retransmissions (Linux tcp_syn_retries).
+    #[arg(long, env = "TCPSIM_SYN_RETRIES", default_value_t = 6)]
+    syn_retries: u8,
+    /// SYN-ACK retransmissions (Linux tcp_synack_retries).
+    #[arg(long, env = "TCPSIM_SYNACK_RETRIES", default_value_t = 5)]
+    synack_retries: u8,
+    /// Data and FIN retransmissions (Linux tcp_retries2).
+    #[arg(long, env = "TCPSIM_DATA_RETRIES", default_value_t = 15)]
+    data_retries: u8,
+    /// Our MSS.
+    #[arg(long, env = "TCPSIM_MSS", default_value_t = 1460)]
+    mss: u16,
+    /// Connections to pre-size the table for.
+    #[arg(long, env = "TCPSIM_CAPACITY", default_value_t = 1 << 16)]
+    capacity: usize,
+    /// Most connections; opens beyond are refused.
+    #[arg(long, env = "TCPSIM_MAX_CONNECTIONS", default_value_t = 10_000_000)]
+    max_connections: usize,
+    /// Client address pools (CIDR blocks, comma-separated).
+    #[arg(
+        long,
+        env = "TCPSIM_CLIENT_POOLS",
+        value_delimiter = ',',
+        default_value = "10.0.0.0/16"
+    )]
+    client_pools: Vec<Cidr>,
+    /// Server addr:ports connections go to (comma-separated).
+    #[arg(
+        long,
+        env = "TCPSIM_SERVERS",
+        value_delimiter = ',',
+        default_value = "10.255.0.1:80"
+    )]
+    servers: Vec<SocketAddrV4>,
+    /// Ephemeral port range (Linux ip_local_port_range).
+    #[arg(long, env = "TCPSIM_PORTS", default_value = "32768-60999", value_parser = port_range)]
+    ports: (u16, u16),
+    /// Seeds the ISS of each connection (runs on a virtual clock replay exactly).
+    #[arg(long, env = "TCPSIM_SEED", default_value_t = 0x7463_7073_696d)]
+    seed: u64,
+    /// Most connections one Open may ask for.
+    #[arg(long, env = "TCPSIM_MAX_OPEN_BATCH", default_value_t = 10_000)]
+    max_open_batch: u32,
+    /// Most connections per List page.
+    #[arg(long, env = "TCPSIM_MAX_PAGE_SIZE", default_value_t = 1_000)]
+    max_page_size: u32,
+    /// Most segments one Wire call may move.
+    #[arg(long, env = "TCPSIM_MAX_WIRE_COUNT", default_value_t = 1_024)]
+    max_wire_count: u32,
+    /// Events a Watch subscriber may have queued before it misses some.
+    #[arg(long, env = "TCPSIM_WATCH_BUFFER", default_value_t = 1_024)]
+    watch_buffer: usize,
+    /// Results a Run stream may have queued before the server stops reading its commands.
+    #[arg(long, env = "TCPSIM_RUN_BUFFER", default_value_t = 1_024)]
+    run_buffer: usize,
+    /// Largest gRPC message, either way.
+    #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    max_message_bytes: usize,
+    /// How long in-flight calls may take to finish after SIGINT or SIGTERM.
+    #[arg(long, env = "TCPSIM_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
+    /// Require `authorization: Bearer <token>` on every Simulator call.
+    #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected LOW-HIGH, e.g. 32768-60999"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("{lo:?} is not a port"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("{hi:?} is not a port"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!(
+            "{s:?}: the range must start above 0 and not end before it starts"
+        ));
+    }
+    Ok((lo, hi))
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Conformance { paths, via } => run_conformance(&paths, via),
+        Command::Serve(args) => serve(args),
+        Command::Health { addr } => health(&addr),
+        Command::Conformance {
+            paths,
+            via,
+            target,
+            token,
+        } => run_conformance(&paths, via, target, token),
         Command::Demo => {
             demo();
             ExitCode::SUCCESS
@@ -52,7 +184,128 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_conformance(paths: &[PathBuf], via: Via) -> ExitCode {
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+fn serve(a: ServeArgs) -> ExitCode {
+    let defaults = TableConfig::default();
+    let cfg = ServeConfig {
+        table: TableConfig {
+            capacity: a.capacity,
+            max_connections: a.max_connections,
+            client_pools: a.client_pools,
+            servers: a.servers,
+            ports: a.ports,
+            seed: a.seed,
+            ..defaults
+        },
+        tcp: tcp::Config {
+            msl_ms: a.msl_ms,
+            fin_timeout_ms: a.fin_timeout_ms,
+            syn_retries: a.syn_retries,
+            synack_retries: a.synack_retries,
+            data_retries: a.data_retries,
+            mss: a.mss,
+            ..tcp::Config::default()
+        },
+        virtual_clock: matches!(a.clock, ClockKind::Virtual),
+        limits: Limits {
+            max_open_batch: a.max_open_batch,
+            max_page_size: a.max_page_size,
+            max_wire_count: a.max_wire_count,
+            watch_buffer: a.watch_buffer,
+            run_buffer: a.run_buffer,
+        },
+        token: a.token,
+        max_message_bytes: a.max_message_bytes,
+        shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
+    };
+    let clock = if cfg.virtual_clock { "virtual" } else { "real" };
+    runtime().block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(a.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", a.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let running = match server::start(cfg, listener, server::signal()).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!(
+            "tcpsim serving gRPC on {} ({clock} clock); SIGINT or SIGTERM stops it",
+            running.addr
+        );
+        match running.done.await {
+            Ok(Ok(())) => {
+                eprintln!("tcpsim stopped");
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn health(addr: &str) -> ExitCode {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let r: Result<i32, String> = runtime().block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(addr.to_string())
+            .map_err(|e| format!("{addr:?} is not a URL: {e}"))?
+            .connect_timeout(Duration::from_secs(3))
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+        let mut c = HealthClient::new(channel);
+        let resp = c
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(resp.into_inner().status)
+    });
+    match r {
+        Ok(s) if s == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => {
+            println!("SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(s) => {
+            println!(
+                "{}",
+                tonic_health::pb::health_check_response::ServingStatus::try_from(s)
+                    .map_or("UNKNOWN", |s| s.as_str_name())
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_conformance(
+    paths: &[PathBuf],
+    via: Via,
+    target: Option<String>,
+    token: Option<String>,
+) -> ExitCode {
     let files = match conformance::collect(paths) {
         Ok(files) => files,
         Err(e) => {
@@ -60,9 +313,16 @@ fn run_conformance(paths: &[PathBuf], via: Via) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reports = match via {
-        Via::Core => conformance::run_files(&files, &mut InProcess::new()),
-        Via::Table => conformance::run_files(&files, &mut conformance::ThroughTable::new()),
+    let reports = match (target, via) {
+        (Some(url), _) => match conformance::grpc::ViaGrpc::connect(&url, token) {
+            Ok(mut engine) => conformance::run_files(&files, &mut engine),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, Via::Core) => conformance::run_files(&files, &mut InProcess::new()),
+        (None, Via::Table) => conformance::run_files(&files, &mut conformance::ThroughTable::new()),
     };
     let failed = reports.iter().filter(|r| r.outcome.is_err()).count();
     for r in &reports {
@@ -78,7 +338,7 @@ fn run_conformance(paths: &[PathBuf], via: Via) -> ExitCode {
 
 /// The seed's exchange on a MANUAL pair, one segment at a time.
 fn demo() {
-    let cfg = Config::default();
+    let cfg = tcp::Config::default();
     let mut p = Pair::manual();
     let mut scratch = pair::Scratch::default();
     let mut now = 0;

@@ -1,1 +1,573 @@
+//! The gRPC service: tonic glue only. Each RPC converts proto to domain types, calls the table,
+//! and converts back; errors become a `Status` in `convert::status`. The same operations serve
+//! the unary RPCs and the `Run` stream.
+//!
+//! Owns: request validation (every refusal names its field), the caps that keep a client from
+//! growing the server's memory (batch sizes, page sizes, stream buffers), and the streams.
+
+pub mod convert;
 pub mod proto;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::table::{self, ConnId, Mode, OpenFailure, OpenSpec, Table};
+use crate::tcp::{Side, State, TimerKind};
+use convert::{invalid, status};
+use proto as pb;
+use proto::simulator_server::Simulator;
+
+/// Caps on what one request may ask for.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most connections one Open may ask for.
+    pub max_open_batch: u32,
+    /// Most connections one List page may hold.
+    pub max_page_size: u32,
+    /// Most segments one Wire call may move.
+    pub max_wire_count: u32,
+    /// Events a Watch subscriber may have queued before it is told it missed some.
+    pub watch_buffer: usize,
+    /// Results a Run stream may have queued before the server stops reading its commands.
+    pub run_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_open_batch: 10_000,
+            max_page_size: 1_000,
+            max_wire_count: 1_024,
+            watch_buffer: 1_024,
+            run_buffer: 1_024,
+        }
+    }
+}
+
+/// The operations, shared by the unary RPCs and `Run`.
+pub struct Ops {
+    pub table: Arc<Table>,
+    pub limits: Limits,
+}
+
+impl Ops {
+    pub fn open(&self, r: &pb::OpenRequest) -> Result<pb::OpenResponse, Status> {
+        let count = r.count.max(1);
+        if count > self.limits.max_open_batch {
+            return Err(Status::resource_exhausted(format!(
+                "count: {count} is over the batch cap of {}",
+                self.limits.max_open_batch
+            )));
+        }
+        let mode = convert::mode("mode", r.mode, r.role)?;
+        let mut spec = OpenSpec::new(mode);
+        if let Some(t) = r
+            .tuple
+            .as_ref()
+            .filter(|t| !t.client.is_empty() || !t.server.is_empty())
+        {
+            if count > 1 {
+                return Err(invalid(
+                    "tuple",
+                    "an explicit 4-tuple opens one connection; count must be 1",
+                ));
+            }
+            let tuple = convert::tuple("tuple", t)?;
+            self.table
+                .addresses()
+                .id_of(&tuple)
+                .map_err(|e| invalid("tuple", e))?;
+            spec.tuple = Some(tuple);
+        }
+        if !r.client_ip.is_empty() {
+            let ip = convert::ipv4("client_ip", &r.client_ip)?;
+            self.table
+                .addresses()
+                .ip_index(ip)
+                .map_err(|e| invalid("client_ip", e))?;
+            spec.client_ip = Some(ip);
+        }
+        if !r.server.is_empty() {
+            let s = convert::socket("server", &r.server)?;
+            self.table
+                .addresses()
+                .server_index(s)
+                .map_err(|e| invalid("server", e))?;
+            spec.server = Some(s);
+        }
+        spec.iss = r.iss;
+        spec.server_iss = r.server_iss;
+        if let Some(s) = &r.settings {
+            if !matches!(mode, Mode::External(_)) {
+                return Err(invalid(
+                    "settings",
+                    "only EXTERNAL connections take their own settings",
+                ));
+            }
+            spec.settings = Some(convert::settings(self.table.tcp_config(), s)?);
+        }
+        if count == 1 {
+            let o = self.table.open(&spec).map_err(status)?;
+            return Ok(pb::OpenResponse {
+                connections: vec![opened_pb(&o)],
+                failed: 0,
+                failures: HashMap::new(),
+            });
+        }
+        let mut resp = pb::OpenResponse::default();
+        for i in 0..count {
+            match self.table.open(&spec) {
+                Ok(o) => resp.connections.push(opened_pb(&o)),
+                Err(e) => {
+                    let reason = match &e {
+                        table::Error::TableFull { .. } => OpenFailure::TableFull,
+                        table::Error::PortsExhausted { .. } => OpenFailure::PortsExhausted,
+                        _ => return Err(status(e)),
+                    };
+                    // The table is full or the ports are gone: the rest would fail alike.
+                    let rest = count - i;
+                    resp.failed += rest;
+                    *resp
+                        .failures
+                        .entry(reason.as_str().to_string())
+                        .or_default() += rest;
+                    break;
+                }
+            }
+        }
+        Ok(resp)
+    }
+
+    pub fn close(&self, r: &pb::CloseRequest) -> Result<pb::ConnectionStates, Status> {
+        let sides = convert::sides("side", r.side)?;
+        let how = convert::close_how("how", r.how)?;
+        let s = self.table.close(ConnId(r.id), sides, how).map_err(status)?;
+        Ok(convert::states_to_pb(r.id, &s))
+    }
+
+    pub fn abort(&self, r: &pb::AbortRequest) -> Result<pb::ConnectionStates, Status> {
+        let side = convert::side("side", r.side)?;
+        let s = self.table.abort(ConnId(r.id), side).map_err(status)?;
+        Ok(convert::states_to_pb(r.id, &s))
+    }
+
+    pub fn send(&self, r: &pb::SendRequest) -> Result<pb::ConnectionStates, Status> {
+        let side = convert::side("side", r.side)?;
+        let s = self
+            .table
+            .send(ConnId(r.id), side, r.bytes)
+            .map_err(status)?;
+        Ok(convert::states_to_pb(r.id, &s))
+    }
+
+    pub fn inject(&self, r: &pb::InjectRequest) -> Result<pb::InjectResponse, Status> {
+        let to = convert::side("to", r.to)?;
+        let seg = r
+            .segment
+            .as_ref()
+            .ok_or_else(|| invalid("segment", "required"))?;
+        let seg = convert::segment_from_pb("segment", seg)?;
+        let i = self.table.inject(ConnId(r.id), to, &seg).map_err(status)?;
+        Ok(pb::InjectResponse {
+            before: convert::state_to_pb(i.before) as i32,
+            after: convert::state_to_pb(i.after) as i32,
+            emitted: i
+                .emitted
+                .iter()
+                .map(|s| convert::segment_to_pb(s, None))
+                .collect(),
+        })
+    }
+
+    pub fn wire(&self, r: &pb::WireRequest) -> Result<pb::WireResponse, Status> {
+        let dir = convert::direction("direction", r.direction)?;
+        let action = convert::wire_action("action", r.action)?;
+        let count = r.count.max(1);
+        if count > self.limits.max_wire_count {
+            return Err(Status::resource_exhausted(format!(
+                "count: {count} is over the cap of {} segments per call",
+                self.limits.max_wire_count
+            )));
+        }
+        let w = self
+            .table
+            .wire(ConnId(r.id), dir, action, count)
+            .map_err(status)?;
+        let at = |i: usize| w.emitted_at.get(i).copied();
+        let states = convert::states_to_pb(r.id, &w.states);
+        Ok(pb::WireResponse {
+            moved: w
+                .moved
+                .iter()
+                .enumerate()
+                .map(|(i, s)| convert::segment_to_pb(s, at(i)))
+                .collect(),
+            client: states.client,
+            server: states.server,
+        })
+    }
+
+    pub fn remove(&self, r: &pb::RemoveRequest) -> Result<pb::RemoveResponse, Status> {
+        self.table.remove(ConnId(r.id)).map_err(status)?;
+        Ok(pb::RemoveResponse {})
+    }
+
+    pub fn get(&self, r: &pb::GetRequest) -> Result<pb::Connection, Status> {
+        let id = match r
+            .tuple
+            .as_ref()
+            .filter(|t| !t.client.is_empty() || !t.server.is_empty())
+        {
+            Some(t) => {
+                let tuple = convert::tuple("tuple", t)?;
+                self.table
+                    .addresses()
+                    .id_of(&tuple)
+                    .map_err(|e| invalid("tuple", e))?
+            }
+            None => ConnId(r.id),
+        };
+        let c = self.table.get(id).map_err(status)?;
+        Ok(convert::connection_to_pb(&c))
+    }
+
+    pub fn list(&self, r: &pb::ListRequest) -> Result<pb::ListResponse, Status> {
+        let state = convert::state_filter("state", r.state)?;
+        let side = convert::side_filter("side", r.side)?;
+        let cap = self.limits.max_page_size;
+        let size = if r.page_size == 0 { cap } else { r.page_size };
+        if size > cap {
+            return Err(Status::resource_exhausted(format!(
+                "page_size: {size} is over the cap of {cap}"
+            )));
+        }
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(ConnId(r.page_token.parse().map_err(|_| {
+                invalid("page_token", "not a token this server gave")
+            })?))
+        };
+        let matches = |c: &table::Conn| {
+            c.sides().iter().any(|&s| {
+                side.is_none_or(|want| want == s)
+                    && state.is_none_or(|want| c.endpoint(s).is_some_and(|e| e.state() == want))
+            })
+        };
+        // One more than asked, to know whether another page follows.
+        let mut page = self.table.list(after, size as usize + 1, matches);
+        let more = page.len() > size as usize;
+        page.truncate(size as usize);
+        let next_page_token = if more {
+            page.last().map(|c| c.id.0.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(pb::ListResponse {
+            connections: page.iter().map(convert::connection_to_pb).collect(),
+            next_page_token,
+        })
+    }
+
+    pub fn stats(&self) -> pb::StatsResponse {
+        let s = self.table.stats();
+        let c = &s.counters;
+        let mut r = pb::StatsResponse {
+            connections: s.connections as u64,
+            max_connections: s.max_connections as u64,
+            ports_used: s.ports_used,
+            ports_free: s.ports_capacity.saturating_sub(s.ports_used),
+            clock: s.clock.to_string(),
+            now_ms: s.now,
+            ..Default::default()
+        };
+        for side in Side::BOTH {
+            let ps = convert::side_to_pb(side) as i32;
+            for state in State::ALL {
+                r.occupancy.push(pb::Occupancy {
+                    side: ps,
+                    state: convert::state_to_pb(state) as i32,
+                    count: c.occupancy(side, state),
+                });
+                for to in State::ALL {
+                    let n = c.transitions(side, state, to);
+                    if n > 0 {
+                        r.transitions.push(pb::TransitionCount {
+                            side: ps,
+                            from: convert::state_to_pb(state) as i32,
+                            to: convert::state_to_pb(to) as i32,
+                            count: n,
+                        });
+                    }
+                }
+            }
+            for o in table::SegmentOutcome::ALL {
+                r.segments.push(pb::SegmentCount {
+                    side: ps,
+                    outcome: o.as_str().into(),
+                    count: c.segments(side, o),
+                });
+            }
+        }
+        for k in TimerKind::ALL {
+            let kind = convert::timer_kind_to_pb(k) as i32;
+            r.timers_pending.push(pb::TimerCount {
+                kind,
+                count: c.timers_pending(k),
+            });
+            r.timers_fired.push(pb::TimerCount {
+                kind,
+                count: c.timers_fired(k) as i64,
+            });
+        }
+        for why in OpenFailure::ALL {
+            r.open_failures
+                .insert(why.as_str().into(), c.open_failures(why));
+        }
+        r
+    }
+
+    pub fn advance(&self, r: &pb::AdvanceClockRequest) -> Result<pb::AdvanceClockResponse, Status> {
+        const MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
+        if r.millis > MAX {
+            return Err(invalid("millis", format!("{} is over ten years", r.millis)));
+        }
+        let a = self.table.advance(r.millis).map_err(status)?;
+        Ok(pb::AdvanceClockResponse {
+            now_ms: a.now,
+            timers_fired: a.fired,
+        })
+    }
+
+    /// One `Run` command. Slow ones (a clock advance) run off the async workers.
+    async fn command(self: &Arc<Self>, c: pb::Command) -> pb::CommandResult {
+        use pb::command::Op;
+        use pb::command_result::Result as R;
+        let result = match c.op {
+            None => Err(invalid("op", "required")),
+            Some(Op::Open(r)) => self.open(&r).map(R::Open),
+            Some(Op::Close(r)) => self.close(&r).map(R::States),
+            Some(Op::Abort(r)) => self.abort(&r).map(R::States),
+            Some(Op::Send(r)) => self.send(&r).map(R::States),
+            Some(Op::Inject(r)) => self.inject(&r).map(R::Inject),
+            Some(Op::Wire(r)) => self.wire(&r).map(R::Wire),
+            Some(Op::Get(r)) => self.get(&r).map(R::Connection),
+            Some(Op::Stats(_)) => Ok(R::Stats(self.stats())),
+            Some(Op::Remove(r)) => self.remove(&r).map(R::Removed),
+            Some(Op::AdvanceClock(r)) => {
+                let ops = self.clone();
+                tokio::task::spawn_blocking(move || ops.advance(&r))
+                    .await
+                    .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
+                    .map(R::AdvanceClock)
+            }
+        };
+        pb::CommandResult {
+            tag: c.tag,
+            result: Some(result.unwrap_or_else(|s| {
+                R::Error(pb::Error {
+                    code: s.code() as i32,
+                    message: s.message().to_string(),
+                })
+            })),
+        }
+    }
+}
+
+fn opened_pb(o: &table::Opened) -> pb::Opened {
+    let s = convert::states_to_pb(o.id.0, &o.states);
+    pb::Opened {
+        id: o.id.0,
+        tuple: Some(convert::tuple_to_pb(&o.tuple)),
+        client: s.client,
+        server: s.server,
+        reused_time_wait: o.reused_time_wait,
+    }
+}
+
+/// The tonic service.
+pub struct SimulatorService {
+    ops: Arc<Ops>,
+    /// Turns true when the server shuts down: streams end.
+    stopping: watch::Receiver<bool>,
+}
+
+impl SimulatorService {
+    pub fn new(
+        table: Arc<Table>,
+        limits: Limits,
+        stopping: watch::Receiver<bool>,
+    ) -> SimulatorService {
+        SimulatorService {
+            ops: Arc::new(Ops { table, limits }),
+            stopping,
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Simulator for SimulatorService {
+    async fn open(
+        &self,
+        r: Request<pb::OpenRequest>,
+    ) -> Result<Response<pb::OpenResponse>, Status> {
+        self.ops.open(r.get_ref()).map(Response::new)
+    }
+    async fn close(
+        &self,
+        r: Request<pb::CloseRequest>,
+    ) -> Result<Response<pb::ConnectionStates>, Status> {
+        self.ops.close(r.get_ref()).map(Response::new)
+    }
+    async fn abort(
+        &self,
+        r: Request<pb::AbortRequest>,
+    ) -> Result<Response<pb::ConnectionStates>, Status> {
+        self.ops.abort(r.get_ref()).map(Response::new)
+    }
+    async fn send(
+        &self,
+        r: Request<pb::SendRequest>,
+    ) -> Result<Response<pb::ConnectionStates>, Status> {
+        self.ops.send(r.get_ref()).map(Response::new)
+    }
+    async fn inject(
+        &self,
+        r: Request<pb::InjectRequest>,
+    ) -> Result<Response<pb::InjectResponse>, Status> {
+        self.ops.inject(r.get_ref()).map(Response::new)
+    }
+    async fn wire(
+        &self,
+        r: Request<pb::WireRequest>,
+    ) -> Result<Response<pb::WireResponse>, Status> {
+        self.ops.wire(r.get_ref()).map(Response::new)
+    }
+    async fn remove(
+        &self,
+        r: Request<pb::RemoveRequest>,
+    ) -> Result<Response<pb::RemoveResponse>, Status> {
+        self.ops.remove(r.get_ref()).map(Response::new)
+    }
+    async fn get(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::Connection>, Status> {
+        self.ops.get(r.get_ref()).map(Response::new)
+    }
+    async fn list(
+        &self,
+        r: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let ops = self.ops.clone();
+        let r = r.into_inner();
+        tokio::task::spawn_blocking(move || ops.list(&r))
+            .await
+            .unwrap_or_else(|e| Err(Status::internal(format!("list failed: {e}"))))
+            .map(Response::new)
+    }
+    async fn stats(
+        &self,
+        _: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        Ok(Response::new(self.ops.stats()))
+    }
+    async fn advance_clock(
+        &self,
+        r: Request<pb::AdvanceClockRequest>,
+    ) -> Result<Response<pb::AdvanceClockResponse>, Status> {
+        let ops = self.ops.clone();
+        let r = r.into_inner();
+        tokio::task::spawn_blocking(move || ops.advance(&r))
+            .await
+            .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
+            .map(Response::new)
+    }
+
+    type WatchStream = BoxStream<pb::WatchEvent>;
+
+    async fn watch(
+        &self,
+        r: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let r = r.into_inner();
+        let side = convert::side_filter("side", r.side)?;
+        let to = convert::state_filter("to", r.to)?;
+        let ids: std::collections::HashSet<u64> = r.ids.into_iter().collect();
+        let mut sub = self.ops.table.watch();
+        let (tx, rx) = mpsc::channel(self.ops.limits.watch_buffer.max(1));
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let mut missed: u64 = 0;
+            loop {
+                let ev = tokio::select! {
+                    ev = sub.rx.recv() => ev,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
+                let item = match ev {
+                    Ok(e) => {
+                        if !(ids.is_empty() || ids.contains(&e.id.0))
+                            || side.is_some_and(|s| s != e.side)
+                            || to.is_some_and(|s| s != e.transition.to)
+                        {
+                            continue;
+                        }
+                        pb::watch_event::Event::Transition(convert::event_to_pb(&e))
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        missed += n;
+                        pb::watch_event::Event::Missed(pb::Missed { count: n })
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                // A full buffer means the subscriber reads slowly: wait, and let the shared
+                // event buffer count what it misses meanwhile.
+                if tx
+                    .send(Ok(pb::WatchEvent { event: Some(item) }))
+                    .await
+                    .is_err()
+                {
+                    let _ = missed;
+                    return; // the subscriber went away
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type RunStream = BoxStream<pb::CommandResult>;
+
+    async fn run(
+        &self,
+        r: Request<Streaming<pb::Command>>,
+    ) -> Result<Response<Self::RunStream>, Status> {
+        let mut inbound = r.into_inner();
+        let (tx, rx) = mpsc::channel(self.ops.limits.run_buffer.max(1));
+        let ops = self.ops.clone();
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    c = inbound.next() => c,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
+                let cmd = match next {
+                    Some(Ok(c)) => c,
+                    Some(Err(_)) | None => return,
+                };
+                let result = ops.command(cmd).await;
+                // Flow control: when the client stops reading results, this waits, and the
+                // server stops reading commands.
+                if tx.send(Ok(result)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,172 @@
+//! The server: a table and its clock, the Simulator service, grpc.health.v1 and server
+//! reflection (v1 and v1alpha), an optional bearer token, and a graceful shutdown.
+//!
+//! Shutdown: health turns NOT_SERVING, new connections are refused, Watch and Run streams end,
+//! in-flight calls drain; if they have not within the grace period, the server stops anyway.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::{Request, Status};
+
+use crate::service::proto::simulator_server::SimulatorServer;
+use crate::service::{Limits, SimulatorService, proto};
+use crate::table::{Clock, Table, TableConfig, drive_timers};
+use crate::tcp;
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub table: TableConfig,
+    pub tcp: tcp::Config,
+    pub virtual_clock: bool,
+    pub limits: Limits,
+    /// Callers of the Simulator service must send `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    pub max_message_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig {
+            table: TableConfig::default(),
+            tcp: tcp::Config::default(),
+            virtual_clock: false,
+            limits: Limits::default(),
+            token: None,
+            max_message_bytes: 4 << 20,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub table: Arc<Table>,
+    pub done: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+type Svc = SimulatorServer<SimulatorService>;
+
+/// Checks the bearer token, if one is configured.
+#[derive(Clone)]
+struct Auth(Option<Arc<str>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(token) = &self.0 else { return Ok(req) };
+        match req
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""))
+        {
+            None => Err(Status::unauthenticated(
+                "missing bearer token: send metadata authorization: Bearer <token>",
+            )),
+            Some(v)
+                if v.strip_prefix("Bearer ")
+                    .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) =>
+            {
+                Ok(req)
+            }
+            Some(_) => Err(Status::unauthenticated("wrong bearer token")),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Starts serving on `listener` until `shutdown` completes (then drains, within the grace).
+pub async fn start(
+    cfg: ServeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let clock = if cfg.virtual_clock {
+        Clock::virtual_at(0)
+    } else {
+        Clock::real()
+    };
+    let table = Arc::new(Table::new(cfg.table.clone(), cfg.tcp.clone(), clock)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if !cfg.virtual_clock {
+        tokio::spawn(drive_timers(
+            table.clone(),
+            Duration::from_millis(1),
+            stop_rx.clone(),
+        ));
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<Svc>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| e.to_string())?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
+    let simulator = SimulatorServer::new(SimulatorService::new(
+        table.clone(),
+        cfg.limits.clone(),
+        stop_rx,
+    ))
+    .max_decoding_message_size(cfg.max_message_bytes)
+    .max_encoding_message_size(cfg.max_message_bytes);
+    let simulator = InterceptedService::new(simulator, Auth(cfg.token.as_deref().map(Arc::from)));
+
+    let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<()>();
+    let on_shutdown = async move {
+        shutdown.await;
+        health.set_not_serving::<Svc>().await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let _ = stop_tx.send(true); // ends Watch and Run streams, stops the clock driver
+        let _ = begun_tx.send(());
+    };
+    let serving = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(simulator)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+    let grace = cfg.shutdown_grace;
+    let done = tokio::spawn(async move {
+        tokio::select! {
+            r = serving => r.map_err(|e| e.to_string()),
+            _ = async { if begun_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
+                Err(format!("in-flight calls did not finish within the {} ms grace; stopped anyway", grace.as_millis()))
+            }
+        }
+    });
+    Ok(Running { addr, table, done })
+}
+
+/// SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

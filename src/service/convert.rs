@@ -1,0 +1,376 @@
+//! Proto ↔ domain conversions, and the one mapping from domain errors to `tonic::Status`.
+//!
+//! Every refusal names the field (or the state) and the reason. No user input becomes INTERNAL.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use tonic::Status;
+
+use super::proto as pb;
+use crate::table::{self, CloseHow, ConnInfo, Mode, Sides, States, WireAction};
+use crate::tcp::{self, Cause, Direction, Flags, Segment, SeqNum, Side, State, TimerKind};
+
+/// The single mapping from table errors to gRPC codes.
+pub fn status(e: table::Error) -> Status {
+    use table::Error as E;
+    let msg = e.to_string();
+    match e {
+        E::NotFound(_) => Status::not_found(msg),
+        E::TableFull { .. } | E::PortsExhausted { .. } => Status::resource_exhausted(msg),
+        E::Tcp {
+            source: tcp::Error::SendBufferFull { .. },
+            ..
+        } => Status::resource_exhausted(format!("bytes: {msg}")),
+        E::Tcp { .. } | E::TupleInUse { .. } | E::WrongMode { .. } | E::Wire(_) | E::RealClock => {
+            Status::failed_precondition(msg)
+        }
+        E::Address(_) => Status::invalid_argument(msg),
+        E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
+    }
+}
+
+pub fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {why}"))
+}
+
+/// A proto enum field, refusing unknown values.
+fn known<E: TryFrom<i32>>(field: &str, v: i32) -> Result<E, Status> {
+    E::try_from(v).map_err(|_| invalid(field, format!("unknown value {v}")))
+}
+
+pub fn side(field: &str, v: i32) -> Result<Side, Status> {
+    match known::<pb::Side>(field, v)? {
+        pb::Side::Client => Ok(Side::Client),
+        pb::Side::Server => Ok(Side::Server),
+        pb::Side::Unspecified => Err(invalid(field, "required: SIDE_CLIENT or SIDE_SERVER")),
+        pb::Side::Both => Err(invalid(
+            field,
+            "SIDE_BOTH is not allowed here: name one side",
+        )),
+    }
+}
+
+pub fn sides(field: &str, v: i32) -> Result<Sides, Status> {
+    match known::<pb::Side>(field, v)? {
+        pb::Side::Both => Ok(Sides::Both),
+        pb::Side::Unspecified => Err(invalid(
+            field,
+            "required: SIDE_CLIENT, SIDE_SERVER or SIDE_BOTH",
+        )),
+        _ => side(field, v).map(Sides::One),
+    }
+}
+
+pub fn close_how(field: &str, v: i32) -> Result<CloseHow, Status> {
+    Ok(match known::<pb::CloseKind>(field, v)? {
+        pb::CloseKind::Shutdown => CloseHow::Shutdown,
+        pb::CloseKind::Close | pb::CloseKind::Unspecified => CloseHow::Close,
+    })
+}
+
+pub fn mode(field: &str, v: i32, role: i32) -> Result<Mode, Status> {
+    let role_set = known::<pb::Side>("role", role)? != pb::Side::Unspecified;
+    match known::<pb::Mode>(field, v)? {
+        pb::Mode::Unspecified => Err(invalid(
+            field,
+            "required: MODE_AUTO, MODE_MANUAL or MODE_EXTERNAL",
+        )),
+        pb::Mode::Auto | pb::Mode::Manual if role_set => {
+            Err(invalid("role", "only EXTERNAL connections take a role"))
+        }
+        pb::Mode::Auto => Ok(Mode::Auto),
+        pb::Mode::Manual => Ok(Mode::Manual),
+        pb::Mode::External => Ok(Mode::External(side("role", role).map_err(|_| {
+            invalid(
+                "role",
+                "EXTERNAL needs SIDE_CLIENT (connect) or SIDE_SERVER (listen)",
+            )
+        })?)),
+    }
+}
+
+pub fn direction(field: &str, v: i32) -> Result<Direction, Status> {
+    match known::<pb::Direction>(field, v)? {
+        pb::Direction::ClientToServer => Ok(Direction::ClientToServer),
+        pb::Direction::ServerToClient => Ok(Direction::ServerToClient),
+        pb::Direction::Unspecified => Err(invalid(
+            field,
+            "required: DIRECTION_CLIENT_TO_SERVER or DIRECTION_SERVER_TO_CLIENT",
+        )),
+    }
+}
+
+pub fn wire_action(field: &str, v: i32) -> Result<WireAction, Status> {
+    match known::<pb::WireAction>(field, v)? {
+        pb::WireAction::Deliver => Ok(WireAction::Deliver),
+        pb::WireAction::Drop => Ok(WireAction::Drop),
+        pb::WireAction::Duplicate => Ok(WireAction::Duplicate),
+        pb::WireAction::Reorder => Ok(WireAction::Reorder),
+        pb::WireAction::Unspecified => Err(invalid(
+            field,
+            "required: DELIVER, DROP, DUPLICATE or REORDER",
+        )),
+    }
+}
+
+pub fn state_filter(field: &str, v: i32) -> Result<Option<State>, Status> {
+    let s = known::<pb::State>(field, v)?;
+    Ok(match s {
+        pb::State::Unspecified => None,
+        s => Some(state_from_pb(s)),
+    })
+}
+
+pub fn side_filter(field: &str, v: i32) -> Result<Option<Side>, Status> {
+    Ok(match known::<pb::Side>(field, v)? {
+        pb::Side::Unspecified | pb::Side::Both => None,
+        pb::Side::Client => Some(Side::Client),
+        pb::Side::Server => Some(Side::Server),
+    })
+}
+
+pub fn socket(field: &str, s: &str) -> Result<SocketAddrV4, Status> {
+    s.trim()
+        .parse()
+        .map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address:port")))
+}
+
+pub fn ipv4(field: &str, s: &str) -> Result<Ipv4Addr, Status> {
+    s.trim()
+        .parse()
+        .map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))
+}
+
+pub fn tuple(field: &str, t: &pb::FourTuple) -> Result<table::FourTuple, Status> {
+    Ok(table::FourTuple {
+        client: socket(&format!("{field}.client"), &t.client)?,
+        server: socket(&format!("{field}.server"), &t.server)?,
+    })
+}
+
+/// The server's settings with a request's overrides, each range-checked.
+pub fn settings(base: &tcp::Config, s: &pb::TcpSettings) -> Result<tcp::Config, Status> {
+    let byte = |field: &str, v: Option<u32>| -> Result<Option<u8>, Status> {
+        v.map(|v| u8::try_from(v).map_err(|_| invalid(field, format!("{v} is over 255"))))
+            .transpose()
+    };
+    let mut c = base.clone();
+    if let Some(v) = byte("settings.syn_retries", s.syn_retries)? {
+        c.syn_retries = v;
+    }
+    if let Some(v) = byte("settings.synack_retries", s.synack_retries)? {
+        c.synack_retries = v;
+    }
+    if let Some(v) = s.fin_timeout_ms {
+        c.fin_timeout_ms = v;
+    }
+    if let Some(v) = s.msl_ms {
+        c.msl_ms = v;
+    }
+    if let Some(v) = s.mss {
+        c.mss = u16::try_from(v)
+            .ok()
+            .filter(|&m| m >= 64)
+            .ok_or_else(|| invalid("settings.mss", format!("{v} is not between 64 and 65535")))?;
+    }
+    Ok(c)
+}
+
+pub fn segment_from_pb(field: &str, s: &pb::Segment) -> Result<Segment, Status> {
+    let f = s.flags.unwrap_or_default();
+    let mut flags = Flags::NONE;
+    for (on, bit) in [
+        (f.syn, Flags::SYN),
+        (f.ack, Flags::ACK),
+        (f.fin, Flags::FIN),
+        (f.rst, Flags::RST),
+        (f.psh, Flags::PSH),
+        (f.urg, Flags::URG),
+    ] {
+        if on {
+            flags |= bit;
+        }
+    }
+    let wnd = u16::try_from(s.window).map_err(|_| {
+        invalid(
+            &format!("{field}.window"),
+            format!("{} is over 65535 (no window scaling)", s.window),
+        )
+    })?;
+    if s.length > 65_535 {
+        return Err(invalid(
+            &format!("{field}.length"),
+            format!("{} is over 65535", s.length),
+        ));
+    }
+    let mss = s
+        .mss
+        .map(|m| {
+            u16::try_from(m)
+                .map_err(|_| invalid(&format!("{field}.mss"), format!("{m} is over 65535")))
+        })
+        .transpose()?;
+    Ok(Segment {
+        seq: SeqNum(s.seq),
+        ack: SeqNum(s.ack),
+        len: s.length,
+        wnd,
+        mss,
+        flags,
+    })
+}
+
+pub fn segment_to_pb(s: &Segment, emitted_at: Option<u64>) -> pb::Segment {
+    pb::Segment {
+        flags: Some(pb::Flags {
+            syn: s.has(Flags::SYN),
+            ack: s.has(Flags::ACK),
+            fin: s.has(Flags::FIN),
+            rst: s.has(Flags::RST),
+            psh: s.has(Flags::PSH),
+            urg: s.has(Flags::URG),
+        }),
+        seq: s.seq.0,
+        ack: s.ack.0,
+        window: u32::from(s.wnd),
+        length: s.len,
+        mss: s.mss.map(u32::from),
+        emitted_at_ms: emitted_at,
+    }
+}
+
+pub fn state_to_pb(s: State) -> pb::State {
+    match s {
+        State::Closed => pb::State::Closed,
+        State::Listen => pb::State::Listen,
+        State::SynSent => pb::State::SynSent,
+        State::SynReceived => pb::State::SynReceived,
+        State::Established => pb::State::Established,
+        State::FinWait1 => pb::State::FinWait1,
+        State::FinWait2 => pb::State::FinWait2,
+        State::CloseWait => pb::State::CloseWait,
+        State::Closing => pb::State::Closing,
+        State::LastAck => pb::State::LastAck,
+        State::TimeWait => pb::State::TimeWait,
+    }
+}
+
+pub fn state_from_pb(s: pb::State) -> State {
+    match s {
+        pb::State::Listen => State::Listen,
+        pb::State::SynSent => State::SynSent,
+        pb::State::SynReceived => State::SynReceived,
+        pb::State::Established => State::Established,
+        pb::State::FinWait1 => State::FinWait1,
+        pb::State::FinWait2 => State::FinWait2,
+        pb::State::CloseWait => State::CloseWait,
+        pb::State::Closing => State::Closing,
+        pb::State::LastAck => State::LastAck,
+        pb::State::TimeWait => State::TimeWait,
+        pb::State::Closed | pb::State::Unspecified => State::Closed,
+    }
+}
+
+pub fn side_to_pb(s: Side) -> pb::Side {
+    match s {
+        Side::Client => pb::Side::Client,
+        Side::Server => pb::Side::Server,
+    }
+}
+
+fn opt_state(s: Option<State>) -> i32 {
+    s.map_or(pb::State::Unspecified, state_to_pb) as i32
+}
+
+pub fn states_to_pb(id: u64, s: &States) -> pb::ConnectionStates {
+    pb::ConnectionStates {
+        id,
+        client: opt_state(s[0]),
+        server: opt_state(s[1]),
+    }
+}
+
+pub fn timer_kind_to_pb(k: TimerKind) -> pb::TimerKind {
+    match k {
+        TimerKind::Syn => pb::TimerKind::Syn,
+        TimerKind::SynAck => pb::TimerKind::SynAck,
+        TimerKind::Retransmit => pb::TimerKind::Retransmit,
+        TimerKind::FinWait2 => pb::TimerKind::FinWait2,
+        TimerKind::TimeWait => pb::TimerKind::TimeWait,
+    }
+}
+
+pub fn tuple_to_pb(t: &table::FourTuple) -> pb::FourTuple {
+    pb::FourTuple {
+        client: t.client.to_string(),
+        server: t.server.to_string(),
+    }
+}
+
+pub fn mode_to_pb(m: Mode) -> pb::Mode {
+    match m {
+        Mode::Auto => pb::Mode::Auto,
+        Mode::Manual => pb::Mode::Manual,
+        Mode::External(_) => pb::Mode::External,
+    }
+}
+
+pub fn connection_to_pb(c: &ConnInfo) -> pb::Connection {
+    pb::Connection {
+        id: c.id.0,
+        tuple: Some(tuple_to_pb(&c.tuple)),
+        mode: mode_to_pb(c.mode) as i32,
+        endpoints: c
+            .sides
+            .iter()
+            .map(|s| pb::EndpointState {
+                side: side_to_pb(s.side) as i32,
+                state: state_to_pb(s.state) as i32,
+                iss: s.iss.0,
+                irs: s.irs.0,
+                snd_una: s.snd_una.0,
+                snd_nxt: s.snd_nxt.0,
+                snd_wnd: u32::from(s.snd_wnd),
+                rcv_nxt: s.rcv_nxt.0,
+                rcv_wnd: u32::from(s.rcv_wnd),
+                unsent: s.unsent,
+                srtt_ms: s.srtt_ms.map(u32::from),
+                rto_ms: s.rto_ms,
+                timers: s
+                    .timer
+                    .iter()
+                    .map(|t| pb::Timer {
+                        kind: timer_kind_to_pb(t.kind) as i32,
+                        deadline_ms: t.deadline,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        wire: c
+            .wire
+            .iter()
+            .map(|(dir, segs)| pb::WireQueue {
+                direction: match dir {
+                    Direction::ClientToServer => pb::Direction::ClientToServer,
+                    Direction::ServerToClient => pb::Direction::ServerToClient,
+                } as i32,
+                segments: segs.iter().map(|s| segment_to_pb(s, None)).collect(),
+            })
+            .collect(),
+    }
+}
+
+pub fn event_to_pb(e: &table::Event) -> pb::TransitionEvent {
+    pb::TransitionEvent {
+        id: e.id.0,
+        side: side_to_pb(e.side) as i32,
+        from: state_to_pb(e.transition.from) as i32,
+        to: state_to_pb(e.transition.to) as i32,
+        cause: cause_name(e.transition.cause).to_string(),
+        at_ms: e.at,
+    }
+}
+
+fn cause_name(c: Cause) -> &'static str {
+    c.as_str()
+}
