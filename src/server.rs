@@ -2,7 +2,8 @@
 //! reflection (v1 and v1alpha), an optional bearer token, and a graceful shutdown.
 //!
 //! Shutdown: health turns NOT_SERVING, new connections are refused, Watch and Run streams end,
-//! in-flight calls drain; if they have not within the grace period, the server stops anyway.
+//! in-flight calls drain; if they have not within the grace period, the server stops anyway
+//! (with a warning) — either way it ends successfully.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -146,7 +147,9 @@ pub async fn start(
         tokio::select! {
             r = serving => r.map_err(|e| e.to_string()),
             _ = async { if begun_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
-                Err(format!("in-flight calls did not finish within the {} ms grace; stopped anyway", grace.as_millis()))
+                // The bound is the promise: stop anyway, and say so.
+                eprintln!("warning: calls still in flight after the {} ms grace were cut off", grace.as_millis());
+                Ok(())
             }
         }
     });

@@ -1,0 +1,1401 @@
+//! The gRPC API against a real server on 127.0.0.1:0, through a tonic client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tcpsim::server::{self, ServeConfig};
+use tcpsim::service::proto as pb;
+use tcpsim::service::proto::simulator_client::SimulatorClient;
+use tcpsim::table::{Table, TableConfig};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+struct TestServer {
+    url: String,
+    table: Arc<Table>,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl TestServer {
+    async fn start(cfg: ServeConfig) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = server::start(cfg, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        TestServer {
+            url: format!("http://{}", running.addr),
+            table: running.table,
+            stop: Some(stop),
+            done: running.done,
+        }
+    }
+
+    async fn virtual_clock() -> TestServer {
+        TestServer::start(ServeConfig {
+            virtual_clock: true,
+            ..small()
+        })
+        .await
+    }
+
+    async fn client(&self) -> SimulatorClient<Channel> {
+        SimulatorClient::connect(self.url.clone()).await.unwrap()
+    }
+
+    async fn shutdown(mut self) -> Result<(), String> {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.await.unwrap()
+    }
+}
+
+fn small() -> ServeConfig {
+    ServeConfig {
+        table: TableConfig {
+            shards: 4,
+            capacity: 1024,
+            ..TableConfig::default()
+        },
+        shutdown_grace: Duration::from_secs(5),
+        ..ServeConfig::default()
+    }
+}
+
+fn open_req(mode: pb::Mode) -> pb::OpenRequest {
+    pb::OpenRequest {
+        mode: mode as i32,
+        ..Default::default()
+    }
+}
+
+const EST: i32 = pb::State::Established as i32;
+
+fn st(s: pb::State) -> i32 {
+    s as i32
+}
+
+async fn states(c: &mut SimulatorClient<Channel>, id: u64) -> (i32, i32) {
+    let conn = c
+        .get(pb::GetRequest { id, tuple: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let state = |side: pb::Side| {
+        conn.endpoints
+            .iter()
+            .find(|e| e.side == side as i32)
+            .map_or(0, |e| e.state)
+    };
+    (state(pb::Side::Client), state(pb::Side::Server))
+}
+
+#[tokio::test]
+async fn every_rpc_on_its_normal_path() {
+    let srv = TestServer::virtual_clock().await;
+    let mut c = srv.client().await;
+
+    let o = c.open(open_req(pb::Mode::Auto)).await.unwrap().into_inner();
+    assert_eq!(o.connections.len(), 1);
+    let a = &o.connections[0];
+    assert_eq!((a.client, a.server), (EST, EST));
+    assert_eq!(a.tuple.as_ref().unwrap().server, "10.255.0.1:80");
+
+    let s = c
+        .send(pb::SendRequest {
+            id: a.id,
+            side: pb::Side::Client as i32,
+            bytes: 5000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((s.client, s.server), (EST, EST));
+    let conn = c
+        .get(pb::GetRequest {
+            id: a.id,
+            tuple: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let client = conn
+        .endpoints
+        .iter()
+        .find(|e| e.side == pb::Side::Client as i32)
+        .unwrap();
+    assert_eq!(client.snd_nxt.wrapping_sub(client.iss), 5001);
+    // Get by 4-tuple names the same connection.
+    let by_tuple = c
+        .get(pb::GetRequest {
+            id: 0,
+            tuple: a.tuple.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_tuple.id, a.id);
+
+    let closed = c
+        .close(pb::CloseRequest {
+            id: a.id,
+            side: pb::Side::Both as i32,
+            how: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (closed.client, closed.server),
+        (st(pb::State::TimeWait), st(pb::State::TimeWait))
+    );
+
+    let batch = c
+        .open(pb::OpenRequest {
+            count: 50,
+            ..open_req(pb::Mode::Auto)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((batch.connections.len(), batch.failed), (50, 0));
+    let b = batch.connections[0].id;
+    let ab = c
+        .abort(pb::AbortRequest {
+            id: b,
+            side: pb::Side::Client as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ab.client, st(pb::State::Closed));
+
+    let list = c
+        .list(pb::ListRequest {
+            state: st(pb::State::Established),
+            side: 0,
+            page_size: 20,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.connections.len(), 20);
+    assert!(!list.next_page_token.is_empty());
+    let rest = c
+        .list(pb::ListRequest {
+            state: st(pb::State::Established),
+            side: 0,
+            page_size: 100,
+            page_token: list.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rest.connections.len(),
+        29,
+        "49 ESTABLISHED pairs in all (one was aborted)"
+    );
+    assert!(rest.next_page_token.is_empty());
+
+    let stats = c.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!(stats.clock, "virtual");
+    let occ = |side: pb::Side, state: pb::State| {
+        stats
+            .occupancy
+            .iter()
+            .find(|o| o.side == side as i32 && o.state == state as i32)
+            .map_or(-1, |o| o.count)
+    };
+    assert_eq!(occ(pb::Side::Client, pb::State::TimeWait), 1);
+    // 49: the aborted client's RST reached its server (AUTO), which is CLOSED now.
+    assert_eq!(occ(pb::Side::Server, pb::State::Established), 49);
+    assert_eq!(
+        stats.occupancy.len(),
+        22,
+        "every (side, state) is listed, zeros included"
+    );
+
+    let adv = c
+        .advance_clock(pb::AdvanceClockRequest { millis: 60_000 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(adv.now_ms, 60_000);
+    assert!(adv.timers_fired >= 2);
+    assert_eq!(
+        c.get(pb::GetRequest {
+            id: a.id,
+            tuple: None
+        })
+        .await
+        .unwrap_err()
+        .code(),
+        Code::NotFound
+    );
+
+    // MANUAL: the wire, Inject, Remove.
+    let m = c
+        .open(pb::OpenRequest {
+            iss: Some(100),
+            server_iss: Some(300),
+            ..open_req(pb::Mode::Manual)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .id;
+    let w = c
+        .wire(pb::WireRequest {
+            id: m,
+            direction: pb::Direction::ClientToServer as i32,
+            action: pb::WireAction::Deliver as i32,
+            count: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((w.moved[0].seq, w.moved[0].flags.unwrap().syn), (100, true));
+    assert_eq!(w.server, st(pb::State::SynReceived));
+    let rst = pb::Segment {
+        flags: Some(pb::Flags {
+            rst: true,
+            ..Default::default()
+        }),
+        seq: 101,
+        ..Default::default()
+    };
+    let i = c
+        .inject(pb::InjectRequest {
+            id: m,
+            to: pb::Side::Server as i32,
+            segment: Some(rst),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (i.before, i.after),
+        (st(pb::State::SynReceived), st(pb::State::Listen))
+    );
+    c.remove(pb::RemoveRequest { id: m }).await.unwrap();
+    assert_eq!(
+        c.get(pb::GetRequest { id: m, tuple: None })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    srv.table.verify().unwrap();
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn seed_handshake_and_close_seen_through_get_and_watch() {
+    let srv = TestServer::virtual_clock().await;
+    let mut c = srv.client().await;
+    let mut watch = c
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = c
+        .open(pb::OpenRequest {
+            iss: Some(1000),
+            server_iss: Some(5000),
+            ..open_req(pb::Mode::Manual)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .id;
+    let c2s = pb::Direction::ClientToServer as i32;
+    let s2c = pb::Direction::ServerToClient as i32;
+    let deliver = |direction| pb::WireRequest {
+        id,
+        direction,
+        action: pb::WireAction::Deliver as i32,
+        count: 1,
+    };
+    // SYN seq=x; SYN-ACK seq=y ack=x+1; ACK seq=x+1 ack=y+1.
+    let syn = c
+        .wire(deliver(c2s))
+        .await
+        .unwrap()
+        .into_inner()
+        .moved
+        .remove(0);
+    assert_eq!(
+        (syn.seq, syn.flags.unwrap().syn, syn.flags.unwrap().ack),
+        (1000, true, false)
+    );
+    let synack = c
+        .wire(deliver(s2c))
+        .await
+        .unwrap()
+        .into_inner()
+        .moved
+        .remove(0);
+    assert_eq!((synack.seq, synack.ack), (5000, 1001));
+    let ack = c
+        .wire(deliver(c2s))
+        .await
+        .unwrap()
+        .into_inner()
+        .moved
+        .remove(0);
+    assert_eq!((ack.seq, ack.ack), (1001, 5001));
+    assert_eq!(states(&mut c, id).await, (EST, EST));
+    // Four-way close: FIN seq=u; ACK u+1; FIN seq=w ack=u+1; ACK w+1.
+    c.close(pb::CloseRequest {
+        id,
+        side: pb::Side::Client as i32,
+        how: 0,
+    })
+    .await
+    .unwrap();
+    let fin = c
+        .wire(deliver(c2s))
+        .await
+        .unwrap()
+        .into_inner()
+        .moved
+        .remove(0);
+    assert_eq!((fin.seq, fin.flags.unwrap().fin), (1001, true));
+    assert_eq!(
+        c.wire(deliver(s2c)).await.unwrap().into_inner().moved[0].ack,
+        1002
+    );
+    assert_eq!(
+        states(&mut c, id).await,
+        (st(pb::State::FinWait2), st(pb::State::CloseWait))
+    );
+    c.close(pb::CloseRequest {
+        id,
+        side: pb::Side::Server as i32,
+        how: 0,
+    })
+    .await
+    .unwrap();
+    let fin2 = c
+        .wire(deliver(s2c))
+        .await
+        .unwrap()
+        .into_inner()
+        .moved
+        .remove(0);
+    assert_eq!((fin2.seq, fin2.ack), (5001, 1002));
+    assert_eq!(
+        c.wire(deliver(c2s)).await.unwrap().into_inner().moved[0].ack,
+        5002
+    );
+    assert_eq!(
+        states(&mut c, id).await,
+        (st(pb::State::TimeWait), st(pb::State::Closed))
+    );
+    c.advance_clock(pb::AdvanceClockRequest { millis: 60_000 })
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&mut c, id).await,
+        (st(pb::State::Closed), st(pb::State::Closed))
+    );
+
+    // Watch saw every transition of both sides, in order.
+    let mut seen = vec![];
+    while seen.len() < 12 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .unwrap();
+        let Some(pb::watch_event::Event::Transition(t)) = ev.event else {
+            panic!("missed events: {ev:?}")
+        };
+        assert_eq!(t.id, id);
+        seen.push((t.side, t.to, t.cause));
+    }
+    let client: Vec<i32> = seen
+        .iter()
+        .filter(|s| s.0 == pb::Side::Client as i32)
+        .map(|s| s.1)
+        .collect();
+    let p = |s: pb::State| s as i32;
+    use pb::State::*;
+    assert_eq!(
+        client,
+        [
+            p(SynSent),
+            p(Established),
+            p(FinWait1),
+            p(FinWait2),
+            p(TimeWait),
+            p(Closed)
+        ]
+    );
+    let server: Vec<i32> = seen
+        .iter()
+        .filter(|s| s.0 == pb::Side::Server as i32)
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(
+        server,
+        [
+            p(Listen),
+            p(SynReceived),
+            p(Established),
+            p(CloseWait),
+            p(LastAck),
+            p(Closed)
+        ]
+    );
+    assert_eq!(seen.last().unwrap().2, "time_wait_expired");
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
+    let srv = TestServer::virtual_clock().await;
+    let mut c = srv.client().await;
+    let id = c
+        .open(open_req(pb::Mode::Manual))
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .id;
+    let wire = |direction: pb::Direction, action: pb::WireAction| pb::WireRequest {
+        id,
+        direction: direction as i32,
+        action: action as i32,
+        count: 1,
+    };
+    use pb::Direction::{ClientToServer as C2S, ServerToClient as S2C};
+    c.wire(wire(C2S, pb::WireAction::Deliver)).await.unwrap();
+    c.wire(wire(S2C, pb::WireAction::Deliver)).await.unwrap();
+    c.wire(wire(C2S, pb::WireAction::Drop)).await.unwrap();
+    assert_eq!(states(&mut c, id).await, (EST, st(pb::State::SynReceived)));
+    // SYN-ACK retransmissions at 1, 3, 7, 15, 31 s, each left on the wire and dropped.
+    let mut retransmitted = 0;
+    for _ in 0..62 {
+        c.advance_clock(pb::AdvanceClockRequest { millis: 1000 })
+            .await
+            .unwrap();
+        let conn = c
+            .get(pb::GetRequest { id, tuple: None })
+            .await
+            .unwrap()
+            .into_inner();
+        let waiting = conn
+            .wire
+            .iter()
+            .find(|q| q.direction == S2C as i32)
+            .map_or(0, |q| q.segments.len());
+        if waiting > 0 {
+            retransmitted += waiting;
+            c.wire(pb::WireRequest {
+                count: waiting as u32,
+                ..wire(S2C, pb::WireAction::Drop)
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(states(&mut c, id).await.1, st(pb::State::SynReceived));
+    }
+    assert_eq!(retransmitted, 5);
+    c.advance_clock(pb::AdvanceClockRequest { millis: 1000 })
+        .await
+        .unwrap(); // 63 s: given up
+    assert_eq!(states(&mut c, id).await, (EST, st(pb::State::Listen)));
+    srv.shutdown().await.unwrap();
+}
+
+/// A bad request: which RPC, what is wrong, the code it must get, and a word its message names.
+struct Bad {
+    what: &'static str,
+    code: Code,
+    names: &'static str,
+}
+
+#[tokio::test]
+async fn bad_inputs_get_the_right_code_and_change_nothing() {
+    let srv = TestServer::start(ServeConfig {
+        virtual_clock: true,
+        limits: tcpsim::service::Limits {
+            max_open_batch: 100,
+            max_page_size: 50,
+            max_wire_count: 8,
+            ..Default::default()
+        },
+        ..small()
+    })
+    .await;
+    let mut c = srv.client().await;
+    let auto = c
+        .open(open_req(pb::Mode::Auto))
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .clone();
+    let manual = c
+        .open(open_req(pb::Mode::Manual))
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .id;
+    let ext = c
+        .open(pb::OpenRequest {
+            role: pb::Side::Server as i32,
+            ..open_req(pb::Mode::External)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .id;
+    c.close(pb::CloseRequest {
+        id: auto.id,
+        side: pb::Side::Client as i32,
+        how: 0,
+    })
+    .await
+    .unwrap();
+    let id = auto.id;
+
+    let snapshot = |c: &mut SimulatorClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            let mut all = vec![];
+            for id in [id, manual, ext] {
+                all.push(format!(
+                    "{:?}",
+                    c.get(pb::GetRequest { id, tuple: None })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                ));
+            }
+            let stats = c.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+            all.push(format!(
+                "{:?}{:?}{:?}{}",
+                stats.occupancy, stats.transitions, stats.segments, stats.connections
+            ));
+            all
+        }
+    };
+    let before = snapshot(&mut c).await;
+
+    let seg = |f: pb::Flags| {
+        Some(pb::Segment {
+            flags: Some(f),
+            ..Default::default()
+        })
+    };
+    let side = |s: pb::Side| s as i32;
+    let mut results: Vec<(Bad, Result<(), tonic::Status>)> = vec![];
+    macro_rules! check {
+        ($what:expr, $code:expr, $names:expr, $call:expr) => {
+            results.push((
+                Bad {
+                    what: $what,
+                    code: $code,
+                    names: $names,
+                },
+                $call.await.map(|_| ()),
+            ));
+        };
+    }
+    use Code::*;
+    check!(
+        "open without a mode",
+        InvalidArgument,
+        "mode",
+        c.open(pb::OpenRequest::default())
+    );
+    check!(
+        "open with an unknown mode",
+        InvalidArgument,
+        "mode",
+        c.open(pb::OpenRequest {
+            mode: 42,
+            ..Default::default()
+        })
+    );
+    check!(
+        "open over the batch cap",
+        ResourceExhausted,
+        "count",
+        c.open(pb::OpenRequest {
+            count: 101,
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open EXTERNAL without a role",
+        InvalidArgument,
+        "role",
+        c.open(open_req(pb::Mode::External))
+    );
+    check!(
+        "open EXTERNAL with SIDE_BOTH",
+        InvalidArgument,
+        "role",
+        c.open(pb::OpenRequest {
+            role: side(pb::Side::Both),
+            ..open_req(pb::Mode::External)
+        })
+    );
+    check!(
+        "open AUTO with a role",
+        InvalidArgument,
+        "role",
+        c.open(pb::OpenRequest {
+            role: side(pb::Side::Client),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open with a malformed client",
+        InvalidArgument,
+        "tuple.client",
+        c.open(pb::OpenRequest {
+            tuple: Some(pb::FourTuple {
+                client: "nope".into(),
+                server: "10.255.0.1:80".into()
+            }),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open with a client outside the pools",
+        InvalidArgument,
+        "tuple",
+        c.open(pb::OpenRequest {
+            tuple: Some(pb::FourTuple {
+                client: "192.0.2.1:4000".into(),
+                server: "10.255.0.1:80".into()
+            }),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open toward an unknown server",
+        InvalidArgument,
+        "server",
+        c.open(pb::OpenRequest {
+            server: "10.9.9.9:22".into(),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open with a malformed client_ip",
+        InvalidArgument,
+        "client_ip",
+        c.open(pb::OpenRequest {
+            client_ip: "10.0.0".into(),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open an explicit tuple with count 2",
+        InvalidArgument,
+        "tuple",
+        c.open(pb::OpenRequest {
+            count: 2,
+            tuple: auto.tuple.clone(),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open a 4-tuple in use",
+        FailedPrecondition,
+        "in use",
+        c.open(pb::OpenRequest {
+            tuple: auto.tuple.clone(),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open a pair with settings",
+        InvalidArgument,
+        "settings",
+        c.open(pb::OpenRequest {
+            settings: Some(pb::TcpSettings::default()),
+            ..open_req(pb::Mode::Auto)
+        })
+    );
+    check!(
+        "open with syn_retries over 255",
+        InvalidArgument,
+        "settings.syn_retries",
+        c.open(pb::OpenRequest {
+            role: side(pb::Side::Client),
+            settings: Some(pb::TcpSettings {
+                syn_retries: Some(256),
+                ..Default::default()
+            }),
+            ..open_req(pb::Mode::External)
+        })
+    );
+    check!(
+        "close an unknown id",
+        NotFound,
+        "12345",
+        c.close(pb::CloseRequest {
+            id: 12345,
+            side: side(pb::Side::Client),
+            how: 0
+        })
+    );
+    check!(
+        "close without a side",
+        InvalidArgument,
+        "side",
+        c.close(pb::CloseRequest {
+            id,
+            side: 0,
+            how: 0
+        })
+    );
+    check!(
+        "close with an unknown kind",
+        InvalidArgument,
+        "how",
+        c.close(pb::CloseRequest {
+            id,
+            side: side(pb::Side::Server),
+            how: 9
+        })
+    );
+    check!(
+        "close twice",
+        FailedPrecondition,
+        "FIN-WAIT-2",
+        c.close(pb::CloseRequest {
+            id,
+            side: side(pb::Side::Client),
+            how: 0
+        })
+    );
+    check!(
+        "abort with SIDE_BOTH",
+        InvalidArgument,
+        "side",
+        c.abort(pb::AbortRequest {
+            id,
+            side: side(pb::Side::Both)
+        })
+    );
+    check!(
+        "send from a LISTEN server",
+        FailedPrecondition,
+        "LISTEN",
+        c.send(pb::SendRequest {
+            id: manual,
+            side: side(pb::Side::Server),
+            bytes: 10
+        })
+    );
+    check!(
+        "send past the send buffer",
+        ResourceExhausted,
+        "bytes",
+        c.send(pb::SendRequest {
+            id,
+            side: side(pb::Side::Server),
+            bytes: u32::MAX
+        })
+    );
+    check!(
+        "send on the missing side of EXTERNAL",
+        InvalidArgument,
+        "side",
+        c.send(pb::SendRequest {
+            id: ext,
+            side: side(pb::Side::Client),
+            bytes: 1
+        })
+    );
+    check!(
+        "inject without a segment",
+        InvalidArgument,
+        "segment",
+        c.inject(pb::InjectRequest {
+            id,
+            to: side(pb::Side::Client),
+            segment: None
+        })
+    );
+    check!(
+        "inject a window over 16 bits",
+        InvalidArgument,
+        "segment.window",
+        c.inject(pb::InjectRequest {
+            id,
+            to: side(pb::Side::Client),
+            segment: Some(pb::Segment {
+                window: 70_000,
+                ..Default::default()
+            })
+        })
+    );
+    check!(
+        "inject a huge payload length",
+        InvalidArgument,
+        "segment.length",
+        c.inject(pb::InjectRequest {
+            id,
+            to: side(pb::Side::Client),
+            segment: Some(pb::Segment {
+                length: 1 << 20,
+                ..Default::default()
+            })
+        })
+    );
+    check!(
+        "inject without a target side",
+        InvalidArgument,
+        "to",
+        c.inject(pb::InjectRequest {
+            id,
+            to: 0,
+            segment: seg(pb::Flags {
+                ack: true,
+                ..Default::default()
+            })
+        })
+    );
+    check!(
+        "wire on an AUTO connection",
+        FailedPrecondition,
+        "AUTO",
+        c.wire(pb::WireRequest {
+            id,
+            direction: 1,
+            action: 1,
+            count: 1
+        })
+    );
+    check!(
+        "wire without a direction",
+        InvalidArgument,
+        "direction",
+        c.wire(pb::WireRequest {
+            id: manual,
+            direction: 0,
+            action: 1,
+            count: 1
+        })
+    );
+    check!(
+        "wire with an unknown action",
+        InvalidArgument,
+        "action",
+        c.wire(pb::WireRequest {
+            id: manual,
+            direction: 1,
+            action: 7,
+            count: 1
+        })
+    );
+    check!(
+        "wire more than waits",
+        FailedPrecondition,
+        "wait",
+        c.wire(pb::WireRequest {
+            id: manual,
+            direction: 1,
+            action: 1,
+            count: 5
+        })
+    );
+    check!(
+        "wire over the per-call cap",
+        ResourceExhausted,
+        "count",
+        c.wire(pb::WireRequest {
+            id: manual,
+            direction: 1,
+            action: 1,
+            count: 9
+        })
+    );
+    check!(
+        "get with a malformed tuple",
+        InvalidArgument,
+        "tuple.server",
+        c.get(pb::GetRequest {
+            id: 0,
+            tuple: Some(pb::FourTuple {
+                client: "10.0.0.1:1".into(),
+                server: "x".into()
+            })
+        })
+    );
+    check!(
+        "list a page over the cap",
+        ResourceExhausted,
+        "page_size",
+        c.list(pb::ListRequest {
+            page_size: 51,
+            ..Default::default()
+        })
+    );
+    check!(
+        "list with a forged token",
+        InvalidArgument,
+        "page_token",
+        c.list(pb::ListRequest {
+            page_token: "abc".into(),
+            ..Default::default()
+        })
+    );
+    check!(
+        "list with an unknown state",
+        InvalidArgument,
+        "state",
+        c.list(pb::ListRequest {
+            state: 99,
+            ..Default::default()
+        })
+    );
+    check!(
+        "advance over ten years",
+        InvalidArgument,
+        "millis",
+        c.advance_clock(pb::AdvanceClockRequest { millis: u64::MAX })
+    );
+    check!(
+        "remove an unknown id",
+        NotFound,
+        "id",
+        c.remove(pb::RemoveRequest { id: 7 })
+    );
+
+    let mut wrong = vec![];
+    for (bad, got) in &results {
+        match got {
+            Err(s) if s.code() == bad.code && s.message().contains(bad.names) => {}
+            other => wrong.push(format!(
+                "{}: want {:?} naming {:?}, got {:?}",
+                bad.what, bad.code, bad.names, other
+            )),
+        }
+    }
+    assert!(results.len() >= 30, "only {} bad inputs", results.len());
+    assert!(
+        wrong.is_empty(),
+        "{} bad inputs answered wrongly:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(
+        snapshot(&mut c).await,
+        before,
+        "a rejected call changed something"
+    );
+    srv.table.verify().unwrap();
+    // Still serving.
+    c.open(open_req(pb::Mode::Auto)).await.unwrap();
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn advance_clock_on_a_real_clock_is_a_failed_precondition() {
+    let srv = TestServer::start(small()).await;
+    let mut c = srv.client().await;
+    let e = c
+        .advance_clock(pb::AdvanceClockRequest { millis: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("real"));
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
+    let srv = TestServer::virtual_clock().await;
+    let mut tasks = vec![];
+    for k in 0..32u64 {
+        let mut c = srv.client().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40u64 {
+                let mode = if (k + i) % 3 == 0 {
+                    pb::Mode::Manual
+                } else {
+                    pb::Mode::Auto
+                };
+                let id = c
+                    .open(open_req(mode))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .connections[0]
+                    .id;
+                let _ = c
+                    .send(pb::SendRequest {
+                        id,
+                        side: pb::Side::Client as i32,
+                        bytes: 3000,
+                    })
+                    .await;
+                let _ = c
+                    .wire(pb::WireRequest {
+                        id,
+                        direction: 1,
+                        action: 1,
+                        count: 1,
+                    })
+                    .await;
+                let how = if i % 2 == 0 {
+                    pb::CloseKind::Close
+                } else {
+                    pb::CloseKind::Shutdown
+                };
+                let _ = c
+                    .close(pb::CloseRequest {
+                        id,
+                        side: pb::Side::Both as i32,
+                        how: how as i32,
+                    })
+                    .await;
+                if i % 7 == 0 {
+                    let _ = c
+                        .abort(pb::AbortRequest {
+                            id,
+                            side: pb::Side::Server as i32,
+                        })
+                        .await;
+                }
+                if k == 0 && i % 5 == 0 {
+                    c.advance_clock(pb::AdvanceClockRequest { millis: 20_000 })
+                        .await
+                        .unwrap();
+                }
+                let _ = c.stats(pb::StatsRequest {}).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    srv.table.verify().unwrap();
+    let stats = srv.table.stats();
+    assert_eq!(stats.counters.opened, 32 * 40);
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn run_stream_answers_in_order_with_errors_inline() {
+    let srv = TestServer::virtual_clock().await;
+    let mut c = srv.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut results = c
+        .run(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::command::Op;
+    tx.send(pb::Command {
+        tag: 1,
+        op: Some(Op::Open(open_req(pb::Mode::Auto))),
+    })
+    .await
+    .unwrap();
+    let r = results.message().await.unwrap().unwrap();
+    let Some(pb::command_result::Result::Open(o)) = r.result else {
+        panic!("{r:?}")
+    };
+    let id = o.connections[0].id;
+    tx.send(pb::Command {
+        tag: 2,
+        op: Some(Op::Close(pb::CloseRequest {
+            id,
+            side: 3,
+            how: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(pb::Command {
+        tag: 3,
+        op: Some(Op::Close(pb::CloseRequest {
+            id,
+            side: 3,
+            how: 0,
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(pb::Command {
+        tag: 4,
+        op: Some(Op::AdvanceClock(pb::AdvanceClockRequest { millis: 60_000 })),
+    })
+    .await
+    .unwrap();
+    tx.send(pb::Command { tag: 5, op: None }).await.unwrap();
+    let mut tags = vec![];
+    for _ in 0..4 {
+        let r = results.message().await.unwrap().unwrap();
+        tags.push(r.tag);
+        match (r.tag, r.result.unwrap()) {
+            (2, pb::command_result::Result::States(s)) => {
+                assert_eq!(s.client, st(pb::State::TimeWait))
+            }
+            (3, pb::command_result::Result::Error(e)) => {
+                assert_eq!(e.code, Code::FailedPrecondition as i32)
+            }
+            (4, pb::command_result::Result::AdvanceClock(a)) => assert_eq!(a.timers_fired, 2),
+            (5, pb::command_result::Result::Error(e)) => {
+                assert_eq!(e.code, Code::InvalidArgument as i32)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(tags, [2, 3, 4, 5]);
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_open_streams_and_reports_not_serving() {
+    let srv = TestServer::virtual_clock().await;
+    let mut c = srv.client().await;
+    let mut watch = c
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::Command>(1);
+    let mut run = c
+        .run(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        Channel::from_shared(srv.url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), srv.shutdown())
+        .await
+        .expect("shutdown within the grace");
+    assert_eq!(result, Ok(()));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Both streams ended cleanly.
+    assert!(matches!(watch.message().await, Ok(None) | Err(_)));
+    assert!(matches!(run.message().await, Ok(None) | Err(_)));
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer() {
+    let srv = TestServer::virtual_clock().await;
+    let channel = Channel::from_shared(srv.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let name = "tcpsim.v1.Simulator".to_string();
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest { service: name })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut refl = ServerReflectionClient::new(channel.clone());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        resp.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"tcpsim.v1.Simulator".to_string()),
+        "{names:?}"
+    );
+    // The descriptor of the service is served, so grpcurl needs no proto file.
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "tcpsim.v1.Simulator".into(),
+        )),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::FileDescriptorResponse(fd)) =
+        resp.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no descriptor")
+    };
+    assert!(!fd.file_descriptor_proto.is_empty());
+
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReq;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    let mut alpha = AlphaClient::new(channel);
+    let req = AlphaReq {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let mut resp = alpha
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.message()
+            .await
+            .unwrap()
+            .unwrap()
+            .message_response
+            .is_some()
+    );
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_set() {
+    let srv = TestServer::start(ServeConfig {
+        virtual_clock: true,
+        token: Some("s3cret".into()),
+        ..small()
+    })
+    .await;
+    let mut c = srv.client().await;
+    let e = c.stats(pb::StatsRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("missing"));
+    let mut wrong = Request::new(pb::StatsRequest {});
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer nope".parse().unwrap());
+    assert_eq!(
+        c.stats(wrong).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let mut right = Request::new(pb::StatsRequest {});
+    right
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    assert!(c.stats(right).await.is_ok());
+    // Health needs no token (container health checks).
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        Channel::from_shared(srv.url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new()
+            })
+            .await
+            .is_ok()
+    );
+    srv.shutdown().await.unwrap();
+}
+
+#[test]
+fn conformance_scenarios_pass_through_the_grpc_api() {
+    // A server on its own runtime; the runner (which blocks) on this thread.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = rt.block_on(TestServer::virtual_clock());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let files = tcpsim::conformance::collect(&[dir]).unwrap();
+    let mut engine = tcpsim::conformance::grpc::ViaGrpc::connect(&srv.url, None).unwrap();
+    let reports = tcpsim::conformance::run_files(&files, &mut engine);
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.outcome.is_err())
+        .map(|r| r.to_string())
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    assert_eq!(reports.len(), files.len());
+    drop(engine); // its connection closes, so the shutdown has nothing to wait for
+    rt.block_on(srv.shutdown()).unwrap();
+}
+
+#[test]
+fn shutdown_is_bounded_by_the_grace_even_when_a_client_never_lets_go() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = rt.block_on(TestServer::start(ServeConfig {
+        virtual_clock: true,
+        shutdown_grace: Duration::from_millis(300),
+        ..small()
+    }));
+    // A client on a runtime that stops being driven after its call: its connection stays open.
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut stuck = idle
+        .block_on(SimulatorClient::connect(srv.url.clone()))
+        .unwrap();
+    idle.block_on(stuck.stats(pb::StatsRequest {})).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        rt.block_on(srv.shutdown()),
+        Ok(()),
+        "the server still ends successfully"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    drop(stuck);
+}
