@@ -41,9 +41,15 @@ enum Command {
     Serve(ServeArgs),
     /// Asks a server's grpc.health.v1 service; exits 0 only when it is SERVING.
     Health {
-        /// The server, as a URL.
+        /// The server, as a URL (https:// for TLS).
         #[arg(long, env = "TCPSIM_ADDR", default_value = "http://127.0.0.1:50051")]
         addr: String,
+        /// PEM CA certificate to trust for https:// (a self-signed server's own certificate).
+        #[arg(long, env = "TCPSIM_TLS_CA")]
+        tls_ca: Option<PathBuf>,
+        /// The name the server's certificate is for, if not the URL's host.
+        #[arg(long, env = "TCPSIM_TLS_DOMAIN")]
+        tls_domain: Option<String>,
     },
     /// Runs conformance scenario files (recorded from Linux) against the engine, once with an
     /// ordinary ISS and once with an ISS just below 2^32. Exits non-zero if any file fails.
@@ -145,6 +151,12 @@ struct ServeArgs {
     /// Require `authorization: Bearer <token>` on every Simulator call.
     #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve TLS: PEM certificate chain (with --tls-key).
+    #[arg(long, env = "TCPSIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve TLS: PEM private key (with --tls-cert).
+    #[arg(long, env = "TCPSIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn port_range(s: &str) -> Result<(u16, u16), String> {
@@ -170,7 +182,11 @@ fn port_range(s: &str) -> Result<(u16, u16), String> {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
-        Command::Health { addr } => health(&addr),
+        Command::Health {
+            addr,
+            tls_ca,
+            tls_domain,
+        } => health(&addr, tls_ca, tls_domain),
         Command::Conformance {
             paths,
             via,
@@ -192,6 +208,20 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn serve(a: ServeArgs) -> ExitCode {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
+            (Ok(cert_pem), Ok(key_pem)) => Some(server::Tls { cert_pem, key_pem }),
+            (Err(e), _) => {
+                eprintln!("error: --tls-cert {}: {e}", cert.display());
+                return ExitCode::FAILURE;
+            }
+            (_, Err(e)) => {
+                eprintln!("error: --tls-key {}: {e}", key.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let defaults = TableConfig::default();
     let cfg = ServeConfig {
         table: TableConfig {
@@ -223,6 +253,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         token: a.token,
         max_message_bytes: a.max_message_bytes,
         shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
+        tls,
     };
     let clock = if cfg.virtual_clock { "virtual" } else { "real" };
     runtime().block_on(async move {
@@ -261,13 +292,23 @@ fn serve(a: ServeArgs) -> ExitCode {
     })
 }
 
-fn health(addr: &str) -> ExitCode {
+fn health(addr: &str, tls_ca: Option<PathBuf>, tls_domain: Option<String>) -> ExitCode {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
     let r: Result<i32, String> = runtime().block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(addr.to_string())
+        let mut endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
             .map_err(|e| format!("{addr:?} is not a URL: {e}"))?
-            .connect_timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(3));
+        if let Some(ca) = &tls_ca {
+            let pem = std::fs::read(ca).map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            if let Some(d) = &tls_domain {
+                tls = tls.domain_name(d.clone());
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| format!("cannot reach {addr}: {e}"))?;

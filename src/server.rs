@@ -32,6 +32,21 @@ pub struct ServeConfig {
     pub token: Option<String>,
     pub max_message_bytes: usize,
     pub shutdown_grace: Duration,
+    /// Serve TLS with this PEM certificate chain and private key.
+    pub tls: Option<Tls>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls { .. }") // never print the key
+    }
 }
 
 impl Default for ServeConfig {
@@ -44,6 +59,7 @@ impl Default for ServeConfig {
             token: None,
             max_message_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -136,7 +152,14 @@ pub async fn start(
         let _ = stop_tx.send(true); // ends Watch and Run streams, stops the clock driver
         let _ = begun_tx.send(());
     };
-    let serving = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &cfg.tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| format!("TLS: {e}"))?;
+    }
+    let serving = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

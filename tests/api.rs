@@ -1399,3 +1399,37 @@ fn shutdown_is_bounded_by_the_grace_even_when_a_client_never_lets_go() {
     );
     drop(stuck);
 }
+
+#[tokio::test]
+async fn tls_serves_clients_that_trust_its_certificate_only() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = server::Tls {
+        cert_pem: cert.cert.pem().into_bytes(),
+        key_pem: cert.signing_key.serialize_pem().into_bytes(),
+    };
+    let srv = TestServer::start(ServeConfig {
+        virtual_clock: true,
+        tls: Some(tls),
+        ..small()
+    })
+    .await;
+    let url = srv.url.replace("http://", "https://");
+    let trusted = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(cert.cert.pem()))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(trusted)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = SimulatorClient::new(channel);
+    let o = c.open(open_req(pb::Mode::Auto)).await.unwrap().into_inner();
+    assert_eq!(o.connections[0].client, EST);
+    // Plaintext gets nowhere.
+    let mut plain = SimulatorClient::connect(srv.url.clone()).await.unwrap();
+    assert!(plain.stats(pb::StatsRequest {}).await.is_err());
+    drop((c, plain));
+    srv.shutdown().await.unwrap();
+}
