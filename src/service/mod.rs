@@ -503,11 +503,14 @@ impl Simulator for SimulatorService {
         let (tx, rx) = mpsc::channel(self.ops.limits.watch_buffer.max(1));
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
-            let mut missed: u64 = 0;
+            // One waiter for the whole stream, not one per event.
+            let stop = stopping.wait_for(|s| *s);
+            tokio::pin!(stop);
             loop {
                 let ev = tokio::select! {
+                    biased;
+                    _ = &mut stop => return,
                     ev = sub.rx.recv() => ev,
-                    _ = stopping.wait_for(|s| *s) => return,
                 };
                 let item = match ev {
                     Ok(e) => {
@@ -520,7 +523,6 @@ impl Simulator for SimulatorService {
                         pb::watch_event::Event::Transition(convert::event_to_pb(&e))
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        missed += n;
                         pb::watch_event::Event::Missed(pb::Missed { count: n })
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -532,7 +534,6 @@ impl Simulator for SimulatorService {
                     .await
                     .is_err()
                 {
-                    let _ = missed;
                     return; // the subscriber went away
                 }
             }
@@ -551,10 +552,13 @@ impl Simulator for SimulatorService {
         let ops = self.ops.clone();
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            let stop = stopping.wait_for(|s| *s);
+            tokio::pin!(stop);
             loop {
                 let next = tokio::select! {
+                    biased;
+                    _ = &mut stop => return,
                     c = inbound.next() => c,
-                    _ = stopping.wait_for(|s| *s) => return,
                 };
                 let cmd = match next {
                     Some(Ok(c)) => c,
