@@ -151,12 +151,27 @@ struct ServeArgs {
     /// Require `authorization: Bearer <token>` on every Simulator call.
     #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve Prometheus metrics (GET /metrics) on this address; "off" for none.
+    #[arg(long, env = "TCPSIM_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = metrics_listen)]
+    metrics_listen: MetricsListen,
     /// Serve TLS: PEM certificate chain (with --tls-key).
     #[arg(long, env = "TCPSIM_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// Serve TLS: PEM private key (with --tls-cert).
     #[arg(long, env = "TCPSIM_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy)]
+struct MetricsListen(Option<SocketAddr>);
+
+fn metrics_listen(s: &str) -> Result<MetricsListen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(MetricsListen(None));
+    }
+    s.parse()
+        .map(|a| MetricsListen(Some(a)))
+        .map_err(|_| format!("{s:?} is not an address:port (or \"off\")"))
 }
 
 fn port_range(s: &str) -> Result<(u16, u16), String> {
@@ -254,6 +269,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         max_message_bytes: a.max_message_bytes,
         shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
         tls,
+        metrics_listen: a.metrics_listen.0,
     };
     let clock = if cfg.virtual_clock { "virtual" } else { "real" };
     runtime().block_on(async move {

@@ -34,6 +34,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Serve TLS with this PEM certificate chain and private key.
     pub tls: Option<Tls>,
+    /// Serve Prometheus metrics (`GET /metrics`) here; none if `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -60,6 +62,7 @@ impl Default for ServeConfig {
             max_message_bytes: 4 << 20,
             shutdown_grace: Duration::from_secs(10),
             tls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -67,6 +70,8 @@ impl Default for ServeConfig {
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, if it is.
+    pub metrics_addr: Option<SocketAddr>,
     pub table: Arc<Table>,
     pub done: tokio::task::JoinHandle<Result<(), String>>,
 }
@@ -125,6 +130,18 @@ pub async fn start(
         ));
     }
 
+    let metrics = Arc::new(crate::metrics::Metrics::new(table.clone()));
+    let metrics_addr = match cfg.metrics_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))?;
+            let bound = l.local_addr().map_err(|e| e.to_string())?;
+            tokio::spawn(crate::metrics::serve(metrics.clone(), l, stop_rx.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<Svc>().await;
     let reflection = || {
@@ -160,6 +177,7 @@ pub async fn start(
             .map_err(|e| format!("TLS: {e}"))?;
     }
     let serving = builder
+        .layer(crate::metrics::GrpcMetricsLayer(metrics.grpc.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -176,7 +194,12 @@ pub async fn start(
             }
         }
     });
-    Ok(Running { addr, table, done })
+    Ok(Running {
+        addr,
+        metrics_addr,
+        table,
+        done,
+    })
 }
 
 /// SIGINT or SIGTERM.

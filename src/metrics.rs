@@ -1,0 +1,431 @@
+//! Prometheus metrics, on a listener of their own (`GET /metrics`).
+//!
+//! Owns: what is exported and how it is named. At each scrape the gauges and counters are set
+//! from the table's counters, O(states), never O(connections), through the `metrics` facade into
+//! this server's own metrics-exporter-prometheus recorder (no process-wide recorder, so several
+//! servers can live in one process). Histograms are not recorded per sample: that exporter keeps
+//! every raw sample until the next render, so the gRPC latency and timer lag histograms are
+//! aggregated here in atomic buckets and rendered as Prometheus histograms beside its output.
+//!
+//! Label values are bounded: sides, states, outcomes, kinds, reasons, and the gRPC methods this
+//! server has; never an id, an address or a port.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body_util::BodyExt;
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+use crate::table::counters::LAG_BUCKETS_MS;
+use crate::table::{OpenFailure, SegmentOutcome, Table};
+use crate::tcp::{Side, State, TimerKind};
+
+/// Upper bounds (seconds) of the gRPC handling-time histogram.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// gRPC status code names, by number.
+const CODES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// The services whose methods are labelled by name; anything else is "unknown".
+const KNOWN_SERVICES: [&str; 4] = [
+    "tcpsim.v1.Simulator",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// One gRPC method's counts.
+#[derive(Debug)]
+struct Method {
+    service: String,
+    method: String,
+    kind: &'static str,
+    started: AtomicU64,
+    handled: [AtomicU64; 17],
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+/// gRPC server metrics in the go-grpc-prometheus shape, fed by [`GrpcMetricsLayer`].
+#[derive(Debug, Default)]
+pub struct GrpcStats {
+    methods: RwLock<HashMap<(String, String), Arc<Method>>>,
+}
+
+impl GrpcStats {
+    fn method(&self, path: &str) -> Arc<Method> {
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("unknown", "unknown"));
+        let (service, method) =
+            if KNOWN_SERVICES.contains(&service) && !method.contains('/') && method.len() < 64 {
+                (service, method)
+            } else {
+                ("unknown", "unknown")
+            };
+        if let Some(m) = self
+            .methods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(service.to_string(), method.to_string()))
+        {
+            return m.clone();
+        }
+        let kind = match (service, method) {
+            ("tcpsim.v1.Simulator", "Watch") | ("grpc.health.v1.Health", "Watch") => {
+                "server_stream"
+            }
+            ("tcpsim.v1.Simulator", "Run") | (_, "ServerReflectionInfo") => "bidi_stream",
+            _ => "unary",
+        };
+        let m = Arc::new(Method {
+            service: service.into(),
+            method: method.into(),
+            kind,
+            started: AtomicU64::new(0),
+            handled: Default::default(),
+            buckets: Default::default(),
+            sum_ns: AtomicU64::new(0),
+        });
+        self.methods
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((service.into(), method.into()))
+            .or_insert(m)
+            .clone()
+    }
+}
+
+impl Method {
+    fn handled(&self, code: usize, started: Instant) {
+        self.handled[code.min(16)].fetch_add(1, Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        let b = LATENCY_BUCKETS
+            .iter()
+            .position(|&ub| secs <= ub)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[b].fetch_add(1, Relaxed);
+        self.sum_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+    }
+}
+
+/// A tower layer that counts every gRPC call: started, handled by code, and how long it took
+/// (to its trailers, so a stream counts its whole life).
+#[derive(Clone)]
+pub struct GrpcMetricsLayer(pub Arc<GrpcStats>);
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetricsService<S>;
+    fn layer(&self, inner: S) -> GrpcMetricsService<S> {
+        GrpcMetricsService {
+            inner,
+            stats: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcMetricsService<S> {
+    inner: S,
+    stats: Arc<GrpcStats>,
+}
+
+fn status_of(headers: &http::HeaderMap) -> Option<usize> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+}
+
+impl<S, B> tower::Service<http::Request<B>> for GrpcMetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = self.stats.method(req.uri().path());
+        method.started.fetch_add(1, Relaxed);
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            // A trailers-only response (an error before any message) has its status in headers.
+            if let Some(code) = status_of(resp.headers()) {
+                method.handled(code, started);
+                return Ok(resp);
+            }
+            let (parts, body) = resp.into_parts();
+            let body = body.map_frame(move |frame| {
+                if let Some(code) = frame.trailers_ref().and_then(status_of) {
+                    method.handled(code, started);
+                }
+                frame
+            });
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(body),
+            ))
+        })
+    }
+}
+
+/// What `GET /metrics` serves.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    table: Arc<Table>,
+    pub grpc: Arc<GrpcStats>,
+}
+
+fn state_label(s: State) -> &'static str {
+    s.ident()
+}
+
+impl Metrics {
+    pub fn new(table: Arc<Table>) -> Metrics {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe_gauge!(
+                "tcpsim_connections",
+                "Endpoints in each TCP state, by side (client: active opener; server: passive)"
+            );
+            describe_gauge!(
+                "tcpsim_connections_limit",
+                "Most connections the table holds; opens beyond are refused"
+            );
+            describe_gauge!("tcpsim_connections_total", "Connections in the table");
+            describe_counter!(
+                "tcpsim_state_transitions_total",
+                "State transitions, by side, from and to"
+            );
+            describe_counter!(
+                "tcpsim_segments_total",
+                "Segments by what happened to them: sent, delivered, injected, dropped, duplicated, reordered, overflowed"
+            );
+            describe_gauge!("tcpsim_timers_pending", "Endpoint timers armed, by kind");
+            describe_counter!(
+                "tcpsim_timer_expirations_total",
+                "Endpoint timers that fired, by kind"
+            );
+            describe_gauge!(
+                "tcpsim_ephemeral_ports",
+                "Ephemeral ports over all client IPs and servers, used and free"
+            );
+            describe_counter!("tcpsim_open_failures_total", "Opens refused, by reason");
+            describe_counter!("tcpsim_opens_total", "Connections opened");
+            describe_gauge!(
+                "tcpsim_build_info",
+                "Always 1; the labels say which build runs"
+            );
+            describe_gauge!(
+                "tcpsim_clock_now_seconds",
+                "The server's clock (virtual or real) in seconds"
+            );
+            describe_counter!(
+                "grpc_server_started_total",
+                "gRPC calls started, by service and method"
+            );
+            describe_counter!(
+                "grpc_server_handled_total",
+                "gRPC calls finished, by service, method and status code"
+            );
+        });
+        Metrics {
+            recorder,
+            handle,
+            table,
+            grpc: Arc::new(GrpcStats::default()),
+        }
+    }
+
+    /// The Prometheus text exposition: O(states + methods).
+    pub fn render(&self) -> String {
+        let s = self.table.stats();
+        let c = &s.counters;
+        metrics::with_local_recorder(&self.recorder, || {
+            for side in Side::BOTH {
+                for state in State::ALL {
+                    gauge!("tcpsim_connections", "side" => side.as_str(), "state" => state_label(state)).set(c.occupancy(side, state) as f64);
+                    for to in State::ALL {
+                        let n = c.transitions(side, state, to);
+                        if n > 0 {
+                            counter!("tcpsim_state_transitions_total", "side" => side.as_str(), "from" => state_label(state), "to" => state_label(to)).absolute(n);
+                        }
+                    }
+                }
+                for o in SegmentOutcome::ALL {
+                    counter!("tcpsim_segments_total", "side" => side.as_str(), "outcome" => o.as_str()).absolute(c.segments(side, o));
+                }
+            }
+            for k in TimerKind::ALL {
+                gauge!("tcpsim_timers_pending", "kind" => k.as_str())
+                    .set(c.timers_pending(k) as f64);
+                counter!("tcpsim_timer_expirations_total", "kind" => k.as_str())
+                    .absolute(c.timers_fired(k));
+            }
+            for why in OpenFailure::ALL {
+                counter!("tcpsim_open_failures_total", "reason" => why.as_str())
+                    .absolute(c.open_failures(why));
+            }
+            counter!("tcpsim_opens_total").absolute(c.opened);
+            gauge!("tcpsim_connections_limit").set(s.max_connections as f64);
+            gauge!("tcpsim_connections_total").set(s.connections as f64);
+            gauge!("tcpsim_ephemeral_ports", "status" => "used").set(s.ports_used as f64);
+            gauge!("tcpsim_ephemeral_ports", "status" => "free")
+                .set(s.ports_capacity.saturating_sub(s.ports_used) as f64);
+            gauge!("tcpsim_build_info", "version" => env!("CARGO_PKG_VERSION"), "clock" => s.clock)
+                .set(1.0);
+            gauge!("tcpsim_clock_now_seconds").set(s.now as f64 / 1000.0);
+            for m in self
+                .grpc
+                .methods
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+            {
+                let labels = [
+                    ("grpc_service", m.service.clone()),
+                    ("grpc_method", m.method.clone()),
+                    ("grpc_type", m.kind.to_string()),
+                ];
+                counter!("grpc_server_started_total", &labels).absolute(m.started.load(Relaxed));
+                for (code, name) in CODES.iter().enumerate() {
+                    let n = m.handled[code].load(Relaxed);
+                    if n > 0 || code == 0 {
+                        let mut l = labels.to_vec();
+                        l.push(("grpc_code", name.to_string()));
+                        counter!("grpc_server_handled_total", &l).absolute(n);
+                    }
+                }
+            }
+        });
+        let mut out = self.handle.render();
+        self.render_histograms(&mut out, c);
+        out
+    }
+
+    fn render_histograms(&self, out: &mut String, c: &crate::table::CounterSnapshot) {
+        out.push_str("# HELP tcpsim_timer_lag_seconds How late timers fired (real clock)\n# TYPE tcpsim_timer_lag_seconds histogram\n");
+        let mut cum = 0;
+        for (i, ub) in LAG_BUCKETS_MS.iter().enumerate() {
+            cum += c.lag_buckets[i];
+            let _ = writeln!(
+                out,
+                "tcpsim_timer_lag_seconds_bucket{{le=\"{}\"}} {cum}",
+                *ub as f64 / 1000.0
+            );
+        }
+        cum += c.lag_buckets[LAG_BUCKETS_MS.len()];
+        let _ = writeln!(out, "tcpsim_timer_lag_seconds_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(
+            out,
+            "tcpsim_timer_lag_seconds_sum {}",
+            c.lag_sum_ms as f64 / 1000.0
+        );
+        let _ = writeln!(out, "tcpsim_timer_lag_seconds_count {cum}");
+
+        out.push_str("# HELP grpc_server_handling_seconds Time from a gRPC call's start to its status\n# TYPE grpc_server_handling_seconds histogram\n");
+        for m in self
+            .grpc
+            .methods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let l = format!(
+                "grpc_service=\"{}\",grpc_method=\"{}\",grpc_type=\"{}\"",
+                m.service, m.method, m.kind
+            );
+            let mut cum = 0;
+            for (i, ub) in LATENCY_BUCKETS.iter().enumerate() {
+                cum += m.buckets[i].load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "grpc_server_handling_seconds_bucket{{{l},le=\"{ub}\"}} {cum}"
+                );
+            }
+            cum += m.buckets[LATENCY_BUCKETS.len()].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "grpc_server_handling_seconds_bucket{{{l},le=\"+Inf\"}} {cum}"
+            );
+            let _ = writeln!(
+                out,
+                "grpc_server_handling_seconds_sum{{{l}}} {}",
+                m.sum_ns.load(Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(out, "grpc_server_handling_seconds_count{{{l}}} {cum}");
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `stop` turns true.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    listener: tokio::net::TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move {
+                let body = tokio::task::spawn_blocking(move || m.render())
+                    .await
+                    .unwrap_or_default();
+                (
+                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    body,
+                )
+            }
+        }),
+    );
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+}
