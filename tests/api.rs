@@ -1433,3 +1433,31 @@ async fn tls_serves_clients_that_trust_its_certificate_only() {
     drop((c, plain));
     srv.shutdown().await.unwrap();
 }
+
+#[test]
+fn health_command_exits_zero_only_when_serving() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = rt.block_on(TestServer::virtual_clock());
+    let health = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+            .args(["health", "--addr", url])
+            .output()
+            .unwrap()
+    };
+    let up = health(&srv.url);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&up.stdout).trim(), "SERVING");
+    let url = srv.url.clone();
+    rt.block_on(srv.shutdown()).unwrap();
+    let down = health(&url);
+    assert!(!down.status.success(), "a stopped server is not healthy");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach"));
+}
