@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The seed's three-way handshake and four-way close, one segment at a time, through tcpsim's
+gRPC API (a MANUAL connection: segments wait on the wire until this script delivers them).
+
+    pip install grpcio grpcio-tools
+    python examples/python/handshake.py --target 127.0.0.1:50051
+
+The stubs are generated from proto/ by grpcio-tools when the script starts; nothing generated is
+kept. Every step prints the segment moved and both sides' states.
+"""
+
+import argparse
+import importlib
+import pathlib
+import sys
+import tempfile
+
+from grpc_tools import protoc
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PROTO = "tcpsim/v1/simulator.proto"
+
+
+def load_stubs():
+    """Compiles the proto into a temporary directory and imports the modules."""
+    out = tempfile.mkdtemp(prefix="tcpsim-stubs-")
+    include = str(pathlib.Path(protoc.__file__).parent / "_proto")
+    code = protoc.main(["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", str(ROOT / "proto" / PROTO)])
+    if code != 0:
+        sys.exit(f"grpcio-tools could not compile {PROTO} (exit {code})")
+    sys.path.insert(0, out)
+    pb = importlib.import_module("tcpsim.v1.simulator_pb2")
+    rpc = importlib.import_module("tcpsim.v1.simulator_pb2_grpc")
+    return pb, rpc
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="127.0.0.1:50051", help="the server, host:port")
+    parser.add_argument("--token", help="bearer token, if the server wants one")
+    args = parser.parse_args()
+
+    import grpc
+
+    pb, rpc = load_stubs()
+    sim = rpc.SimulatorStub(grpc.insecure_channel(args.target))
+    meta = [("authorization", f"Bearer {args.token}")] if args.token else None
+    state = lambda v: pb.State.Name(v).removeprefix("STATE_")
+
+    def states(conn_id):
+        c = sim.Get(pb.GetRequest(id=conn_id), metadata=meta)
+        by_side = {e.side: e.state for e in c.endpoints}
+        return state(by_side[pb.SIDE_CLIENT]), state(by_side[pb.SIDE_SERVER])
+
+    def show(what, conn_id):
+        client, server = states(conn_id)
+        print(f"{what:<46} client {client:<12} server {server}")
+
+    def step(conn_id, direction):
+        moved = sim.Wire(pb.WireRequest(id=conn_id, direction=direction, action=pb.WIRE_ACTION_DELIVER, count=1), metadata=meta).moved[0]
+        f = moved.flags
+        flags = "|".join(n for n, on in (("SYN", f.syn), ("FIN", f.fin), ("RST", f.rst), ("ACK", f.ack)) if on)
+        arrow = "client -> server" if direction == pb.DIRECTION_CLIENT_TO_SERVER else "server -> client"
+        ack = f" ack={moved.ack}" if f.ack else ""
+        show(f"{arrow} {flags} seq={moved.seq}{ack}", conn_id)
+
+    c2s, s2c = pb.DIRECTION_CLIENT_TO_SERVER, pb.DIRECTION_SERVER_TO_CLIENT
+    opened = sim.Open(pb.OpenRequest(mode=pb.MODE_MANUAL, iss=100, server_iss=300), metadata=meta).connections[0]
+    conn = opened.id
+    print(f"connection {conn}: {opened.tuple.client} -> {opened.tuple.server}")
+    show("client connects, server listens", conn)
+    step(conn, c2s)  # SYN seq=x
+    step(conn, s2c)  # SYN-ACK seq=y ack=x+1
+    step(conn, c2s)  # ACK seq=x+1 ack=y+1
+    sim.Close(pb.CloseRequest(id=conn, side=pb.SIDE_CLIENT), metadata=meta)
+    show("client closes", conn)
+    step(conn, c2s)  # FIN seq=u
+    step(conn, s2c)  # ACK u+1
+    sim.Close(pb.CloseRequest(id=conn, side=pb.SIDE_SERVER), metadata=meta)
+    show("server closes", conn)
+    step(conn, s2c)  # FIN seq=w
+    step(conn, c2s)  # ACK w+1
+    stats = sim.Stats(pb.StatsRequest(), metadata=meta)
+    if stats.clock == "virtual":
+        sim.AdvanceClock(pb.AdvanceClockRequest(millis=60_000), metadata=meta)
+        show("60 s later (2·MSL)", conn)
+    else:
+        print("(real clock: the client stays in TIME-WAIT for 60 s)")
+    sim.Remove(pb.RemoveRequest(id=conn), metadata=meta)
+
+
+if __name__ == "__main__":
+    main()
