@@ -4,6 +4,7 @@
 //! - [`conformance`]: runs recorded Linux scenarios against the core.
 
 pub mod conformance;
+pub mod load;
 pub mod metrics;
 pub mod server;
 pub mod service;

@@ -68,6 +68,29 @@ enum Command {
         #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Runs a load scenario (YAML: phases of opens, closes, faults, churn and expectations)
+    /// against one or more servers, with a progress bar per phase and a report at the end.
+    Load {
+        /// The scenario file (see scenarios/).
+        scenario: PathBuf,
+        /// Servers, comma-separated; connections are spread over them.
+        #[arg(
+            long,
+            env = "TCPSIM_TARGET",
+            value_delimiter = ',',
+            default_value = "http://127.0.0.1:50051"
+        )]
+        target: Vec<String>,
+        /// Bearer token.
+        #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Multiply every count, rate and expected occupancy (0.1 runs a scenario small).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Print the report as JSON (and no progress bars).
+        #[arg(long)]
+        json: bool,
+    },
     /// Walks one MANUAL connection through the seed's handshake and four-way close, printing
     /// every segment and both sides' states.
     Demo,
@@ -208,6 +231,13 @@ fn main() -> ExitCode {
             target,
             token,
         } => run_conformance(&paths, via, target, token),
+        Command::Load {
+            scenario,
+            target,
+            token,
+            scale,
+            json,
+        } => load(&scenario, target, token, scale, json),
         Command::Demo => {
             demo();
             ExitCode::SUCCESS
@@ -390,6 +420,61 @@ fn run_conformance(
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn load(
+    path: &std::path::Path,
+    targets: Vec<String>,
+    token: Option<String>,
+    scale: f64,
+    json: bool,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    // Every check on the file happens before anything is sent.
+    let scenario = match tcpsim::load::parse(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if !(scale > 0.0 && scale.is_finite()) {
+        eprintln!("error: --scale {scale} must be above 0");
+        return ExitCode::FAILURE;
+    }
+    let opts = tcpsim::load::Options {
+        targets,
+        token,
+        scale,
+        progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    match runtime().block_on(tcpsim::load::run(&scenario, &opts)) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report serializes")
+                );
+            } else {
+                print!("{}", tcpsim::load::render(&report));
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::{Request, Status};
@@ -182,7 +181,12 @@ pub async fn start(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(simulator)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+        // tonic's TcpIncoming sets TCP_NODELAY on each accepted socket; a bare listener stream
+        // would leave Nagle on, and small responses would wait out delayed ACKs (~40 ms).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            on_shutdown,
+        );
     let grace = cfg.shutdown_grace;
     let done = tokio::spawn(async move {
         tokio::select! {

@@ -1,0 +1,203 @@
+//! `tcpsim load`: every shipped scenario keeps the promises its comments make, on a fresh server
+//! with a virtual clock; bad scenario files are refused with the line and the reason, before
+//! anything is sent; work spreads over several servers.
+
+use std::path::PathBuf;
+
+use tcpsim::load::{self, Options};
+use tcpsim::server::{self, ServeConfig};
+use tcpsim::table::TableConfig;
+
+async fn server() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let cfg = ServeConfig {
+        virtual_clock: true,
+        table: TableConfig {
+            capacity: 1 << 16,
+            ..TableConfig::default()
+        },
+        ..ServeConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = server::start(cfg, listener, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    (format!("http://{}", running.addr), stop)
+}
+
+fn scenarios() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_scenario_keeps_its_promises() {
+    let files = scenarios();
+    assert!(files.len() >= 4, "{files:?}");
+    for f in files {
+        let sc = load::parse(&std::fs::read_to_string(&f).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(
+            sc.phases
+                .iter()
+                .any(|p| matches!(p, load::Phase::Expect(_))),
+            "{} promises nothing",
+            f.display()
+        );
+        let (url, stop) = server().await;
+        let report = load::run(
+            &sc,
+            &Options {
+                targets: vec![url],
+                token: None,
+                scale: 1.0,
+                progress: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.ok, "{}:\n{}", f.display(), load::render(&report));
+        let _ = stop.send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_spreads_over_targets_and_expectations_sum_them() {
+    let (a, stop_a) = server().await;
+    let (b, stop_b) = server().await;
+    let sc = load::parse(
+        "name: two\nphases:\n  - open: {count: 101}\n  - expect: {side: server, state: ESTABLISHED, min: 101, max: 101}\n",
+    )
+    .unwrap();
+    let report = load::run(
+        &sc,
+        &Options {
+            targets: vec![a.clone(), b.clone()],
+            token: None,
+            scale: 1.0,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{}", load::render(&report));
+    // Each server holds its share.
+    for (url, want) in [(a, 51), (b, 50)] {
+        let mut c = tcpsim::service::proto::simulator_client::SimulatorClient::connect(url)
+            .await
+            .unwrap();
+        let s = c
+            .stats(tcpsim::service::proto::StatsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(s.connections, want);
+    }
+    let _ = (stop_a.send(()), stop_b.send(()));
+}
+
+#[tokio::test]
+async fn a_failed_expectation_fails_the_run() {
+    let (url, stop) = server().await;
+    let sc = load::parse("name: wrong\nphases:\n  - open: {count: 3}\n  - expect: {side: client, state: TIME_WAIT, min: 3}\n").unwrap();
+    let report = load::run(
+        &sc,
+        &Options {
+            targets: vec![url],
+            token: None,
+            scale: 1.0,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!report.ok);
+    assert!(load::render(&report).contains("FAILED: client TIME_WAIT = 0, expected >= 3"));
+    let _ = stop.send(());
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_line_and_reason() {
+    let cases = [
+        (
+            "name: x\nphases:\n  - open: {count: 1, colour: red}\n",
+            "line 3",
+        ),
+        ("name: x\nphases:\n  - jump: {ms: 1}\n", "jump"),
+        ("name: x\nphases: []\n", "at least one phase"),
+        ("phases:\n  - hold: {ms: 1}\n", "name"),
+        (
+            "name: x\nphases:\n  - close: {side: client, fraction: 1.5}\n",
+            "phase 1 (close): fraction 1.5",
+        ),
+        (
+            "name: x\nphases:\n  - abort: {side: both}\n",
+            "phase 1 (abort): side",
+        ),
+        (
+            "name: x\nphases:\n  - expect: {state: NAPPING, min: 1}\n",
+            "\"NAPPING\" is not a TCP state",
+        ),
+        (
+            "name: x\nphases:\n  - expect: {refused: tired, min: 1}\n",
+            "refused \"tired\"",
+        ),
+        (
+            "name: x\nphases:\n  - expect: {state: LISTEN}\n",
+            "min, max or both",
+        ),
+        (
+            "name: x\nphases:\n  - churn: {rate: 0, ms: 10}\n",
+            "rate and ms",
+        ),
+        (
+            "name: x\nphases:\n  - open: {count: 1, client_ip: 10.0.0}\n",
+            "client_ip",
+        ),
+        (
+            "name: x\nphases:\n  - open: {count: 0}\n",
+            "count must be at least 1",
+        ),
+    ];
+    for (text, names) in cases {
+        let err = load::parse(text).expect_err(text);
+        assert!(err.contains(names), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn cli_refuses_a_bad_file_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("tcpsim-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.yaml");
+    std::fs::write(
+        &f,
+        "name: x\nphases:\n  - open: {count: 1}\n  - hold: {ms: -5}\n",
+    )
+    .unwrap();
+    // Nothing listens on port 9: the file must be refused before any connection is tried.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+        .args([
+            "load",
+            f.to_str().unwrap(),
+            "--target",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml: line 4") && !err.contains("cannot reach"),
+        "{err}"
+    );
+}
