@@ -138,7 +138,7 @@ fn main() {
         tokio::spawn(
             Server::builder()
                 .add_service(EchoServer::new(EchoService))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(echo_listener)),
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(echo_listener).with_nodelay(Some(true))),
         );
         let sim_ch = Channel::from_shared(format!("http://{}", sim.addr)).unwrap().connect().await.unwrap();
         let echo_ch = Channel::from_shared(format!("http://{echo_addr}")).unwrap().connect().await.unwrap();
