@@ -16,6 +16,8 @@
 //!   - abort: {fraction: 0.5, side: server}           # an RST storm
 //!   - send: {bytes: 1000, fraction: 1.0, side: client}
 //!   - syn_flood: {count: 500}                        # half-open servers: the final ACK never comes
+//!   - open: {count: 100, mode: manual, handshake: true}  # MANUAL pairs, handshake delivered
+//!   - drop_fins: {fraction: 1.0, side: client}       # MANUAL: the closer's FIN is lost
 //!   - churn: {rate: 5000, ms: 10000, client_ip: 10.0.0.1}  # open + close continuously
 //!   - expect: {side: client, state: TIME_WAIT, min: 1000, max: 1000}
 //!   - expect: {refused: ports_exhausted, min: 1}
@@ -78,8 +80,19 @@ pub enum Phase {
     Abort(AbortPhase),
     Send(SendPhase),
     SynFlood(SynFloodPhase),
+    DropFins(DropFinsPhase),
     Churn(ChurnPhase),
     Expect(ExpectPhase),
+}
+
+/// MANUAL connections only: `side` closes and its FIN is lost on the wire, so it stays in
+/// FIN-WAIT-1 (or LAST-ACK) retransmitting the FIN, onto the wire where nothing delivers it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropFinsPhase {
+    #[serde(default = "one")]
+    pub fraction: f64,
+    pub side: SideName,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -92,6 +105,10 @@ pub struct OpenPhase {
     pub mode: ModeName,
     #[serde(default)]
     pub client_ip: Option<String>,
+    /// MANUAL only: deliver the SYN, the SYN-ACK and the final ACK, so the pair is ESTABLISHED
+    /// and later phases (drop_fins) can act on it.
+    #[serde(default)]
+    pub handshake: bool,
 }
 
 fn auto() -> ModeName {
@@ -191,6 +208,7 @@ impl Phase {
             Phase::Abort(_) => "abort",
             Phase::Send(_) => "send",
             Phase::SynFlood(_) => "syn_flood",
+            Phase::DropFins(_) => "drop_fins",
             Phase::Churn(_) => "churn",
             Phase::Expect(_) => "expect",
         }
@@ -217,6 +235,12 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
         };
         match p {
             Phase::Open(o) if o.count == 0 => return Err(at("count must be at least 1".into())),
+            Phase::Open(o) if o.handshake && o.mode != ModeName::Manual => {
+                return Err(at(
+                    "handshake: only MANUAL connections wait for one (AUTO ones complete it alone)"
+                        .into(),
+                ));
+            }
             Phase::Open(o) => check_ip(o.client_ip.as_deref()).map_err(at)?,
             Phase::Close(c) => fraction(c.fraction)?,
             Phase::Abort(a) if a.side == SideName::Both => {
@@ -227,6 +251,10 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
                 return Err(at("side: send from one side, client or server".into()));
             }
             Phase::Send(s) => fraction(s.fraction)?,
+            Phase::DropFins(d) if d.side == SideName::Both => {
+                return Err(at("side: one side closes and loses its FIN".into()));
+            }
+            Phase::DropFins(d) => fraction(d.fraction)?,
             Phase::SynFlood(f) if f.count == 0 => {
                 return Err(at("count must be at least 1".into()));
             }
@@ -390,7 +418,20 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                 };
                 let ip = o.client_ip.clone().unwrap_or_default();
                 let cmds = (0..n).map(|_| vec![open_cmd(mode, &ip)]);
+                let before: Vec<usize> = targets.iter().map(|t| t.ids.len()).collect();
                 pump(&mut targets, cmds, scale(o.rate), &bar, &mut done, true).await?;
+                if o.handshake {
+                    use pb::Direction::{ClientToServer as C2S, ServerToClient as S2C};
+                    for (t, &from) in targets.iter_mut().zip(&before) {
+                        let new: Vec<u64> = t.ids[from..].to_vec();
+                        let steps = new.into_iter().map(|id| {
+                            [C2S, S2C, C2S]
+                                .map(|d| wire_cmd(id, d, pb::WireAction::Deliver))
+                                .to_vec()
+                        });
+                        pump_one(t, steps, 0, &ProgressBar::hidden(), &mut done, false).await?;
+                    }
+                }
             }
             Phase::SynFlood(f) => {
                 let n = scale(f.count);
@@ -458,6 +499,29 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                         }))]
                     });
                     pump_one(t, cmds, scale(s.rate), &bar, &mut done, false).await?;
+                }
+            }
+            Phase::DropFins(d) => {
+                let side = side_pb(d.side);
+                let dir = if side == pb::Side::Client {
+                    pb::Direction::ClientToServer
+                } else {
+                    pb::Direction::ServerToClient
+                };
+                let picked = pick(&mut targets, d.fraction);
+                bar.set_length(2 * picked.iter().map(Vec::len).sum::<usize>() as u64);
+                for (t, ids) in targets.iter_mut().zip(picked) {
+                    let cmds = ids.into_iter().map(|id| {
+                        vec![
+                            cmd(pb::command::Op::Close(pb::CloseRequest {
+                                id,
+                                side: side as i32,
+                                how: 0,
+                            })),
+                            wire_cmd(id, dir, pb::WireAction::Drop),
+                        ]
+                    });
+                    pump_one(t, cmds, 0, &bar, &mut done, false).await?;
                 }
             }
             Phase::Hold(h) => {

@@ -105,6 +105,57 @@ async fn work_spreads_over_targets_and_expectations_sum_them() {
 }
 
 #[tokio::test]
+async fn dropped_fins_leave_the_closers_retransmitting_in_fin_wait_1() {
+    let (url, stop) = server().await;
+    let sc = load::parse(
+        "name: fins
+phases:
+  - open: {count: 6, mode: manual, handshake: true}
+  - expect: {side: client, state: ESTABLISHED, min: 6, max: 6}
+  - drop_fins: {fraction: 0.5, side: client}
+  - hold: {ms: 1000}
+  - expect: {side: client, state: FIN_WAIT_1, min: 3, max: 3}
+  - expect: {side: server, state: ESTABLISHED, min: 6, max: 6}
+",
+    )
+    .unwrap();
+    let report = load::run(
+        &sc,
+        &Options {
+            targets: vec![url.clone()],
+            token: None,
+            scale: 1.0,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{}", load::render(&report));
+    // The lost FINs were retransmitted (after 200 ms, 600 ms) onto the wire, undelivered.
+    let mut c = tcpsim::service::proto::simulator_client::SimulatorClient::connect(url)
+        .await
+        .unwrap();
+    let s = c
+        .stats(tcpsim::service::proto::StatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let fired = s
+        .timers_fired
+        .iter()
+        .find(|t| t.kind == tcpsim::service::proto::TimerKind::Retransmit as i32)
+        .unwrap()
+        .count;
+    assert!(fired >= 3, "retransmissions: {fired}");
+    assert!(
+        load::parse("name: x\nphases:\n  - open: {count: 1, handshake: true}\n")
+            .unwrap_err()
+            .contains("handshake")
+    );
+    let _ = stop.send(());
+}
+
+#[tokio::test]
 async fn a_failed_expectation_fails_the_run() {
     let (url, stop) = server().await;
     let sc = load::parse("name: wrong\nphases:\n  - open: {count: 3}\n  - expect: {side: client, state: TIME_WAIT, min: 3}\n").unwrap();
