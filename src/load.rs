@@ -453,53 +453,62 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                 }
             }
             Phase::Close(c) => {
-                let side = side_pb(c.side);
-                let how = if c.how == HowName::Shutdown {
-                    pb::CloseKind::Shutdown
-                } else {
-                    pb::CloseKind::Close
+                let (side, how) = (
+                    side_pb(c.side) as i32,
+                    if c.how == HowName::Shutdown {
+                        pb::CloseKind::Shutdown
+                    } else {
+                        pb::CloseKind::Close
+                    } as i32,
+                );
+                let per = |id| {
+                    vec![cmd(pb::command::Op::Close(pb::CloseRequest {
+                        id,
+                        side,
+                        how,
+                    }))]
                 };
-                let picked = pick(&mut targets, c.fraction);
-                bar.set_length(picked.iter().map(Vec::len).sum::<usize>() as u64);
-                for (t, ids) in targets.iter_mut().zip(picked) {
-                    let cmds = ids.into_iter().map(|id| {
-                        vec![cmd(pb::command::Op::Close(pb::CloseRequest {
-                            id,
-                            side: side as i32,
-                            how: how as i32,
-                        }))]
-                    });
-                    pump_one(t, cmds, scale(c.rate), &bar, &mut done, false).await?;
-                }
+                each_connection(
+                    &mut targets,
+                    c.fraction,
+                    scale(c.rate),
+                    &bar,
+                    &mut done,
+                    per,
+                )
+                .await?;
             }
             Phase::Abort(a) => {
-                let side = side_pb(a.side);
-                let picked = pick(&mut targets, a.fraction);
-                bar.set_length(picked.iter().map(Vec::len).sum::<usize>() as u64);
-                for (t, ids) in targets.iter_mut().zip(picked) {
-                    let cmds = ids.into_iter().map(|id| {
-                        vec![cmd(pb::command::Op::Abort(pb::AbortRequest {
-                            id,
-                            side: side as i32,
-                        }))]
-                    });
-                    pump_one(t, cmds, scale(a.rate), &bar, &mut done, false).await?;
-                }
+                let side = side_pb(a.side) as i32;
+                let per = |id| vec![cmd(pb::command::Op::Abort(pb::AbortRequest { id, side }))];
+                each_connection(
+                    &mut targets,
+                    a.fraction,
+                    scale(a.rate),
+                    &bar,
+                    &mut done,
+                    per,
+                )
+                .await?;
             }
             Phase::Send(s) => {
-                let side = side_pb(s.side);
-                let picked = pick(&mut targets, s.fraction);
-                bar.set_length(picked.iter().map(Vec::len).sum::<usize>() as u64);
-                for (t, ids) in targets.iter_mut().zip(picked) {
-                    let cmds = ids.into_iter().map(|id| {
-                        vec![cmd(pb::command::Op::Send(pb::SendRequest {
-                            id,
-                            side: side as i32,
-                            bytes: s.bytes,
-                        }))]
-                    });
-                    pump_one(t, cmds, scale(s.rate), &bar, &mut done, false).await?;
-                }
+                let (side, bytes) = (side_pb(s.side) as i32, s.bytes);
+                let per = |id| {
+                    vec![cmd(pb::command::Op::Send(pb::SendRequest {
+                        id,
+                        side,
+                        bytes,
+                    }))]
+                };
+                each_connection(
+                    &mut targets,
+                    s.fraction,
+                    scale(s.rate),
+                    &bar,
+                    &mut done,
+                    per,
+                )
+                .await?;
             }
             Phase::DropFins(d) => {
                 let side = side_pb(d.side);
@@ -508,21 +517,15 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                 } else {
                     pb::Direction::ServerToClient
                 };
-                let picked = pick(&mut targets, d.fraction);
-                bar.set_length(2 * picked.iter().map(Vec::len).sum::<usize>() as u64);
-                for (t, ids) in targets.iter_mut().zip(picked) {
-                    let cmds = ids.into_iter().map(|id| {
-                        vec![
-                            cmd(pb::command::Op::Close(pb::CloseRequest {
-                                id,
-                                side: side as i32,
-                                how: 0,
-                            })),
-                            wire_cmd(id, dir, pb::WireAction::Drop),
-                        ]
-                    });
-                    pump_one(t, cmds, 0, &bar, &mut done, false).await?;
-                }
+                let per = |id| {
+                    let close = cmd(pb::command::Op::Close(pb::CloseRequest {
+                        id,
+                        side: side as i32,
+                        how: 0,
+                    }));
+                    vec![close, wire_cmd(id, dir, pb::WireAction::Drop)]
+                };
+                each_connection(&mut targets, d.fraction, 0, &bar, &mut done, per).await?;
             }
             Phase::Hold(h) => {
                 bar.set_length(h.ms);
@@ -688,6 +691,24 @@ fn pick(targets: &mut [Target], fraction: f64) -> Vec<Vec<u64>> {
         .iter()
         .map(|t| t.ids[..((t.ids.len() as f64 * fraction).round() as usize)].to_vec())
         .collect()
+}
+
+/// Runs `per(id)` for `fraction` of the connections this run opened, target by target.
+async fn each_connection(
+    targets: &mut [Target],
+    fraction: f64,
+    rate: u64,
+    bar: &ProgressBar,
+    done: &mut Done,
+    per: impl Fn(u64) -> Vec<pb::Command>,
+) -> Result<(), String> {
+    let picked = pick(targets, fraction);
+    let groups: usize = picked.iter().map(Vec::len).sum();
+    bar.set_length(groups as u64);
+    for (t, ids) in targets.iter_mut().zip(picked) {
+        pump_one(t, ids.into_iter().map(&per), rate, bar, done, false).await?;
+    }
+    Ok(())
 }
 
 /// Spreads groups of commands over the targets round-robin (a group stays on one target).

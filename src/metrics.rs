@@ -349,24 +349,18 @@ impl Metrics {
 
     fn render_histograms(&self, out: &mut String, c: &crate::table::CounterSnapshot) {
         out.push_str("# HELP tcpsim_timer_lag_seconds How late timers fired (real clock)\n# TYPE tcpsim_timer_lag_seconds histogram\n");
-        let mut cum = 0;
-        for (i, ub) in LAG_BUCKETS_MS.iter().enumerate() {
-            cum += c.lag_buckets[i];
-            let _ = writeln!(
-                out,
-                "tcpsim_timer_lag_seconds_bucket{{le=\"{}\"}} {cum}",
-                *ub as f64 / 1000.0
-            );
-        }
-        cum += c.lag_buckets[LAG_BUCKETS_MS.len()];
-        let _ = writeln!(out, "tcpsim_timer_lag_seconds_bucket{{le=\"+Inf\"}} {cum}");
-        let _ = writeln!(
+        let bounds: Vec<f64> = LAG_BUCKETS_MS
+            .iter()
+            .map(|&ms| ms as f64 / 1000.0)
+            .collect();
+        histogram(
             out,
-            "tcpsim_timer_lag_seconds_sum {}",
-            c.lag_sum_ms as f64 / 1000.0
+            "tcpsim_timer_lag_seconds",
+            "",
+            &bounds,
+            &c.lag_buckets,
+            c.lag_sum_ms as f64 / 1000.0,
         );
-        let _ = writeln!(out, "tcpsim_timer_lag_seconds_count {cum}");
-
         out.push_str("# HELP grpc_server_handling_seconds Time from a gRPC call's start to its status\n# TYPE grpc_server_handling_seconds histogram\n");
         for m in self
             .grpc
@@ -375,31 +369,41 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .values()
         {
-            let l = format!(
+            let labels = format!(
                 "grpc_service=\"{}\",grpc_method=\"{}\",grpc_type=\"{}\"",
                 m.service, m.method, m.kind
             );
-            let mut cum = 0;
-            for (i, ub) in LATENCY_BUCKETS.iter().enumerate() {
-                cum += m.buckets[i].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "grpc_server_handling_seconds_bucket{{{l},le=\"{ub}\"}} {cum}"
-                );
-            }
-            cum += m.buckets[LATENCY_BUCKETS.len()].load(Relaxed);
-            let _ = writeln!(
+            let counts: Vec<u64> = m.buckets.iter().map(|b| b.load(Relaxed)).collect();
+            histogram(
                 out,
-                "grpc_server_handling_seconds_bucket{{{l},le=\"+Inf\"}} {cum}"
+                "grpc_server_handling_seconds",
+                &labels,
+                &LATENCY_BUCKETS,
+                &counts,
+                m.sum_ns.load(Relaxed) as f64 / 1e9,
             );
-            let _ = writeln!(
-                out,
-                "grpc_server_handling_seconds_sum{{{l}}} {}",
-                m.sum_ns.load(Relaxed) as f64 / 1e9
-            );
-            let _ = writeln!(out, "grpc_server_handling_seconds_count{{{l}}} {cum}");
         }
     }
+}
+
+/// One histogram's series in the text format: cumulative buckets (`counts` has one more entry
+/// than `bounds`, for +Inf), the sum and the count.
+fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], counts: &[u64], sum: f64) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cum = 0;
+    for (ub, n) in bounds.iter().zip(counts) {
+        cum += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{ub}\"}} {cum}");
+    }
+    cum += counts[bounds.len()];
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cum}");
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_count{braces} {cum}");
 }
 
 /// Serves `GET /metrics` on `listener` until `stop` turns true.

@@ -322,13 +322,7 @@ impl Endpoint {
         self.snd_nxt = iss + 1;
         self.start_rtt(now);
         self.deadline = now + cfg.syn_interval_ms(0);
-        out.segment(Segment {
-            seq: iss,
-            flags: Flags::SYN,
-            wnd: cfg.rcv_wnd,
-            mss: Some(cfg.mss),
-            ..Segment::default()
-        });
+        self.send_syn(cfg, false, out);
         self.set_state(cfg, now, State::SynSent, Cause::Connect, out);
         Ok(())
     }
@@ -544,15 +538,7 @@ impl Endpoint {
         self.retries = self.retries.saturating_add(1);
         self.clear(RTT_PENDING);
         if self.snd_una == self.iss {
-            // Our SYN is unacknowledged.
-            let flags = if self.state == State::SynSent {
-                Flags::SYN
-            } else {
-                Flags::SYN | Flags::ACK
-            };
-            let mut seg = self.make(cfg, flags, self.iss, 0);
-            seg.mss = Some(cfg.mss);
-            out.segment(seg);
+            self.send_syn(cfg, self.state != State::SynSent, out); // our SYN is unacknowledged
             return;
         }
         let fin = u32::from(self.has(FIN_SENT));
@@ -652,6 +638,18 @@ impl Endpoint {
         }
     }
 
+    /// Our SYN with our MSS: <SEQ=ISS><CTL=SYN>, or with `ack` <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+    fn send_syn(&self, cfg: &Config, ack: bool, out: &mut impl Output) {
+        let flags = if ack {
+            Flags::SYN | Flags::ACK
+        } else {
+            Flags::SYN
+        };
+        let mut seg = self.make(cfg, flags, self.iss, 0);
+        seg.mss = Some(cfg.mss);
+        out.segment(seg);
+    }
+
     /// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
     fn send_ack(&self, cfg: &Config, out: &mut impl Output) {
         out.segment(self.make(cfg, Flags::ACK, self.snd_nxt, 0));
@@ -715,9 +713,7 @@ impl Endpoint {
         self.retries = 0;
         self.start_rtt(now);
         self.deadline = now + u64::from(cfg.rto_initial_ms);
-        let mut synack = self.make(cfg, Flags::SYN | Flags::ACK, self.iss, 0);
-        synack.mss = Some(cfg.mss);
-        out.segment(synack);
+        self.send_syn(cfg, true, out);
         self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
     }
 
@@ -754,9 +750,7 @@ impl Endpoint {
             self.retries = 0;
             self.clear(RTT_PENDING);
             self.deadline = now + u64::from(cfg.rto_initial_ms);
-            let mut synack = self.make(cfg, Flags::SYN | Flags::ACK, self.iss, 0);
-            synack.mss = Some(cfg.mss);
-            out.segment(synack);
+            self.send_syn(cfg, true, out);
             self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
         }
     }
@@ -776,9 +770,7 @@ impl Endpoint {
             && !seg.has(Flags::RST)
             && seg.seq == self.irs
         {
-            let mut synack = self.make(cfg, Flags::SYN | Flags::ACK, self.iss, 0);
-            synack.mss = Some(cfg.mss);
-            out.segment(synack);
+            self.send_syn(cfg, true, out);
             return;
         }
         // Linux (tcp_validate_incoming): in a simultaneous open the peer's SYN-ACK repeats the SYN
