@@ -785,6 +785,12 @@ async fn pump_one(
             Some(pb::command_result::Result::Error(e)) => {
                 let code = format!("{:?}", tonic::Code::from_i32(e.code));
                 *done.errors.entry(code).or_default() += 1;
+                let errors: Vec<String> = done
+                    .errors
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                bar.set_message(format!("errors: {}", errors.join(", ")));
             }
             Some(pb::command_result::Result::Open(o)) if record_ids => {
                 t.ids.extend(o.connections.iter().map(|c| c.id));
