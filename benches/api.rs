@@ -42,17 +42,10 @@ impl Echo for EchoService {
         &self,
         r: Request<Streaming<echo::Msg>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        // The same shape as Run: a task reads, answers into a bounded channel.
-        let mut inbound = r.into_inner();
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            while let Some(Ok(m)) = inbound.next().await {
-                if tx.send(Ok(m)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        // The same shape as Run: each answer is made when the response stream is polled.
+        Ok(Response::new(Box::pin(
+            r.into_inner().map_while(|m| m.ok()).map(Ok),
+        )))
     }
 }
 

@@ -162,9 +162,6 @@ struct ServeArgs {
     /// Events a Watch subscriber may have queued before it misses some.
     #[arg(long, env = "TCPSIM_WATCH_BUFFER", default_value_t = 1_024)]
     watch_buffer: usize,
-    /// Results a Run stream may have queued before the server stops reading its commands.
-    #[arg(long, env = "TCPSIM_RUN_BUFFER", default_value_t = 1_024)]
-    run_buffer: usize,
     /// Largest gRPC message, either way.
     #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
     max_message_bytes: usize,
@@ -293,7 +290,6 @@ fn serve(a: ServeArgs) -> ExitCode {
             max_page_size: a.max_page_size,
             max_wire_count: a.max_wire_count,
             watch_buffer: a.watch_buffer,
-            run_buffer: a.run_buffer,
         },
         token: a.token,
         max_message_bytes: a.max_message_bytes,

@@ -3,7 +3,8 @@
 //! the unary RPCs and the `Run` stream.
 //!
 //! Owns: request validation (every refusal names its field), the caps that keep a client from
-//! growing the server's memory (batch sizes, page sizes, stream buffers), and the streams.
+//! growing the server's memory (batch sizes, page sizes, the Watch buffer; Run holds no buffer of
+//! its own: it reads a command only when its result can be sent), and the streams.
 
 pub mod convert;
 pub mod proto;
@@ -34,8 +35,6 @@ pub struct Limits {
     pub max_wire_count: u32,
     /// Events a Watch subscriber may have queued before it is told it missed some.
     pub watch_buffer: usize,
-    /// Results a Run stream may have queued before the server stops reading its commands.
-    pub run_buffer: usize,
 }
 
 impl Default for Limits {
@@ -45,7 +44,6 @@ impl Default for Limits {
             max_page_size: 1_000,
             max_wire_count: 1_024,
             watch_buffer: 1_024,
-            run_buffer: 1_024,
         }
     }
 }
@@ -413,6 +411,25 @@ impl SimulatorService {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// A stream that ends when `stop` completes (the server shuts down).
+struct Until<S> {
+    inner: Pin<Box<S>>,
+    stop: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl<S: Stream> Stream for Until<S> {
+    type Item = S::Item;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        if self.stop.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
 #[tonic::async_trait]
 impl Simulator for SimulatorService {
     async fn open(
@@ -547,31 +564,20 @@ impl Simulator for SimulatorService {
         &self,
         r: Request<Streaming<pb::Command>>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        let mut inbound = r.into_inner();
-        let (tx, rx) = mpsc::channel(self.ops.limits.run_buffer.max(1));
+        // Each command is read only when its result can be sent: h2's flow control is the
+        // buffer, and a client that stops reading stops the server reading its commands.
         let ops = self.ops.clone();
-        let mut stopping = self.stopping.clone();
-        tokio::spawn(async move {
-            let stop = stopping.wait_for(|s| *s);
-            tokio::pin!(stop);
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = &mut stop => return,
-                    c = inbound.next() => c,
-                };
-                let cmd = match next {
-                    Some(Ok(c)) => c,
-                    Some(Err(_)) | None => return,
-                };
-                let result = ops.command(cmd).await;
-                // Flow control: when the client stops reading results, this waits, and the
-                // server stops reading commands.
-                if tx.send(Ok(result)).await.is_err() {
-                    return;
-                }
-            }
+        let results = r.into_inner().map_while(|c| c.ok()).then(move |c| {
+            let ops = ops.clone();
+            async move { Ok(ops.command(c).await) }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let mut stopping = self.stopping.clone();
+        let stop = Box::pin(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        });
+        Ok(Response::new(Box::pin(Until {
+            inner: Box::pin(results),
+            stop,
+        })))
     }
 }
