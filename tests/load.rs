@@ -27,6 +27,17 @@ async fn server() -> (String, tokio::sync::oneshot::Sender<()>) {
     (format!("http://{}", running.addr), stop)
 }
 
+/// Runs a scenario against `targets`, full size, without progress bars.
+async fn run(sc: &load::Scenario, targets: &[&str]) -> load::Report {
+    let opts = Options {
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+        token: None,
+        scale: 1.0,
+        progress: false,
+    };
+    load::run(sc, &opts).await.unwrap()
+}
+
 fn scenarios() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -53,17 +64,7 @@ async fn every_shipped_scenario_keeps_its_promises() {
             f.display()
         );
         let (url, stop) = server().await;
-        let report = load::run(
-            &sc,
-            &Options {
-                targets: vec![url],
-                token: None,
-                scale: 1.0,
-                progress: false,
-            },
-        )
-        .await
-        .unwrap();
+        let report = run(&sc, &[&url]).await;
         assert!(report.ok, "{}:\n{}", f.display(), load::render(&report));
         let _ = stop.send(());
     }
@@ -77,17 +78,7 @@ async fn work_spreads_over_targets_and_expectations_sum_them() {
         "name: two\nphases:\n  - open: {count: 101}\n  - expect: {side: server, state: ESTABLISHED, min: 101, max: 101}\n",
     )
     .unwrap();
-    let report = load::run(
-        &sc,
-        &Options {
-            targets: vec![a.clone(), b.clone()],
-            token: None,
-            scale: 1.0,
-            progress: false,
-        },
-    )
-    .await
-    .unwrap();
+    let report = run(&sc, &[&a, &b]).await;
     assert!(report.ok, "{}", load::render(&report));
     // Each server holds its share.
     for (url, want) in [(a, 51), (b, 50)] {
@@ -119,17 +110,7 @@ phases:
 ",
     )
     .unwrap();
-    let report = load::run(
-        &sc,
-        &Options {
-            targets: vec![url.clone()],
-            token: None,
-            scale: 1.0,
-            progress: false,
-        },
-    )
-    .await
-    .unwrap();
+    let report = run(&sc, &[&url]).await;
     assert!(report.ok, "{}", load::render(&report));
     // The lost FINs were retransmitted (after 200 ms, 600 ms) onto the wire, undelivered.
     let mut c = tcpsim::service::proto::simulator_client::SimulatorClient::connect(url)
@@ -159,17 +140,7 @@ phases:
 async fn a_failed_expectation_fails_the_run() {
     let (url, stop) = server().await;
     let sc = load::parse("name: wrong\nphases:\n  - open: {count: 3}\n  - expect: {side: client, state: TIME_WAIT, min: 3}\n").unwrap();
-    let report = load::run(
-        &sc,
-        &Options {
-            targets: vec![url],
-            token: None,
-            scale: 1.0,
-            progress: false,
-        },
-    )
-    .await
-    .unwrap();
+    let report = run(&sc, &[&url]).await;
     assert!(!report.ok);
     assert!(load::render(&report).contains("FAILED: client TIME_WAIT = 0, expected >= 3"));
     let _ = stop.send(());
