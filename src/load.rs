@@ -539,7 +539,7 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                 bar.set_length(ticks * per_tick);
                 let ip = c.client_ip.clone().unwrap_or_default();
                 let side = side_pb(c.close);
-                for tick in 0..ticks {
+                for _ in 0..ticks {
                     let tick_start = Instant::now();
                     // Open, then close what opened, in one pipelined batch per tick.
                     let cmds = (0..per_tick).map(|_| vec![open_cmd(pb::Mode::Auto, &ip)]);
@@ -571,7 +571,6 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                     }
                     // Time moves 100 ms per tick: on a virtual clock by AdvanceClock, on a real
                     // one by waiting out the rest of the tick.
-                    let _ = tick;
                     if targets.iter().any(|t| t.virtual_clock) {
                         hold(&mut targets, 100, &opts.token).await?;
                     } else if let Some(rest) =

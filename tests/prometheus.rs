@@ -384,10 +384,6 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
 
 #[test]
 fn a_scrape_names_every_metric_with_help_and_bounded_labels() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let table = std::sync::Arc::new(
         tcpsim::table::Table::new(
             TableConfig {
@@ -399,7 +395,6 @@ fn a_scrape_names_every_metric_with_help_and_bounded_labels() {
         )
         .unwrap(),
     );
-    let _ = rt;
     let m = tcpsim::metrics::Metrics::new(table.clone());
     table
         .open(&tcpsim::table::OpenSpec::new(tcpsim::table::Mode::Auto))

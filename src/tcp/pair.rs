@@ -306,12 +306,11 @@ impl Pair {
         obs: &mut O,
     ) -> Result<(), Error> {
         if self.client.state() != State::Closed || self.server.state() != State::Closed {
-            let (side, ep) = if self.client.state() != State::Closed {
-                (Side::Client, &self.client)
+            let ep = if self.client.state() != State::Closed {
+                &self.client
             } else {
-                (Side::Server, &self.server)
+                &self.server
             };
-            let _ = side;
             return Err(Error::InvalidInState {
                 call: super::endpoint::Call::Connect,
                 state: ep.state(),
