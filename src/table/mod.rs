@@ -408,6 +408,23 @@ struct Tally<'a> {
     events: Option<(&'a broadcast::Sender<Event>, ConnId, u64)>,
 }
 
+impl Tally<'_> {
+    /// Runs `f` on an EXTERNAL endpoint: its transitions are reported for `role`, and what it
+    /// put in its outbox is counted as sent (a pair reports both through `Observer`).
+    fn external<R>(
+        &mut self,
+        x: &mut External,
+        role: Side,
+        f: impl FnOnce(&mut External, &mut dyn FnMut(Transition)) -> R,
+    ) -> R {
+        let sent = x.outbox().len();
+        let r = f(x, &mut |t| self.transition(role, t));
+        self.counters
+            .segment(role, SegmentOutcome::Sent, (x.outbox().len() - sent) as u64);
+        r
+    }
+}
+
 impl Observer for Tally<'_> {
     fn transition(&mut self, side: Side, t: Transition) {
         self.counters.transition(side, t.from, t.to);
@@ -752,10 +769,7 @@ impl Table {
                     (Conn::Pair(p), _) => p.open(cfg, now, iss, server_iss, scratch, &mut tally),
                     (Conn::External(x, own), Mode::External(Side::Client)) => {
                         let cfg = own.as_deref().unwrap_or(cfg);
-                        let r =
-                            x.connect(cfg, now, iss, &mut |t| tally.transition(Side::Client, t));
-                        c.segment(Side::Client, SegmentOutcome::Sent, x.outbox().len() as u64);
-                        r
+                        tally.external(x, Side::Client, |x, t| x.connect(cfg, now, iss, t))
                     }
                     (Conn::External(x, own), _) => {
                         let cfg = own.as_deref().unwrap_or(cfg);
@@ -853,19 +867,15 @@ impl Table {
                             },
                         ));
                     }
-                    let sent = x.outbox().len();
-                    let t = &mut |t| tally.transition(role, t);
-                    if half {
-                        x.shutdown(cfg, now, t)
-                    } else {
-                        x.close(cfg, now, t)
-                    }
-                    .map_err(tcp_err(role))?;
-                    tally.counters.segment(
-                        role,
-                        SegmentOutcome::Sent,
-                        (x.outbox().len() - sent) as u64,
-                    );
+                    tally
+                        .external(x, role, |x, t| {
+                            if half {
+                                x.shutdown(cfg, now, t)
+                            } else {
+                                x.close(cfg, now, t)
+                            }
+                        })
+                        .map_err(tcp_err(role))?;
                 }
             }
             Ok(states_of(conn))
@@ -897,18 +907,10 @@ impl Table {
                     if role != side {
                         return Err(no_side(id, role, side.as_str()));
                     }
-                    let sent = x.outbox().len();
-                    let t = &mut |t| tally.transition(role, t);
-                    let r = match op {
+                    tally.external(x, role, |x, t| match op {
                         UserOp::Abort => x.abort(cfg, now, t),
                         UserOp::Send(n) => x.send(cfg, now, n, t),
-                    };
-                    tally.counters.segment(
-                        role,
-                        SegmentOutcome::Sent,
-                        (x.outbox().len() - sent) as u64,
-                    );
-                    r
+                    })
                 }
             }
             .map_err(tcp_err(side))?;
@@ -1324,13 +1326,7 @@ impl Table {
                 Conn::External(x, own) => {
                     let cfg = own.as_deref().unwrap_or(cfg);
                     let role = external_role(x);
-                    let sent = x.outbox().len();
-                    x.on_timeout(cfg, now, &mut |t| tally.transition(role, t));
-                    tally.counters.segment(
-                        role,
-                        SegmentOutcome::Sent,
-                        (x.outbox().len() - sent) as u64,
-                    );
+                    tally.external(x, role, |x, t| x.on_timeout(cfg, now, t));
                 }
             }
             Ok(fired)

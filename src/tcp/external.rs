@@ -24,13 +24,13 @@ pub struct External {
     outbox: VecDeque<Emitted>,
 }
 
-struct Outbox<'a, T: FnMut(Transition)> {
+struct Outbox<'a, T: FnMut(Transition) + ?Sized> {
     at: u64,
     queue: &'a mut VecDeque<Emitted>,
     on_transition: &'a mut T,
 }
 
-impl<T: FnMut(Transition)> Output for Outbox<'_, T> {
+impl<T: FnMut(Transition) + ?Sized> Output for Outbox<'_, T> {
     fn segment(&mut self, seg: Segment) {
         self.queue.push_back(Emitted { at: self.at, seg });
     }
@@ -55,7 +55,7 @@ impl External {
         self.outbox.drain(..n).collect()
     }
 
-    fn run<R, T: FnMut(Transition)>(
+    fn run<R, T: FnMut(Transition) + ?Sized>(
         &mut self,
         now: u64,
         on_transition: &mut T,
@@ -74,7 +74,7 @@ impl External {
         cfg: &Config,
         now: u64,
         iss: SeqNum,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
         self.run(now, t, |ep, out| ep.listen(cfg, now, iss, out))
     }
@@ -83,7 +83,7 @@ impl External {
         cfg: &Config,
         now: u64,
         iss: SeqNum,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
         self.run(now, t, |ep, out| ep.connect(cfg, now, iss, out))
     }
@@ -92,7 +92,7 @@ impl External {
         cfg: &Config,
         now: u64,
         n: u32,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
         self.run(now, t, |ep, out| ep.send(cfg, now, n, out))
     }
@@ -100,7 +100,7 @@ impl External {
         &mut self,
         cfg: &Config,
         now: u64,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
         self.run(now, t, |ep, out| ep.shutdown(cfg, now, out))
     }
@@ -108,7 +108,7 @@ impl External {
         &mut self,
         cfg: &Config,
         now: u64,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
         self.run(now, t, |ep, out| ep.close(cfg, now, out))
     }
@@ -116,13 +116,18 @@ impl External {
         &mut self,
         cfg: &Config,
         now: u64,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
         self.run(now, t, |ep, out| ep.abort(cfg, now, out))
     }
 
     /// Fires the timer if due; its segments go to the outbox.
-    pub fn on_timeout(&mut self, cfg: &Config, now: u64, t: &mut impl FnMut(Transition)) -> bool {
+    pub fn on_timeout(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        t: &mut (impl FnMut(Transition) + ?Sized),
+    ) -> bool {
         self.run(now, t, |ep, out| ep.on_timeout(cfg, now, out))
     }
 
@@ -132,7 +137,7 @@ impl External {
         cfg: &Config,
         now: u64,
         seg: &Segment,
-        t: &mut impl FnMut(Transition),
+        t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Vec<Segment> {
         let mut answer = VecDeque::new();
         let mut out = Outbox {
