@@ -1,56 +1,23 @@
 //! The gRPC API against a real server on 127.0.0.1:0, through a tonic client.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tcpsim::server::{self, ServeConfig};
 use tcpsim::service::proto as pb;
 use tcpsim::service::proto::simulator_client::SimulatorClient;
-use tcpsim::table::{Table, TableConfig};
-use tokio::sync::oneshot;
+use tcpsim::table::TableConfig;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-struct TestServer {
-    url: String,
-    table: Arc<Table>,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<Result<(), String>>,
-}
+mod common;
+use common::TestServer;
 
-impl TestServer {
-    async fn start(cfg: ServeConfig) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let running = server::start(cfg, listener, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-        TestServer {
-            url: format!("http://{}", running.addr),
-            table: running.table,
-            stop: Some(stop),
-            done: running.done,
-        }
-    }
-
-    async fn virtual_clock() -> TestServer {
-        TestServer::start(ServeConfig {
-            virtual_clock: true,
-            ..small()
-        })
-        .await
-    }
-
-    async fn client(&self) -> SimulatorClient<Channel> {
-        SimulatorClient::connect(self.url.clone()).await.unwrap()
-    }
-
-    async fn shutdown(mut self) -> Result<(), String> {
-        let _ = self.stop.take().unwrap().send(());
-        self.done.await.unwrap()
-    }
+async fn virtual_server() -> TestServer {
+    TestServer::start(ServeConfig {
+        virtual_clock: true,
+        ..small()
+    })
+    .await
 }
 
 fn small() -> ServeConfig {
@@ -95,7 +62,7 @@ async fn states(c: &mut SimulatorClient<Channel>, id: u64) -> (i32, i32) {
 
 #[tokio::test]
 async fn every_rpc_on_its_normal_path() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let mut c = srv.client().await;
 
     let o = c.open(open_req(pb::Mode::Auto)).await.unwrap().into_inner();
@@ -298,7 +265,7 @@ async fn every_rpc_on_its_normal_path() {
 
 #[tokio::test]
 async fn seed_handshake_and_close_seen_through_get_and_watch() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let mut c = srv.client().await;
     let mut watch = c
         .watch(pb::WatchRequest::default())
@@ -462,7 +429,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
 
 #[tokio::test]
 async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let mut c = srv.client().await;
     let id = c
         .open(open_req(pb::Mode::Manual))
@@ -1024,7 +991,7 @@ async fn advance_clock_on_a_real_clock_is_a_failed_precondition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let mut tasks = vec![];
     for k in 0..32u64 {
         let mut c = srv.client().await;
@@ -1097,7 +1064,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
 
 #[tokio::test]
 async fn run_stream_answers_in_order_with_errors_inline() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let mut c = srv.client().await;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let mut results = c
@@ -1168,7 +1135,7 @@ async fn run_stream_answers_in_order_with_errors_inline() {
 
 #[tokio::test]
 async fn graceful_shutdown_ends_open_streams_and_reports_not_serving() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let mut c = srv.client().await;
     let mut watch = c
         .watch(pb::WatchRequest::default())
@@ -1212,7 +1179,7 @@ async fn graceful_shutdown_ends_open_streams_and_reports_not_serving() {
 
 #[tokio::test]
 async fn health_and_reflection_answer() {
-    let srv = TestServer::virtual_clock().await;
+    let srv = virtual_server().await;
     let channel = Channel::from_shared(srv.url.clone())
         .unwrap()
         .connect()
@@ -1349,7 +1316,7 @@ fn conformance_scenarios_pass_through_the_grpc_api() {
         .enable_all()
         .build()
         .unwrap();
-    let srv = rt.block_on(TestServer::virtual_clock());
+    let srv = rt.block_on(virtual_server());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     let files = tcpsim::conformance::collect(&[dir]).unwrap();
     let mut engine = tcpsim::conformance::grpc::ViaGrpc::connect(&srv.url, None).unwrap();
@@ -1441,7 +1408,7 @@ fn health_command_exits_zero_only_when_serving() {
         .enable_all()
         .build()
         .unwrap();
-    let srv = rt.block_on(TestServer::virtual_clock());
+    let srv = rt.block_on(virtual_server());
     let health = |url: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
             .args(["health", "--addr", url])

@@ -5,26 +5,23 @@
 use std::path::PathBuf;
 
 use tcpsim::load::{self, Options};
-use tcpsim::server::{self, ServeConfig};
+use tcpsim::server::ServeConfig;
 use tcpsim::table::TableConfig;
 
-async fn server() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let cfg = ServeConfig {
-        virtual_clock: true,
-        table: TableConfig {
-            capacity: 1 << 16,
-            ..TableConfig::default()
-        },
-        ..ServeConfig::default()
+mod common;
+use common::TestServer;
+
+async fn server() -> TestServer {
+    let table = TableConfig {
+        capacity: 1 << 16,
+        ..TableConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = server::start(cfg, listener, async {
-        let _ = stopped.await;
+    TestServer::start(ServeConfig {
+        virtual_clock: true,
+        table,
+        ..ServeConfig::default()
     })
     .await
-    .unwrap();
-    (format!("http://{}", running.addr), stop)
 }
 
 /// Runs a scenario against `targets`, full size, without progress bars.
@@ -63,17 +60,18 @@ async fn every_shipped_scenario_keeps_its_promises() {
             "{} promises nothing",
             f.display()
         );
-        let (url, stop) = server().await;
+        let srv = server().await;
+        let url = srv.url.clone();
         let report = run(&sc, &[&url]).await;
         assert!(report.ok, "{}:\n{}", f.display(), load::render(&report));
-        let _ = stop.send(());
+        srv.shutdown().await.unwrap();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_spreads_over_targets_and_expectations_sum_them() {
-    let (a, stop_a) = server().await;
-    let (b, stop_b) = server().await;
+    let (sa, sb) = (server().await, server().await);
+    let (a, b) = (sa.url.clone(), sb.url.clone());
     let sc = load::parse(
         "name: two\nphases:\n  - open: {count: 101}\n  - expect: {side: server, state: ESTABLISHED, min: 101, max: 101}\n",
     )
@@ -81,23 +79,17 @@ async fn work_spreads_over_targets_and_expectations_sum_them() {
     let report = run(&sc, &[&a, &b]).await;
     assert!(report.ok, "{}", load::render(&report));
     // Each server holds its share.
-    for (url, want) in [(a, 51), (b, 50)] {
-        let mut c = tcpsim::service::proto::simulator_client::SimulatorClient::connect(url)
-            .await
-            .unwrap();
-        let s = c
-            .stats(tcpsim::service::proto::StatsRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(s.connections, want);
+    for (srv, want) in [(&sa, 51), (&sb, 50)] {
+        assert_eq!(srv.stats().await.connections, want);
     }
-    let _ = (stop_a.send(()), stop_b.send(()));
+    sa.shutdown().await.unwrap();
+    sb.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn dropped_fins_leave_the_closers_retransmitting_in_fin_wait_1() {
-    let (url, stop) = server().await;
+    let srv = server().await;
+    let url = srv.url.clone();
     let sc = load::parse(
         "name: fins
 phases:
@@ -113,14 +105,7 @@ phases:
     let report = run(&sc, &[&url]).await;
     assert!(report.ok, "{}", load::render(&report));
     // The lost FINs were retransmitted (after 200 ms, 600 ms) onto the wire, undelivered.
-    let mut c = tcpsim::service::proto::simulator_client::SimulatorClient::connect(url)
-        .await
-        .unwrap();
-    let s = c
-        .stats(tcpsim::service::proto::StatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let s = srv.stats().await;
     let fired = s
         .timers_fired
         .iter()
@@ -133,17 +118,18 @@ phases:
             .unwrap_err()
             .contains("handshake")
     );
-    let _ = stop.send(());
+    srv.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_failed_expectation_fails_the_run() {
-    let (url, stop) = server().await;
+    let srv = server().await;
+    let url = srv.url.clone();
     let sc = load::parse("name: wrong\nphases:\n  - open: {count: 3}\n  - expect: {side: client, state: TIME_WAIT, min: 3}\n").unwrap();
     let report = run(&sc, &[&url]).await;
     assert!(!report.ok);
     assert!(load::render(&report).contains("FAILED: client TIME_WAIT = 0, expected >= 3"));
-    let _ = stop.send(());
+    srv.shutdown().await.unwrap();
 }
 
 #[test]

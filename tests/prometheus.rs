@@ -13,9 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tcpsim::server::{self, ServeConfig};
+use tcpsim::server::ServeConfig;
+
+mod common;
+use common::TestServer;
 use tcpsim::service::proto as pb;
-use tcpsim::service::proto::simulator_client::SimulatorClient;
 use tcpsim::table::TableConfig;
 
 fn root() -> PathBuf {
@@ -174,20 +176,10 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
         },
         ..ServeConfig::default()
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        server::start(cfg, l, async {
-            let _ = stop_rx.await;
-        })
-        .await
-        .unwrap()
-    });
-    let metrics_addr = running.metrics_addr.unwrap();
+    let srv = rt.block_on(TestServer::start(cfg));
+    let metrics_addr = srv.metrics_addr.unwrap();
     rt.block_on(async {
-        let mut c = SimulatorClient::connect(format!("http://{}", running.addr))
-            .await
-            .unwrap();
+        let mut c = srv.client().await;
         let o = c
             .open(pb::OpenRequest {
                 mode: pb::Mode::Auto as i32,
@@ -241,7 +233,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
             .await
             .unwrap();
     });
-    let stats = running.table.stats();
+    let stats = srv.table.stats();
 
     // Prometheus, configured from deploy/prometheus/prometheus.yml with this test's ports.
     let dir = std::env::temp_dir().join(format!("tcpsim-prometheus-{}", std::process::id()));
@@ -377,8 +369,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
         );
     }
 
-    let _ = stop_tx.send(());
-    rt.block_on(running.done).unwrap().unwrap();
+    rt.block_on(srv.shutdown()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
