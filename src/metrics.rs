@@ -81,6 +81,16 @@ pub struct GrpcStats {
 }
 
 impl GrpcStats {
+    /// The methods seen so far (a copy, so that rendering holds no lock).
+    fn snapshot(&self) -> Vec<Arc<Method>> {
+        self.methods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     fn method(&self, path: &str) -> Arc<Method> {
         let (service, method) = path
             .trim_start_matches('/')
@@ -319,13 +329,7 @@ impl Metrics {
             gauge!("tcpsim_build_info", "version" => env!("CARGO_PKG_VERSION"), "clock" => s.clock)
                 .set(1.0);
             gauge!("tcpsim_clock_now_seconds").set(s.now as f64 / 1000.0);
-            for m in self
-                .grpc
-                .methods
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-            {
+            for m in self.grpc.snapshot() {
                 let labels = [
                     ("grpc_service", m.service.clone()),
                     ("grpc_method", m.method.clone()),
@@ -362,13 +366,7 @@ impl Metrics {
             c.lag_sum_ms as f64 / 1000.0,
         );
         out.push_str("# HELP grpc_server_handling_seconds Time from a gRPC call's start to its status\n# TYPE grpc_server_handling_seconds histogram\n");
-        for m in self
-            .grpc
-            .methods
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
+        for m in self.grpc.snapshot() {
             let labels = format!(
                 "grpc_service=\"{}\",grpc_method=\"{}\",grpc_type=\"{}\"",
                 m.service, m.method, m.kind
