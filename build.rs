@@ -11,7 +11,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(protos, ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("tcpsim_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Run's commands and results are moved several times each on their way through tonic: the
+    // big variants are boxed so that the common ones (Close, Send, states) stay a few words.
+    let mut build = tonic_prost_build::configure();
+    for field in [
+        ".tcpsim.v1.Command.op.open",
+        ".tcpsim.v1.Command.op.inject",
+        ".tcpsim.v1.Command.op.wire",
+        ".tcpsim.v1.CommandResult.result.open",
+        ".tcpsim.v1.CommandResult.result.inject",
+        ".tcpsim.v1.CommandResult.result.wire",
+        ".tcpsim.v1.CommandResult.result.connection",
+        ".tcpsim.v1.CommandResult.result.stats",
+    ] {
+        build = build.boxed(field);
+    }
+    build.compile_fds(fds)?;
     // The benchmarks' echo baseline; only benches/api.rs includes it.
     let bench = "proto/bench/echo.proto";
     println!("cargo:rerun-if-changed={bench}");

@@ -660,20 +660,20 @@ fn cmd(op: pb::command::Op) -> pb::Command {
 }
 
 fn open_cmd(mode: pb::Mode, client_ip: &str) -> pb::Command {
-    cmd(pb::command::Op::Open(pb::OpenRequest {
+    cmd(pb::command::Op::Open(Box::new(pb::OpenRequest {
         mode: mode as i32,
         client_ip: client_ip.to_string(),
         ..Default::default()
-    }))
+    })))
 }
 
 fn wire_cmd(id: u64, direction: pb::Direction, action: pb::WireAction) -> pb::Command {
-    cmd(pb::command::Op::Wire(pb::WireRequest {
+    cmd(pb::command::Op::Wire(Box::new(pb::WireRequest {
         id,
         direction: direction as i32,
         action: action as i32,
         count: 1,
-    }))
+    })))
 }
 
 fn side_pb(s: SideName) -> pb::Side {

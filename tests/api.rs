@@ -1075,7 +1075,7 @@ async fn run_stream_answers_in_order_with_errors_inline() {
     use pb::command::Op;
     tx.send(pb::Command {
         tag: 1,
-        op: Some(Op::Open(open_req(pb::Mode::Auto))),
+        op: Some(Op::Open(Box::new(open_req(pb::Mode::Auto)))),
     })
     .await
     .unwrap();

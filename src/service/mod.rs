@@ -14,8 +14,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::table::{self, ConnId, Mode, OpenFailure, OpenSpec, Table};
@@ -343,37 +343,127 @@ impl Ops {
         })
     }
 
-    /// One `Run` command. Slow ones (a clock advance) run off the async workers.
-    async fn command(self: &Arc<Self>, c: pb::Command) -> pb::CommandResult {
+    /// One `Run` command, answered at once, except a clock advance: that is handed back, to run
+    /// off the async workers.
+    fn command(&self, c: pb::Command) -> Answer {
         use pb::command::Op;
         use pb::command_result::Result as R;
         let result = match c.op {
             None => Err(invalid("op", "required")),
-            Some(Op::Open(r)) => self.open(&r).map(R::Open),
+            Some(Op::Open(r)) => self.open(&r).map(|o| R::Open(Box::new(o))),
             Some(Op::Close(r)) => self.close(&r).map(R::States),
             Some(Op::Abort(r)) => self.abort(&r).map(R::States),
             Some(Op::Send(r)) => self.send(&r).map(R::States),
-            Some(Op::Inject(r)) => self.inject(&r).map(R::Inject),
-            Some(Op::Wire(r)) => self.wire(&r).map(R::Wire),
-            Some(Op::Get(r)) => self.get(&r).map(R::Connection),
-            Some(Op::Stats(_)) => Ok(R::Stats(self.stats())),
+            Some(Op::Inject(r)) => self.inject(&r).map(|i| R::Inject(Box::new(i))),
+            Some(Op::Wire(r)) => self.wire(&r).map(|w| R::Wire(Box::new(w))),
+            Some(Op::Get(r)) => self.get(&r).map(|c| R::Connection(Box::new(c))),
+            Some(Op::Stats(_)) => Ok(R::Stats(Box::new(self.stats()))),
             Some(Op::Remove(r)) => self.remove(&r).map(R::Removed),
-            Some(Op::AdvanceClock(r)) => {
-                let ops = self.clone();
-                tokio::task::spawn_blocking(move || ops.advance(&r))
-                    .await
-                    .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
-                    .map(R::AdvanceClock)
-            }
+            Some(Op::AdvanceClock(r)) => return Answer::Advance(c.tag, r),
         };
-        pb::CommandResult {
-            tag: c.tag,
-            result: Some(result.unwrap_or_else(|s| {
-                R::Error(pb::Error {
-                    code: s.code() as i32,
-                    message: s.message().to_string(),
-                })
-            })),
+        Answer::Ready(command_result(c.tag, result))
+    }
+}
+
+/// What `Ops::command` made of a command.
+enum Answer {
+    Ready(pb::CommandResult),
+    /// A clock advance, to run on a blocking thread: (tag, request).
+    Advance(u64, pb::AdvanceClockRequest),
+}
+
+fn command_result(
+    tag: u64,
+    result: Result<pb::command_result::Result, Status>,
+) -> pb::CommandResult {
+    pb::CommandResult {
+        tag,
+        result: Some(result.unwrap_or_else(|s| {
+            pb::command_result::Result::Error(pb::Error {
+                code: s.code() as i32,
+                message: s.message().to_string(),
+            })
+        })),
+    }
+}
+
+/// The results of a `Run` stream: one per command, in order. Each command is read only when the
+/// response body asks for its result, so h2's flow control is the buffer, and a client that
+/// stops reading stops the server reading its commands. Commands are answered synchronously in
+/// `poll_next` (no future per command); a clock advance runs on a blocking thread meanwhile. Ends
+/// when the commands end or the server shuts down.
+struct RunResults {
+    commands: Streaming<pb::Command>,
+    ops: Arc<Ops>,
+    advancing: Option<(
+        u64,
+        tokio::task::JoinHandle<Result<pb::AdvanceClockResponse, Status>>,
+    )>,
+    stop: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Results since `stop` was last polled: it is polled every `STOP_POLL` results and
+    /// whenever the stream waits, not per result.
+    since_stop: u32,
+}
+
+const STOP_POLL: u32 = 64;
+
+impl Stream for RunResults {
+    type Item = Result<pb::CommandResult, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        this.since_stop += 1;
+        if this.since_stop >= STOP_POLL {
+            this.since_stop = 0;
+            if this.stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        loop {
+            if let Some((tag, handle)) = &mut this.advancing {
+                let tag = *tag;
+                let joined = match Pin::new(handle).poll(cx) {
+                    Poll::Ready(joined) => joined,
+                    Poll::Pending => return this.pending(cx),
+                };
+                this.advancing = None;
+                let r = joined
+                    .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
+                    .map(pb::command_result::Result::AdvanceClock);
+                return Poll::Ready(Some(Ok(command_result(tag, r))));
+            }
+            let c = match Pin::new(&mut this.commands).poll_next(cx) {
+                Poll::Ready(Some(Ok(c))) => c,
+                // The client's side ended (or broke): so does ours.
+                Poll::Ready(_) => return Poll::Ready(None),
+                Poll::Pending => return this.pending(cx),
+            };
+            match this.ops.command(c) {
+                Answer::Ready(r) => return Poll::Ready(Some(Ok(r))),
+                Answer::Advance(tag, r) => {
+                    let ops = this.ops.clone();
+                    let handle = tokio::task::spawn_blocking(move || ops.advance(&r));
+                    this.advancing = Some((tag, handle));
+                }
+            }
+        }
+    }
+}
+
+impl RunResults {
+    /// Nothing ready: end if the server is stopping, else wait (for a command or the stop).
+    fn pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<pb::CommandResult, Status>>> {
+        self.since_stop = 0;
+        match self.stop.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
         }
     }
 }
@@ -410,25 +500,6 @@ impl SimulatorService {
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-/// A stream that ends when `stop` completes (the server shuts down).
-struct Until<S> {
-    inner: Pin<Box<S>>,
-    stop: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-}
-
-impl<S: Stream> Stream for Until<S> {
-    type Item = S::Item;
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        if self.stop.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(None);
-        }
-        self.inner.as_mut().poll_next(cx)
-    }
-}
 
 #[tonic::async_trait]
 impl Simulator for SimulatorService {
@@ -564,20 +635,16 @@ impl Simulator for SimulatorService {
         &self,
         r: Request<Streaming<pb::Command>>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        // Each command is read only when its result can be sent: h2's flow control is the
-        // buffer, and a client that stops reading stops the server reading its commands.
-        let ops = self.ops.clone();
-        let results = r.into_inner().map_while(|c| c.ok()).then(move |c| {
-            let ops = ops.clone();
-            async move { Ok(ops.command(c).await) }
-        });
         let mut stopping = self.stopping.clone();
         let stop = Box::pin(async move {
             let _ = stopping.wait_for(|s| *s).await;
         });
-        Ok(Response::new(Box::pin(Until {
-            inner: Box::pin(results),
+        Ok(Response::new(Box::pin(RunResults {
+            commands: r.into_inner(),
+            ops: self.ops.clone(),
+            advancing: None,
             stop,
+            since_stop: 0,
         })))
     }
 }
