@@ -622,6 +622,7 @@ impl Endpoint {
     }
 
     /// A segment from us: ACK carries RCV.NXT, the window is RCV.WND.
+    #[inline(always)]
     fn make(&self, cfg: &Config, flags: Flags, seq: SeqNum, len: u32) -> Segment {
         let ack = if flags.has(Flags::ACK) {
             self.rcv_nxt
