@@ -37,6 +37,10 @@ impl ConnId {
     fn port(self) -> u16 {
         self.0 as u16
     }
+    /// The port shard of this connection's client IP (see `Ports`).
+    pub(crate) fn port_shard(self) -> usize {
+        self.ip() as usize % PORT_SHARDS
+    }
 }
 
 /// A connection's IPv4 4-tuple.
@@ -320,20 +324,21 @@ struct PortsInner {
 }
 
 /// Port shards: client IP `i` belongs to shard `i % PORT_SHARDS`.
-const PORT_SHARDS: usize = 8;
+pub(crate) const PORT_SHARDS: usize = 8;
 
 /// The ephemeral port allocator, sharded by client IP. A caller names the shard it prefers (the
 /// table passes the calling thread's index), so threads opening at once fill different client
 /// IPs under different locks, and one thread alone fills IP 0, then IP 8, … exactly as before.
 #[derive(Debug)]
 pub struct Ports {
-    shards: Box<[Mutex<PortsInner>]>,
+    /// Each on cache lines of its own: different threads write different shards.
+    shards: Box<[super::Padded<Mutex<PortsInner>>]>,
 }
 
 impl Default for Ports {
     fn default() -> Ports {
         Ports {
-            shards: (0..PORT_SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..PORT_SHARDS).map(|_| Default::default()).collect(),
         }
     }
 }
@@ -345,6 +350,7 @@ pub struct PortsExhausted;
 impl Ports {
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, PortsInner> {
         self.shards[i % PORT_SHARDS]
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }

@@ -392,8 +392,8 @@ pub struct Stats {
     pub now: u64,
 }
 
-/// Timer wheels per table.
-const WHEEL_SHARDS: usize = 16;
+/// Timer wheels per table: `WHEEL_SHARDS / PORT_SHARDS` for each port shard (see `Table::wheel`).
+const WHEEL_SHARDS: usize = 64;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -449,19 +449,29 @@ impl Observer for Tally<'_> {
     }
 }
 
+/// A value alone on its cache line (128 bytes: the pair of lines x86 prefetches together), for
+/// what different threads write: neighbours would otherwise share a line and pass it back and
+/// forth between cores ("false sharing").
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
 /// The table.
 pub struct Table {
     tcp: tcp::Config,
     addrs: Addresses,
     ports: Ports,
     map: DashMap<ConnId, Box<Conn>, FxBuildHasher>,
-    /// Timer wheels, sharded by id so that threads arming timers rarely meet.
-    wheels: Box<[Mutex<Wheel>]>,
+    /// Timer wheels, sharded so that threads arming timers rarely meet (see `Table::wheel`), each
+    /// on cache lines of its own.
+    wheels: Box<[Padded<Mutex<Wheel>>]>,
     clock: Clock,
     counters: Counters,
     events: broadcast::Sender<Event>,
     watchers: AtomicUsize,
-    len: AtomicUsize,
+    /// Written by every open and removal, from every thread: on a cache line of its own, so that
+    /// it does not drag the read-mostly fields beside it (the clock, the limits) between cores.
+    len: Padded<AtomicUsize>,
     max: usize,
     seed: u64,
     batch: usize,
@@ -488,13 +498,13 @@ impl Table {
                 cfg.shards,
             ),
             wheels: (0..WHEEL_SHARDS)
-                .map(|_| Mutex::new(Wheel::new(now)))
+                .map(|_| Padded(Mutex::new(Wheel::new(now))))
                 .collect(),
             clock,
             counters: Counters::default(),
             events: broadcast::channel(cfg.event_buffer.max(1)).0,
             watchers: AtomicUsize::new(0),
-            len: AtomicUsize::new(0),
+            len: Padded(AtomicUsize::new(0)),
             max: cfg.max_connections,
             seed: cfg.seed,
             batch: cfg.timer_batch.max(1),
@@ -532,7 +542,7 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.len.0.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -544,12 +554,18 @@ impl Table {
         self.map.contains_key(&id).then_some(id)
     }
 
+    /// The wheel that holds `id`'s timer. It follows the port shard of the client IP, and the
+    /// allocator hands each thread ports from a shard of its own: so threads that arm timers for
+    /// the connections they opened meet on neither lock. Within a port shard, the id's hash
+    /// spreads connections over several wheels (one client IP alone still gets several).
     fn wheel(&self, id: ConnId) -> std::sync::MutexGuard<'_, Wheel> {
-        self.wheel_at(splitmix64(id.0) as usize % WHEEL_SHARDS)
+        const PER_PORT_SHARD: usize = WHEEL_SHARDS / addr::PORT_SHARDS;
+        let i = id.port_shard() * PER_PORT_SHARD + splitmix64(id.0) as usize % PER_PORT_SHARD;
+        self.wheel_at(i)
     }
 
     fn wheel_at(&self, i: usize) -> std::sync::MutexGuard<'_, Wheel> {
-        self.wheels[i].lock().unwrap_or_else(|p| p.into_inner())
+        self.wheels[i].0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The earliest time any wheel could fire something.
@@ -657,7 +673,7 @@ impl Table {
         if conn.deadline().is_some() {
             self.wheel(id).cancel(id.0);
         }
-        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.len.0.fetch_sub(1, Ordering::Relaxed);
         c.removed();
     }
 
@@ -667,15 +683,15 @@ impl Table {
     /// SYN on the wire; an EXTERNAL client has sent its SYN, an EXTERNAL server listens.
     pub fn open(&self, spec: &OpenSpec) -> Result<Opened, Error> {
         // Reserve a place first, so concurrent opens never pass the maximum.
-        if self.len.fetch_add(1, Ordering::Relaxed) >= self.max {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+        if self.len.0.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.len.0.fetch_sub(1, Ordering::Relaxed);
             self.counters
                 .with(|c| c.open_failed(OpenFailure::TableFull));
             return Err(Error::TableFull { max: self.max });
         }
         let r = self.counters.with(|c| self.open_reserved(c, spec));
         if r.as_ref().is_ok_and(|o| o.reused_time_wait) || r.is_err() {
-            self.len.fetch_sub(1, Ordering::Relaxed); // no new entry after all
+            self.len.0.fetch_sub(1, Ordering::Relaxed); // no new entry after all
         }
         r
     }
