@@ -80,8 +80,9 @@ pub enum Step {
         ack: Option<u32>,
         #[serde(default)]
         win: u16,
+        /// Payload bytes: at most 65 535 (an IPv4 datagram's limit).
         #[serde(default)]
-        len: u32,
+        len: u16,
         mss: Option<u16>,
     },
     Advance {
@@ -92,7 +93,7 @@ pub enum Step {
         seq: u32,
         ack: Option<u32>,
         #[serde(default)]
-        len: u32,
+        len: u16,
     },
     State {
         is: String,
@@ -428,7 +429,7 @@ pub fn run_scenario(
                     ack: ack.map_or(SeqNum(0), |a| iss + a),
                     len: *len,
                     wnd: *win,
-                    mss: *mss,
+                    mss: mss.and_then(std::num::NonZeroU16::new),
                     flags: f,
                 };
                 engine.inject(seg).map_err(|e| engine_err(i, "inject", e))?;

@@ -22,7 +22,7 @@ enum Op {
         flags: u8,
         seq_off: i32,
         ack_off: i32,
-        len: u32,
+        len: u16,
         wnd: u16,
     },
     Advance(u64),
@@ -51,7 +51,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => dir().prop_map(Op::Duplicate),
         1 => (dir(), 1u32..4).prop_map(|(d, n)| Op::Reorder(d, n)),
         2 => (side(), 0u8..64, prop_oneof![-3000i32..3000, any::<i32>()], prop_oneof![-3000i32..3000, any::<i32>()],
-            prop_oneof![Just(0u32), 1u32..3000], any::<u16>())
+            prop_oneof![Just(0u16), 1u16..3000], any::<u16>())
             .prop_map(|(to, flags, seq_off, ack_off, len, wnd)| Op::Forge { to, flags, seq_off, ack_off, len, wnd }),
         2 => prop_oneof![0u64..500, 0u64..5_000, 0u64..200_000].prop_map(Op::Advance),
     ]
@@ -117,7 +117,7 @@ proptest! {
                         ack: SeqNum(ep.snd_una().0.wrapping_add(ack_off as u32)),
                         len,
                         wnd,
-                        mss: (flags & Flags::SYN.0 != 0).then_some(536),
+                        mss: (flags & Flags::SYN.0 != 0).then_some(std::num::NonZeroU16::new(536).unwrap()),
                         flags: Flags(flags),
                     };
                     p.inject(&cfg, now, to, &seg, &mut scratch, &mut log);

@@ -183,7 +183,7 @@ impl Driver {
                     len: if r.chance(50) {
                         0
                     } else {
-                        r.below(2000) as u32
+                        r.below(2000) as u16
                     },
                     wnd: r.next() as u16,
                     mss: None,

@@ -197,23 +197,25 @@ pub fn segment_from_pb(field: &str, s: &pb::Segment) -> Result<Segment, Status> 
             format!("{} is over 65535 (no window scaling)", s.window),
         )
     })?;
-    if s.length > 65_535 {
-        return Err(invalid(
+    let len = u16::try_from(s.length).map_err(|_| {
+        invalid(
             &format!("{field}.length"),
             format!("{} is over 65535", s.length),
-        ));
-    }
+        )
+    })?;
     let mss = s
         .mss
         .map(|m| {
             u16::try_from(m)
                 .map_err(|_| invalid(&format!("{field}.mss"), format!("{m} is over 65535")))
         })
-        .transpose()?;
+        .transpose()?
+        // An MSS option of 0 counts as none, as in Linux's tcp_parse_options.
+        .and_then(std::num::NonZeroU16::new);
     Ok(Segment {
         seq: SeqNum(s.seq),
         ack: SeqNum(s.ack),
-        len: s.length,
+        len,
         wnd,
         mss,
         flags,
@@ -233,8 +235,8 @@ pub fn segment_to_pb(s: &Segment, emitted_at: Option<u64>) -> pb::Segment {
         seq: s.seq.0,
         ack: s.ack.0,
         window: u32::from(s.wnd),
-        length: s.len,
-        mss: s.mss.map(u32::from),
+        length: u32::from(s.len),
+        mss: s.mss.map(|m| u32::from(m.get())),
         emitted_at_ms: emitted_at,
     }
 }

@@ -321,7 +321,7 @@ fn external_server_answers_injections_and_queues_timer_segments() {
         seq: SeqNum(0),
         flags: Flags::SYN,
         wnd: 1000,
-        mss: Some(1000),
+        mss: std::num::NonZeroU16::new(1000),
         ..Segment::default()
     };
     let r = t.inject(o.id, Side::Server, &syn).unwrap();

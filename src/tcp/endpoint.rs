@@ -13,6 +13,7 @@ use super::config::{Config, backoff};
 use super::segment::{Flags, Segment};
 use super::seq::SeqNum;
 use super::state::{Cause, State, Timer, TimerKind, Transition};
+use std::num::NonZeroU16;
 
 /// Where an endpoint puts what it does.
 pub trait Output {
@@ -629,10 +630,12 @@ impl Endpoint {
         } else {
             SeqNum(0)
         };
+        // Every caller sends at most one MSS (a u16) or one probe byte.
+        debug_assert!(len <= u32::from(self.mss));
         Segment {
             seq,
             ack,
-            len,
+            len: len as u16,
             wnd: cfg.rcv_wnd,
             mss: None,
             flags,
@@ -647,7 +650,7 @@ impl Endpoint {
             Flags::SYN
         };
         let mut seg = self.make(cfg, flags, self.iss, 0);
-        seg.mss = Some(cfg.mss);
+        seg.mss = NonZeroU16::new(cfg.mss);
         out.segment(seg);
     }
 
@@ -710,7 +713,7 @@ impl Endpoint {
         self.snd_una = self.iss;
         self.snd_nxt = self.iss + 1;
         self.snd_wnd = seg.wnd;
-        self.mss = cfg.mss.min(seg.mss.unwrap_or(DEFAULT_PEER_MSS));
+        self.mss = cfg.mss.min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
         self.retries = 0;
         self.start_rtt(now);
         self.deadline = now + u64::from(cfg.rto_initial_ms);
@@ -736,7 +739,7 @@ impl Endpoint {
         }
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
-        self.mss = cfg.mss.min(seg.mss.unwrap_or(DEFAULT_PEER_MSS));
+        self.mss = cfg.mss.min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
         self.snd_wnd = seg.wnd;
         if seg.has(Flags::ACK) {
             self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
@@ -884,7 +887,7 @@ impl Endpoint {
         out: &mut impl Output,
     ) -> bool {
         let text_start = seg.seq + u32::from(seg.has(Flags::SYN));
-        let text_end = text_start + seg.len;
+        let text_end = text_start + u32::from(seg.len);
         let mut need_ack = false;
         let mut in_order = true;
         if seg.len > 0 {

@@ -18,7 +18,7 @@ fn cfg() -> Config {
 }
 
 /// A segment from the peer: `s` relative to IRS, `a` relative to our ISS.
-fn peer(flags: Flags, s: u32, a: u32, len: u32) -> Segment {
+fn peer(flags: Flags, s: u32, a: u32, len: u16) -> Segment {
     Segment {
         seq: SeqNum(IRS) + s,
         ack: if flags.has(Flags::ACK) {
@@ -29,7 +29,7 @@ fn peer(flags: Flags, s: u32, a: u32, len: u32) -> Segment {
         len,
         wnd: 32792,
         mss: if flags.has(Flags::SYN) {
-            Some(1000)
+            std::num::NonZeroU16::new(1000)
         } else {
             None
         },
