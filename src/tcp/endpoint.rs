@@ -713,7 +713,9 @@ impl Endpoint {
         self.snd_una = self.iss;
         self.snd_nxt = self.iss + 1;
         self.snd_wnd = seg.wnd;
-        self.mss = cfg.mss.min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
+        self.mss = cfg
+            .mss
+            .min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
         self.retries = 0;
         self.start_rtt(now);
         self.deadline = now + u64::from(cfg.rto_initial_ms);
@@ -739,7 +741,9 @@ impl Endpoint {
         }
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
-        self.mss = cfg.mss.min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
+        self.mss = cfg
+            .mss
+            .min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
         self.snd_wnd = seg.wnd;
         if seg.has(Flags::ACK) {
             self.ack_advances(cfg, now, seg.ack, seg.wnd, out);

@@ -135,8 +135,17 @@ impl Wire {
 /// endpoint wrote it stalls store forwarding, which once cost a third of a lifecycle).
 #[derive(Default, Debug)]
 pub struct Scratch {
-    queue: Vec<(Direction, Segment)>,
-    batch: Vec<(Direction, Segment)>,
+    queue: Vec<Queued>,
+    batch: Vec<Queued>,
+}
+
+/// A segment on its way in AUTO mode, and the side it goes to. The segment comes first, aligned,
+/// so that it is stored and loaded as one 16-byte word.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+struct Queued {
+    seg: Segment,
+    to: Side,
 }
 
 /// AUTO delivery stops after this many segments in one call and drops the rest. Forged segments
@@ -166,7 +175,7 @@ struct Emit<'a, O: Observer> {
 }
 
 enum Target<'a> {
-    Scratch(&'a mut Vec<(Direction, Segment)>),
+    Scratch(&'a mut Vec<Queued>),
     Wire(&'a mut VecDeque<Segment>),
 }
 
@@ -176,7 +185,10 @@ impl<O: Observer> Output for Emit<'_, O> {
     fn segment(&mut self, seg: Segment) {
         self.obs.segment(self.side, &seg);
         match &mut self.target {
-            Target::Scratch(q) => q.push((Direction::from_side(self.side), seg)),
+            Target::Scratch(q) => q.push(Queued {
+                seg,
+                to: self.side.peer(),
+            }),
             Target::Wire(q) => q.push_back(seg),
         }
     }
@@ -284,16 +296,15 @@ impl Pair {
         while !scratch.queue.is_empty() {
             batch.clear();
             std::mem::swap(&mut batch, &mut scratch.queue);
-            for (i, (dir, seg)) in batch.iter().enumerate() {
+            for (i, &Queued { ref seg, to }) in batch.iter().enumerate() {
                 delivered += 1;
                 if delivered > AUTO_DELIVERY_LIMIT {
-                    for (dir, seg) in batch[i..].iter().chain(scratch.queue.iter()) {
-                        obs.overflow(dir.to().peer(), seg);
+                    for q in batch[i..].iter().chain(scratch.queue.iter()) {
+                        obs.overflow(q.to.peer(), &q.seg);
                     }
                     scratch.queue.clear();
                     break;
                 }
-                let to = dir.to();
                 obs.delivered(to, seg);
                 let ep = match to {
                     Side::Client => &mut self.client,
