@@ -184,7 +184,7 @@ fn main() {
         let mut c = SimulatorClient::new(sim_ch.clone());
         let id = c.open(pb::OpenRequest { mode: pb::Mode::Auto as i32, ..Default::default() }).await.unwrap().into_inner().connections[0].id;
         let (mut base, mut sends, mut opens) = (vec![], vec![], vec![]);
-        for _ in 0..2 {
+        for _ in 0..3 {
             let mut e = EchoClient::new(echo_ch.clone());
             base.push(stream_rate(n, |i| echo::Msg { tag: i }, |s| async move { e.stream(s).await.unwrap().into_inner() }).await);
             let mut c = SimulatorClient::new(sim_ch.clone());
