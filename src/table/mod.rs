@@ -22,7 +22,7 @@ pub mod wheel;
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
@@ -449,6 +449,15 @@ impl Observer for Tally<'_> {
     }
 }
 
+/// One timer wheel, and a lower bound on its earliest deadline (`u64::MAX`: none) that the
+/// real-clock driver reads without the lock. Written only under the lock: lowered when a timer is
+/// filed, set exact after a poll; a cancelled timer may leave it low, which costs one empty poll.
+#[derive(Debug)]
+struct WheelShard {
+    wheel: Mutex<Wheel>,
+    bound: AtomicU64,
+}
+
 /// A value alone on its cache line (128 bytes: the pair of lines x86 prefetches together), for
 /// what different threads write: neighbours would otherwise share a line and pass it back and
 /// forth between cores ("false sharing").
@@ -464,7 +473,11 @@ pub struct Table {
     map: DashMap<ConnId, Box<Conn>, FxBuildHasher>,
     /// Timer wheels, sharded so that threads arming timers rarely meet (see `Table::wheel`), each
     /// on cache lines of its own.
-    wheels: Box<[Padded<Mutex<Wheel>>]>,
+    wheels: Box<[Padded<WheelShard>]>,
+    /// When the real-clock driver sleeps: the time (ms) it will wake at, so that arming an
+    /// earlier timer wakes it through `wake`. 0 while it is awake, and always on a virtual clock.
+    wake_at: Padded<AtomicU64>,
+    wake: tokio::sync::Notify,
     clock: Clock,
     counters: Counters,
     events: broadcast::Sender<Event>,
@@ -498,8 +511,15 @@ impl Table {
                 cfg.shards,
             ),
             wheels: (0..WHEEL_SHARDS)
-                .map(|_| Padded(Mutex::new(Wheel::new(now))))
+                .map(|_| {
+                    Padded(WheelShard {
+                        wheel: Mutex::new(Wheel::new(now)),
+                        bound: AtomicU64::new(u64::MAX),
+                    })
+                })
                 .collect(),
+            wake_at: Padded(AtomicU64::new(0)),
+            wake: tokio::sync::Notify::new(),
             clock,
             counters: Counters::default(),
             events: broadcast::channel(cfg.event_buffer.max(1)).0,
@@ -558,14 +578,59 @@ impl Table {
     /// allocator hands each thread ports from a shard of its own: so threads that arm timers for
     /// the connections they opened meet on neither lock. Within a port shard, the id's hash
     /// spreads connections over several wheels (one client IP alone still gets several).
-    fn wheel(&self, id: ConnId) -> std::sync::MutexGuard<'_, Wheel> {
+    fn wheel_of(id: ConnId) -> usize {
         const PER_PORT_SHARD: usize = WHEEL_SHARDS / addr::PORT_SHARDS;
-        let i = id.port_shard() * PER_PORT_SHARD + splitmix64(id.0) as usize % PER_PORT_SHARD;
-        self.wheel_at(i)
+        id.port_shard() * PER_PORT_SHARD + splitmix64(id.0) as usize % PER_PORT_SHARD
+    }
+
+    fn wheel(&self, id: ConnId) -> std::sync::MutexGuard<'_, Wheel> {
+        self.wheel_at(Self::wheel_of(id))
     }
 
     fn wheel_at(&self, i: usize) -> std::sync::MutexGuard<'_, Wheel> {
-        self.wheels[i].0.lock().unwrap_or_else(|p| p.into_inner())
+        self.wheels[i]
+            .0
+            .wheel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms (or, with `None`, disarms) `id`'s timer, and wakes a sleeping real-clock driver if
+    /// the timer falls due before it would wake.
+    fn file_timer(&self, id: ConnId, deadline: Option<u64>) {
+        let shard = &self.wheels[Self::wheel_of(id)].0;
+        shard
+            .wheel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(id.0, deadline);
+        if let Some(d) = deadline {
+            // After the entry is in; `drive_timers` says why the two SeqCst steps suffice.
+            shard.bound.fetch_min(d, Ordering::SeqCst);
+            if d < self.wake_at.0.load(Ordering::SeqCst) {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Polls wheel `i` for up to `budget` timers due at `now`; keeps its bound. See `Wheel::poll`.
+    fn poll_wheel(&self, i: usize, now: u64, budget: usize, due: &mut Vec<(u64, u64)>) -> bool {
+        let shard = &self.wheels[i].0;
+        let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
+        let more = w.poll(now, budget, due);
+        shard
+            .bound
+            .store(w.next_expiration().unwrap_or(u64::MAX), Ordering::SeqCst);
+        more
+    }
+
+    /// The earliest bound over all wheels, read without their locks (`u64::MAX`: none).
+    fn earliest_bound(&self) -> u64 {
+        self.wheels
+            .iter()
+            .map(|w| w.0.bound.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// The earliest time any wheel could fire something.
@@ -606,7 +671,7 @@ impl Table {
         }
         let deadline = conn.deadline();
         if before_deadline != Some(deadline) {
-            self.wheel(id).set(id.0, deadline);
+            self.file_timer(id, deadline);
         }
     }
 
@@ -1213,6 +1278,19 @@ impl Table {
             if want.is_some() {
                 with_timers += 1;
             }
+            // The wheel's bound must not be past any of its deadlines: the real-clock driver
+            // sleeps until the earliest bound.
+            let bound = self.wheels[Self::wheel_of(id)]
+                .0
+                .bound
+                .load(Ordering::SeqCst);
+            if let Some(d) = want.filter(|&d| bound > d)
+                && err.is_none()
+            {
+                err = Some(format!(
+                    "connection {id}: deadline {d}, but its wheel's bound is {bound}"
+                ));
+            }
             if want != got && err.is_none() {
                 err = Some(format!(
                     "connection {id}: deadline {want:?}, wheel has {got:?}"
@@ -1280,7 +1358,7 @@ impl Table {
         let mut due = DUE.take();
         for i in 0..WHEEL_SHARDS {
             loop {
-                let more = self.wheel_at(i).poll(now, self.batch, &mut due);
+                let more = self.poll_wheel(i, now, self.batch, &mut due);
                 for (key, deadline) in due.drain(..) {
                     fired += self.fire(ConnId(key), deadline, now);
                 }
@@ -1300,9 +1378,10 @@ impl Table {
         let mut fired = 0;
         let mut more = false;
         for i in 0..WHEEL_SHARDS {
-            more |= self
-                .wheel_at(i)
-                .poll(now, self.batch / WHEEL_SHARDS + 1, &mut due);
+            if self.wheels[i].0.bound.load(Ordering::SeqCst) > now {
+                continue; // nothing due there: not even its lock
+            }
+            more |= self.poll_wheel(i, now, self.batch / WHEEL_SHARDS + 1, &mut due);
             fired += due
                 .drain(..)
                 .map(|(key, deadline)| self.fire(ConnId(key), deadline, now))
@@ -1373,24 +1452,31 @@ impl Table {
     }
 }
 
-/// Drives a real-clock table's timers until `stop` says true: every `tick` it fires what is due,
-/// one batch at a time, yielding to other tasks between batches so that a storm of expiries never
-/// starves the runtime. Lateness is recorded per timer (`Counters::lag`).
+/// Drives a real-clock table's timers until `stop` says true: it fires what is due, one batch at a
+/// time, yielding to other tasks between batches so that a storm of expiries never starves the
+/// runtime; then it sleeps until the earliest deadline in any wheel, at most `max_sleep`, or until
+/// a sooner timer is armed. An idle table costs no wake-ups. Lateness is recorded per timer
+/// (`Counters::lag`).
+///
+/// No wake-up is lost: the driver publishes `wake_at` = 0 (awake), reads the wheels' bounds,
+/// publishes the time it will sleep until, and reads the bounds again; `file_timer` lowers a bound
+/// and then reads `wake_at`, all SeqCst. Either the driver's second read sees the new bound (and
+/// it does not sleep past it), or the filer's read comes after the driver published its wake time
+/// (and it notifies: `Notify` keeps the permit if the driver is not waiting yet).
 pub async fn drive_timers(
     table: std::sync::Arc<Table>,
-    tick: std::time::Duration,
+    max_sleep: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let Clock::Real { start } = table.clock else {
+        return; // a virtual clock moves only by `advance`
+    };
+    let start = tokio::time::Instant::from_std(start);
     loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => {}
-        }
         if *stop.borrow() {
             return;
         }
+        table.wake_at.0.store(0, Ordering::SeqCst);
         let now = table.now();
         loop {
             let (_, more) = table.run_timer_batch(now);
@@ -1398,6 +1484,25 @@ pub async fn drive_timers(
                 break;
             }
             tokio::task::yield_now().await;
+        }
+        let next = table.earliest_bound();
+        if next <= table.now() {
+            continue; // due already (armed while we fired, or re-filed)
+        }
+        let cap = table.now() + max_sleep.as_millis() as u64;
+        let until = next.min(cap);
+        table.wake_at.0.store(until, Ordering::SeqCst);
+        if table.earliest_bound() < until {
+            continue; // armed meanwhile, sooner
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + std::time::Duration::from_millis(until)) => {}
+            _ = table.wake.notified() => {}
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return; // the server is gone
+                }
+            }
         }
     }
 }

@@ -513,6 +513,71 @@ fn real_clock_driver_expires_time_wait_and_records_lag() {
 }
 
 #[test]
+fn real_clock_driver_sleeps_until_the_next_deadline_and_wakes_for_a_sooner_one() {
+    // The driver may sleep an hour: only the wake-up from arming a timer can make TIME-WAIT (40 ms)
+    // expire in time. Idle, it sleeps until its cap instead of ticking.
+    let tcp = tcp::Config {
+        msl_ms: 20,
+        ..tcp::Config::default()
+    };
+    let t = std::sync::Arc::new(
+        Table::new(
+            TableConfig {
+                shards: 2,
+                ..TableConfig::default()
+            },
+            tcp,
+            Clock::real(),
+        )
+        .unwrap(),
+    );
+    const HOUR_MS: u64 = 3_600_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    rt.block_on(async {
+        let driver = tokio::spawn(drive_timers(
+            t.clone(),
+            std::time::Duration::from_millis(HOUR_MS),
+            stop_rx,
+        ));
+        let asleep_for_an_hour = |t: &Table| t.wake_at.0.load(Ordering::SeqCst) >= HOUR_MS;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !asleep_for_an_hour(&t) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the idle driver never slept"
+            );
+            tokio::task::yield_now().await;
+        }
+        let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+        t.close(o.id, Sides::Both, CloseHow::Close).unwrap();
+        while !t.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sleeping driver was not woken for TIME-WAIT"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        while !asleep_for_an_hour(&t) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the driver never slept again"
+            );
+            tokio::task::yield_now().await;
+        }
+        stop_tx.send(true).unwrap();
+        driver.await.unwrap();
+    });
+    let c = t.stats().counters;
+    assert_eq!(c.timers_fired(TimerKind::TimeWait), 2);
+    consistent(&t);
+}
+
+#[test]
 fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
     let cfg = TableConfig {
         shards: 2,
