@@ -1211,23 +1211,37 @@ impl Table {
         }
     }
 
-    /// Connections matching `filter`, in id order, after `after`, at most `limit` of them.
+    /// Connections matching `filter`, in id order, after `after`, at most `limit` of them. One
+    /// pass over the table keeping the `limit` smallest matching ids in a heap: memory is
+    /// O(limit) whatever the table holds, time O(connections · log limit).
     pub fn list(
         &self,
         after: Option<ConnId>,
         limit: usize,
         filter: impl Fn(&Conn) -> bool,
     ) -> Vec<ConnInfo> {
-        let mut ids: Vec<ConnId> = Vec::new();
+        let mut smallest: std::collections::BinaryHeap<ConnId> =
+            std::collections::BinaryHeap::with_capacity(limit.min(1 << 16) + 1);
+        if limit == 0 {
+            return Vec::new();
+        }
         self.for_each(|id, c| {
-            if after.is_none_or(|a| id > a) && filter(c) {
-                ids.push(id);
+            if after.is_some_and(|a| id <= a)
+                || smallest.len() == limit && smallest.peek() < Some(&id)
+            {
+                return;
+            }
+            if filter(c) {
+                smallest.push(id);
+                if smallest.len() > limit {
+                    smallest.pop(); // the largest
+                }
             }
         });
-        ids.sort_unstable();
-        ids.into_iter()
+        smallest
+            .into_sorted_vec()
+            .into_iter()
             .filter_map(|id| self.get(id).ok())
-            .take(limit)
             .collect()
     }
 

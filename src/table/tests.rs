@@ -637,3 +637,34 @@ fn external_connections_keep_their_own_settings() {
     assert_eq!(t.get(b.id).unwrap().sides[0].state, State::SynSent);
     consistent(&t);
 }
+
+#[test]
+fn list_pages_through_matches_in_id_order() {
+    let t = table();
+    let mut closed = vec![];
+    for i in 0..300 {
+        let id = t.open(&OpenSpec::new(Mode::Auto)).unwrap().id;
+        if i % 3 == 0 {
+            t.close(id, Sides::One(Side::Client), CloseHow::Close)
+                .unwrap();
+            closed.push(id);
+        }
+    }
+    closed.sort();
+    let in_fin_wait_2 =
+        |c: &Conn| c.endpoint(Side::Client).map(Endpoint::state) == Some(State::FinWait2);
+    // Pages of 7, each after the last id of the one before, give every match once, in order.
+    let (mut got, mut after) = (vec![], None);
+    loop {
+        let page = t.list(after, 7, in_fin_wait_2);
+        assert!(page.len() <= 7);
+        got.extend(page.iter().map(|c| c.id));
+        match page.last() {
+            Some(last) if page.len() == 7 => after = Some(last.id),
+            _ => break,
+        }
+    }
+    assert_eq!(got, closed);
+    assert!(t.list(None, 0, |_| true).is_empty());
+    assert_eq!(t.list(None, usize::MAX, |_| true).len(), 300);
+}
