@@ -354,6 +354,29 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Whether `shutdown` (`half`) or `close` would be accepted now, without doing it: the same
+    /// refusal the call itself would return. (A pair's simultaneous close checks both sides
+    /// first; a test holds this to the calls in every state.)
+    pub fn check_fin_call(&self, half: bool) -> Result<(), Error> {
+        let call = if half { Call::Shutdown } else { Call::Close };
+        if half {
+            self.require(call, !self.has(FIN_QUEUED))?;
+        } else {
+            self.require(call, !self.has(ORPHANED) && self.state != State::Closed)?;
+            if self.has(FIN_QUEUED) {
+                return Ok(());
+            }
+        }
+        match self.state {
+            State::Listen
+            | State::SynSent
+            | State::SynReceived
+            | State::Established
+            | State::CloseWait => Ok(()),
+            state => Err(Error::InvalidInState { call, state }),
+        }
+    }
+
     /// Half-close (`shutdown(SHUT_WR)`): FIN after the queued data; keep receiving.
     pub fn shutdown(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.require(Call::Shutdown, !self.has(FIN_QUEUED))?;

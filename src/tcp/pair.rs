@@ -423,16 +423,10 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        // Dry run on copies so that a refusal from the server leaves the client untouched.
-        for ep in [&self.client, &self.server] {
-            let mut probe = ep.clone();
-            let r = if half {
-                probe.shutdown(cfg, now, &mut Discard)
-            } else {
-                probe.close(cfg, now, &mut Discard)
-            };
-            r?;
-        }
+        // Both sides are checked before either acts, so that a refusal from the server leaves
+        // the client untouched.
+        self.client.check_fin_call(half)?;
+        self.server.check_fin_call(half)?;
         let wire = self.wire.is_some();
         // In AUTO, hold delivery until both FINs are out: queue both, then pump.
         for side in Side::BOTH {
@@ -610,13 +604,6 @@ impl Pair {
         q.extend(moved.iter().copied());
         Ok(moved)
     }
-}
-
-/// Throws output away (dry runs).
-struct Discard;
-
-impl Output for Discard {
-    fn segment(&mut self, _: Segment) {}
 }
 
 #[cfg(test)]
