@@ -457,24 +457,23 @@ fn run_timers_expires_in_bounded_batches() {
     consistent(&t);
 }
 
-#[test]
-fn real_clock_driver_expires_time_wait_and_records_lag() {
-    // TIME-WAIT of 40 ms; the driver ticks every millisecond. No sleeps: poll with a deadline.
+/// A real-clock table whose TIME-WAIT (2·MSL) lasts 40 ms.
+fn real_clock_table_with_40_ms_time_wait() -> std::sync::Arc<Table> {
     let tcp = tcp::Config {
         msl_ms: 20,
         ..tcp::Config::default()
     };
-    let t = std::sync::Arc::new(
-        Table::new(
-            TableConfig {
-                shards: 2,
-                ..TableConfig::default()
-            },
-            tcp,
-            Clock::real(),
-        )
-        .unwrap(),
-    );
+    let cfg = TableConfig {
+        shards: 2,
+        ..TableConfig::default()
+    };
+    std::sync::Arc::new(Table::new(cfg, tcp, Clock::real()).unwrap())
+}
+
+#[test]
+fn real_clock_driver_expires_time_wait_and_records_lag() {
+    // The driver sleeps at most a millisecond at a time. No sleeps here: poll with a deadline.
+    let t = real_clock_table_with_40_ms_time_wait();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -516,21 +515,7 @@ fn real_clock_driver_expires_time_wait_and_records_lag() {
 fn real_clock_driver_sleeps_until_the_next_deadline_and_wakes_for_a_sooner_one() {
     // The driver may sleep an hour: only the wake-up from arming a timer can make TIME-WAIT (40 ms)
     // expire in time. Idle, it sleeps until its cap instead of ticking.
-    let tcp = tcp::Config {
-        msl_ms: 20,
-        ..tcp::Config::default()
-    };
-    let t = std::sync::Arc::new(
-        Table::new(
-            TableConfig {
-                shards: 2,
-                ..TableConfig::default()
-            },
-            tcp,
-            Clock::real(),
-        )
-        .unwrap(),
-    );
+    let t = real_clock_table_with_40_ms_time_wait();
     const HOUR_MS: u64 = 3_600_000;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
