@@ -15,6 +15,17 @@ use super::seq::SeqNum;
 use super::state::{Cause, State, Timer, TimerKind, Transition};
 use std::num::NonZeroU16;
 
+/// Where a FIN call (shutdown or close) takes an endpoint in `state` (RFC 9293 §3.10.4; Linux
+/// `tcp_close_state`), or `None` where it cannot be made.
+fn fin_next(state: State) -> Option<State> {
+    match state {
+        State::Listen | State::SynSent => Some(State::Closed),
+        State::SynReceived | State::Established => Some(State::FinWait1),
+        State::CloseWait => Some(State::LastAck),
+        _ => None,
+    }
+}
+
 /// Where an endpoint puts what it does.
 pub trait Output {
     /// A segment the endpoint sends.
@@ -354,9 +365,8 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Whether `shutdown` (`half`) or `close` would be accepted now, without doing it: the same
-    /// refusal the call itself would return. (A pair's simultaneous close checks both sides
-    /// first; a test holds this to the calls in every state.)
+    /// Whether `shutdown` (`half`) or `close` would be accepted now, without doing it. The calls
+    /// themselves check with it, so a pair's simultaneous close can check both sides first.
     pub fn check_fin_call(&self, half: bool) -> Result<(), Error> {
         let call = if half { Call::Shutdown } else { Call::Close };
         if half {
@@ -364,32 +374,23 @@ impl Endpoint {
         } else {
             self.require(call, !self.has(ORPHANED) && self.state != State::Closed)?;
             if self.has(FIN_QUEUED) {
-                return Ok(());
+                return Ok(()); // already shut down: close only orphans it
             }
         }
-        match self.state {
-            State::Listen
-            | State::SynSent
-            | State::SynReceived
-            | State::Established
-            | State::CloseWait => Ok(()),
-            state => Err(Error::InvalidInState { call, state }),
-        }
+        self.require(call, fin_next(self.state).is_some())
     }
 
     /// Half-close (`shutdown(SHUT_WR)`): FIN after the queued data; keep receiving.
     pub fn shutdown(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
-        self.require(Call::Shutdown, !self.has(FIN_QUEUED))?;
-        self.fin(cfg, now, Cause::Shutdown, out)
+        self.check_fin_call(true)?;
+        self.fin(cfg, now, Cause::Shutdown, out);
+        Ok(())
     }
 
     /// Full close: as shutdown, and the application is gone (Linux orphans the socket): data
     /// arriving afterwards is answered with RST and FIN-WAIT-2 times out.
     pub fn close(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
-        self.require(
-            Call::Close,
-            !self.has(ORPHANED) && self.state != State::Closed,
-        )?;
+        self.check_fin_call(false)?;
         if self.has(FIN_QUEUED) {
             // Already shut down: only the orphaning is new.
             self.set(ORPHANED);
@@ -398,40 +399,23 @@ impl Endpoint {
             }
             return Ok(());
         }
-        self.fin(cfg, now, Cause::Close, out)?;
+        self.fin(cfg, now, Cause::Close, out);
         self.set(ORPHANED);
         Ok(())
     }
 
-    /// The FIN half of shutdown and close (RFC 9293 §3.10.4; Linux `tcp_close_state`).
-    fn fin(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        cause: Cause,
-        out: &mut impl Output,
-    ) -> Result<(), Error> {
-        let call = if cause == Cause::Close {
-            Call::Close
-        } else {
-            Call::Shutdown
-        };
-        match self.state {
+    /// The FIN half of shutdown and close, once `check_fin_call` has accepted it.
+    fn fin(&mut self, cfg: &Config, now: u64, cause: Cause, out: &mut impl Output) {
+        match fin_next(self.state) {
             // Nothing was said to anyone yet: just forget it.
-            State::Listen | State::SynSent => self.set_state(cfg, now, State::Closed, cause, out),
-            State::SynReceived | State::Established => {
+            Some(State::Closed) => self.set_state(cfg, now, State::Closed, cause, out),
+            Some(to) => {
                 self.set(FIN_QUEUED);
-                self.set_state(cfg, now, State::FinWait1, cause, out);
+                self.set_state(cfg, now, to, cause, out);
                 self.transmit(cfg, now, out);
             }
-            State::CloseWait => {
-                self.set(FIN_QUEUED);
-                self.set_state(cfg, now, State::LastAck, cause, out);
-                self.transmit(cfg, now, out);
-            }
-            state => return Err(Error::InvalidInState { call, state }),
+            None => debug_assert!(false, "check_fin_call refuses a FIN in {}", self.state),
         }
-        Ok(())
     }
 
     /// ABORT (Linux: `SO_LINGER` 0 then close). RST <SEQ=SND.NXT><ACK=RCV.NXT> where Linux sends

@@ -144,40 +144,6 @@ fn fixture(state: State) -> Endpoint {
 }
 
 #[test]
-fn test_check_fin_call_agrees_with_shutdown_and_close_in_every_state() {
-    // Every state, fresh, after a shutdown and after a close (where those were accepted):
-    // the check says exactly what the call itself does, refusal and all.
-    let call = |ep: &Endpoint, half: bool| {
-        let mut ep = ep.clone();
-        let mut out = Recorder::default();
-        if half {
-            ep.shutdown(&cfg(), 5, &mut out).map(|()| ep)
-        } else {
-            ep.close(&cfg(), 5, &mut out).map(|()| ep)
-        }
-    };
-    let mut checked = 0;
-    for state in State::ALL {
-        let fresh = fixture(state);
-        let mut variants = vec![fresh.clone()];
-        variants.extend(call(&fresh, true).ok());
-        variants.extend(call(&fresh, false).ok());
-        for ep in &variants {
-            for half in [true, false] {
-                assert_eq!(
-                    ep.check_fin_call(half),
-                    call(ep, half).map(|_| ()),
-                    "{} (half: {half})",
-                    ep.state()
-                );
-                checked += 1;
-            }
-        }
-    }
-    assert!(checked > 2 * State::ALL.len(), "{checked} cases");
-}
-
-#[test]
 fn test_fixtures_reach_their_states() {
     for state in State::ALL {
         let ep = fixture(state);
