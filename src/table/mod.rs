@@ -599,17 +599,16 @@ impl Table {
     /// the timer falls due before it would wake.
     fn file_timer(&self, id: ConnId, deadline: Option<u64>) {
         let shard = &self.wheels[Self::wheel_of(id)].0;
-        shard
-            .wheel
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set(id.0, deadline);
-        if let Some(d) = deadline {
-            // After the entry is in; `drive_timers` says why the two SeqCst steps suffice.
-            shard.bound.fetch_min(d, Ordering::SeqCst);
-            if d < self.wake_at.0.load(Ordering::SeqCst) {
-                self.wake.notify_one();
+        {
+            let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
+            w.set(id.0, deadline);
+            if let Some(d) = deadline {
+                shard.bound.fetch_min(d, Ordering::SeqCst);
             }
+        }
+        // After the bound is lowered; `drive_timers` says why the two SeqCst steps suffice.
+        if deadline.is_some_and(|d| d < self.wake_at.0.load(Ordering::SeqCst)) {
+            self.wake.notify_one();
         }
     }
 
@@ -736,7 +735,7 @@ impl Table {
             }
         }
         if conn.deadline().is_some() {
-            self.wheel(id).cancel(id.0);
+            self.file_timer(id, None);
         }
         self.len.0.fetch_sub(1, Ordering::Relaxed);
         c.removed();
@@ -1220,11 +1219,11 @@ impl Table {
         limit: usize,
         filter: impl Fn(&Conn) -> bool,
     ) -> Vec<ConnInfo> {
-        let mut smallest: std::collections::BinaryHeap<ConnId> =
-            std::collections::BinaryHeap::with_capacity(limit.min(1 << 16) + 1);
         if limit == 0 {
             return Vec::new();
         }
+        let mut smallest: std::collections::BinaryHeap<ConnId> =
+            std::collections::BinaryHeap::with_capacity(limit.min(1 << 16) + 1);
         self.for_each(|id, c| {
             if after.is_some_and(|a| id <= a)
                 || smallest.len() == limit && smallest.peek() < Some(&id)
