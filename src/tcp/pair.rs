@@ -131,18 +131,17 @@ impl Wire {
 ///
 /// Delivery is FIFO, in rounds: the segments queued so far are taken as a batch and delivered in
 /// order by reference, while what they provoke queues up for the next round. That is the order
-/// of a single FIFO queue, without copying each segment out of it (a copy right after the
-/// endpoint wrote it stalls store forwarding, which once cost a third of a lifecycle).
+/// of a single FIFO queue, without copying each segment out of it: a copy right after the
+/// endpoint wrote it stalls store forwarding, and removing those copies (with the inlined output
+/// path) took the AUTO lifecycle benchmark from 200 to about 148 ns.
 #[derive(Default, Debug)]
 pub struct Scratch {
     queue: Vec<Queued>,
     batch: Vec<Queued>,
 }
 
-/// A segment on its way in AUTO mode, and the side it goes to. The segment comes first, aligned,
-/// so that it is stored and loaded as one 16-byte word.
+/// A segment on its way in AUTO mode, and the side it goes to.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
 struct Queued {
     seg: Segment,
     to: Side,

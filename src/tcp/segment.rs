@@ -85,9 +85,8 @@ impl fmt::Debug for Flags {
 /// One segment. `ack` is meaningful only with the ACK flag; `mss` is the MSS option (SYNs only;
 /// an option of 0 is no option, as Linux's `tcp_parse_options` treats it).
 ///
-/// Sixteen bytes: `len` is a `u16` because an IPv4 datagram carries at most 65 535 bytes, and the
-/// whole segment then moves as one machine word pair. (At 20 bytes, copying a segment right after
-/// building it field by field stalled store forwarding on every hop of the AUTO pump.)
+/// Sixteen bytes (`test_sizes` pins it): `len` is a `u16` because an IPv4 datagram carries at most
+/// 65 535 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Segment {
     pub seq: SeqNum,

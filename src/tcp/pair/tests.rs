@@ -502,6 +502,6 @@ fn test_sizes() {
     let pair = std::mem::size_of::<Pair>();
     assert!(pair <= 112, "Pair is {pair} bytes");
     assert!(std::mem::size_of::<Endpoint>() <= 48);
-    // Two machine words: copied whole on every hop of the AUTO pump.
+    // Copied onto the AUTO queue on every hop: it stays two machine words.
     assert_eq!(std::mem::size_of::<Segment>(), 16);
 }
