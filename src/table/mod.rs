@@ -717,15 +717,18 @@ impl Table {
                 result = Some(r);
                 reap
             });
-            if let Some((id, conn)) = removed {
-                self.forget(c, id, &conn);
+            if let Some((_, conn)) = removed {
+                // A reaped pair is CLOSED on both sides: `sync_timers` disarmed it above.
+                self.forget(c, &conn);
             }
             result.unwrap_or(Err(Error::NotFound(id)))
         })
     }
 
-    /// Accounting for a connection that left the map (its port was released as it left).
-    fn forget(&self, c: &counters::Slot, id: ConnId, conn: &Conn) {
+    /// Accounting for a connection that left the map. Its port was released and its timer
+    /// disarmed as it left, under its shard's lock: done after, they could free the port or cancel
+    /// the timer of a new connection that had taken the same 4-tuple in between.
+    fn forget(&self, c: &counters::Slot, conn: &Conn) {
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
                 c.leave(side, ep.state());
@@ -733,9 +736,6 @@ impl Table {
                     c.timer_disarmed(t.kind);
                 }
             }
-        }
-        if conn.deadline().is_some() {
-            self.file_timer(id, None);
         }
         self.len.0.fetch_sub(1, Ordering::Relaxed);
         c.removed();
@@ -1128,14 +1128,18 @@ impl Table {
     /// Removes a connection (MANUAL and EXTERNAL ones stay until removed), freeing its port.
     /// No segment is sent: use `abort` first for a RST.
     pub fn remove(&self, id: ConnId) -> Result<(), Error> {
-        let (id, conn) = self
+        let (_, conn) = self
             .map
-            .remove_if(&id, |_, _| {
+            .remove_if(&id, |_, conn| {
+                // Under the shard lock, as in `with_conn_synced`: see `forget`.
                 self.ports.release(&self.addrs, id);
+                if conn.deadline().is_some() {
+                    self.file_timer(id, None);
+                }
                 true
             })
             .ok_or(Error::NotFound(id))?;
-        self.counters.with(|c| self.forget(c, id, &conn));
+        self.counters.with(|c| self.forget(c, &conn));
         Ok(())
     }
 
