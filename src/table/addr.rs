@@ -398,7 +398,9 @@ impl Ports {
                     .or_insert_with(|| PortSet::new(len));
                 if let Some(port) = set.take_free(len) {
                     inner.used += 1;
-                    inner.current_ip.insert(server, ip);
+                    if u64::from(ip) / PORT_SHARDS as u64 != start {
+                        inner.current_ip.insert(server, ip);
+                    }
                     return Ok((ip, addrs.port_lo + port as u16));
                 }
             }

@@ -485,6 +485,8 @@ pub struct Table {
     /// Written by every open and removal, from every thread: on a cache line of its own, so that
     /// it does not drag the read-mostly fields beside it (the clock, the limits) between cores.
     len: Padded<AtomicUsize>,
+    /// `run_timers` calls under way (see there).
+    expiring: Padded<AtomicUsize>,
     max: usize,
     seed: u64,
     batch: usize,
@@ -525,6 +527,7 @@ impl Table {
             events: broadcast::channel(cfg.event_buffer.max(1)).0,
             watchers: AtomicUsize::new(0),
             len: Padded(AtomicUsize::new(0)),
+            expiring: Padded(AtomicUsize::new(0)),
             max: cfg.max_connections,
             seed: cfg.seed,
             batch: cfg.timer_batch.max(1),
@@ -602,8 +605,11 @@ impl Table {
         {
             let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
             w.set(id.0, deadline);
-            if let Some(d) = deadline {
-                shard.bound.fetch_min(d, Ordering::SeqCst);
+            // Only this lock's holder writes the bound: a plain store suffices, and none at all
+            // when the bound is already at or before `d` (most timers are armed later than the
+            // earliest one).
+            if let Some(d) = deadline.filter(|&d| d < shard.bound.load(Ordering::Relaxed)) {
+                shard.bound.store(d, Ordering::SeqCst);
             }
         }
         // After the bound is lowered; `drive_timers` says why the two SeqCst steps suffice.
@@ -632,11 +638,22 @@ impl Table {
             .unwrap_or(u64::MAX)
     }
 
-    /// The earliest time any wheel could fire something.
-    fn next_expiration(&self) -> Option<u64> {
+    /// The earliest time at or before `until` at which any wheel could fire something. Only the
+    /// wheels whose bound is at or before `until` are locked (and their bounds made exact).
+    fn next_expiration(&self, until: u64) -> Option<u64> {
         (0..WHEEL_SHARDS)
-            .filter_map(|i| self.wheel_at(i).next_expiration())
+            .filter(|&i| self.wheels[i].0.bound.load(Ordering::SeqCst) <= until)
+            .filter_map(|i| {
+                let shard = &self.wheels[i].0;
+                let w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
+                let next = w.next_expiration();
+                shard
+                    .bound
+                    .store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
+                next
+            })
             .min()
+            .filter(|&t| t <= until)
     }
 
     /// A deterministic ISS per (seed, id, time), spread like RFC 6528's.
@@ -1370,10 +1387,24 @@ impl Table {
 
     /// Fires every timer due at or before `now`, wheel by wheel, a batch at a time (a wheel's
     /// lock is let go between batches). Returns how many timers fired.
+    ///
+    /// The wheels are taken in order from wheel 0, unless another call runs at the same time (two
+    /// load threads advancing one virtual clock): then each caller starts with the wheels of its
+    /// own port shard, which hold the connections it opened, still in its CPU's cache. Alone, the
+    /// order is always the same; together, which caller fires which timer was a race anyway.
     pub fn run_timers(&self, now: u64) -> u64 {
         let mut fired = 0;
         let mut due = DUE.take();
-        for i in 0..WHEEL_SHARDS {
+        let others = self.expiring.0.fetch_add(1, Ordering::Relaxed);
+        let start = if others == 0 {
+            0
+        } else {
+            self.counters.with(|c| c.index % addr::PORT_SHARDS) * (WHEEL_SHARDS / addr::PORT_SHARDS)
+        };
+        for i in (start..WHEEL_SHARDS).chain(0..start) {
+            if self.wheels[i].0.bound.load(Ordering::SeqCst) > now {
+                continue; // nothing due there: not even its lock
+            }
             loop {
                 let more = self.poll_wheel(i, now, self.batch, &mut due);
                 for (key, deadline) in due.drain(..) {
@@ -1384,6 +1415,7 @@ impl Table {
                 }
             }
         }
+        self.expiring.0.fetch_sub(1, Ordering::Relaxed);
         DUE.set(due);
         fired
     }
@@ -1454,15 +1486,9 @@ impl Table {
         }
         let target = self.clock.now().saturating_add(ms);
         let mut fired = 0;
-        loop {
-            let next = self.next_expiration();
-            match next {
-                Some(t) if t <= target => {
-                    self.clock.set(t);
-                    fired += self.run_timers(t);
-                }
-                _ => break,
-            }
+        while let Some(t) = self.next_expiration(target) {
+            self.clock.set(t);
+            fired += self.run_timers(t);
         }
         self.clock.set(target);
         Ok(Advanced { now: target, fired })
