@@ -452,10 +452,27 @@ impl Observer for Tally<'_> {
 /// One timer wheel, and a lower bound on its earliest deadline (`u64::MAX`: none) that the
 /// real-clock driver reads without the lock. Written only under the lock: lowered when a timer is
 /// filed, set exact after a poll; a cancelled timer may leave it low, which costs one empty poll.
+///
+/// `filings` counts the timers armed or disarmed in the wheel (`Wheel::set`), also written only
+/// under the lock. The timer path reads it to learn, without the lock, that nothing was filed in
+/// the wheel since it took its due entries out (see `Filed`).
 #[derive(Debug)]
 struct WheelShard {
     wheel: Mutex<Wheel>,
     bound: AtomicU64,
+    filings: AtomicU64,
+}
+
+/// What the wheel holds for a connection, as far as a call on it knows.
+#[derive(Clone, Copy, Debug)]
+enum Filed {
+    /// The connection's deadline: the wheel is kept equal to it whenever its shard is unlocked.
+    Deadline,
+    /// The timer path took the entry out of wheel `wheel` when its filings count was `filings`.
+    /// If the count is unchanged, nothing was filed there since (every filing for a connection
+    /// is made under its shard's lock, which the timer path holds when it looks), and the wheel
+    /// holds nothing for the connection; otherwise it is not known, and the wheel is set anew.
+    Polled { wheel: usize, filings: u64 },
 }
 
 /// A value alone on its cache line (128 bytes: the pair of lines x86 prefetches together), for
@@ -517,6 +534,7 @@ impl Table {
                     Padded(WheelShard {
                         wheel: Mutex::new(Wheel::new(now)),
                         bound: AtomicU64::new(u64::MAX),
+                        filings: AtomicU64::new(0),
                     })
                 })
                 .collect(),
@@ -605,6 +623,8 @@ impl Table {
         {
             let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
             w.set(id.0, deadline);
+            let n = shard.filings.load(Ordering::Relaxed);
+            shard.filings.store(n + 1, Ordering::Release);
             // Only this lock's holder writes the bound: a plain store suffices, and none at all
             // when the bound is already at or before `d` (most timers are armed later than the
             // earliest one).
@@ -619,14 +639,21 @@ impl Table {
     }
 
     /// Polls wheel `i` for up to `budget` timers due at `now`; keeps its bound. See `Wheel::poll`.
-    fn poll_wheel(&self, i: usize, now: u64, budget: usize, due: &mut Vec<(u64, u64)>) -> bool {
+    /// Returns whether more may be due, and the wheel's filings count as the poll left it.
+    fn poll_wheel(
+        &self,
+        i: usize,
+        now: u64,
+        budget: usize,
+        due: &mut Vec<(u64, u64)>,
+    ) -> (bool, u64) {
         let shard = &self.wheels[i].0;
         let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
         let more = w.poll(now, budget, due);
         shard
             .bound
             .store(w.next_expiration().unwrap_or(u64::MAX), Ordering::SeqCst);
-        more
+        (more, shard.filings.load(Ordering::Relaxed))
     }
 
     /// The earliest bound over all wheels, read without their locks (`u64::MAX`: none).
@@ -665,13 +692,14 @@ impl Table {
     }
 
     /// After a call changed `conn`: keep the timer counters and the wheel in step with it.
-    /// `before_deadline: None` forces the wheel to be set from the connection (the timer path).
+    /// `filed`: what the wheel holds for `id`, `None` if that is not known (the wheel is then set
+    /// from the connection whatever it holds).
     fn sync_timers(
         &self,
         c: &counters::Slot,
         id: ConnId,
         before: [Option<TimerKind>; 2],
-        before_deadline: Option<Option<u64>>,
+        filed: Option<Option<u64>>,
         conn: &Conn,
     ) {
         let after = conn.timers();
@@ -686,7 +714,7 @@ impl Table {
             }
         }
         let deadline = conn.deadline();
-        if before_deadline != Some(deadline) {
+        if filed != Some(deadline) {
             self.file_timer(id, deadline);
         }
     }
@@ -698,21 +726,32 @@ impl Table {
         id: ConnId,
         op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        self.with_conn_synced(id, false, op)
+        self.with_conn_synced(id, Filed::Deadline, op)
     }
 
-    /// `with_conn`; `refile` puts the connection's deadline back in the wheel even if the call did
-    /// not change it (the timer path took the entry out before locking the connection).
+    /// `with_conn`, told what the wheel holds for `id` (the timer path took the entry out before
+    /// locking the connection).
     fn with_conn_synced<R>(
         &self,
         id: ConnId,
-        refile: bool,
+        filed: Filed,
         op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         self.counters.with(|c| {
             let mut result = None;
             let removed = self.map.remove_if_mut(&id, |_, conn| {
-                let (timers, deadline) = (conn.timers(), conn.deadline());
+                let timers = conn.timers();
+                let filed = match filed {
+                    Filed::Deadline => Some(conn.deadline()),
+                    // Acquire: pairs with the Release of a filing for `id` made before its
+                    // caller let go of the shard lock we now hold.
+                    Filed::Polled { wheel, filings }
+                        if self.wheels[wheel].0.filings.load(Ordering::Acquire) == filings =>
+                    {
+                        Some(None)
+                    }
+                    Filed::Polled { .. } => None,
+                };
                 let mut tally = Tally {
                     counters: c,
                     events: self.events_for(id),
@@ -722,7 +761,7 @@ impl Table {
                     c,
                     id,
                     timers,
-                    if refile { None } else { Some(deadline) },
+                    filed,
                     conn,
                 );
                 let reap = conn.reapable();
@@ -1406,9 +1445,10 @@ impl Table {
                 continue; // nothing due there: not even its lock
             }
             loop {
-                let more = self.poll_wheel(i, now, self.batch, &mut due);
+                let (more, filings) = self.poll_wheel(i, now, self.batch, &mut due);
+                let filed = Filed::Polled { wheel: i, filings };
                 for (key, deadline) in due.drain(..) {
-                    fired += self.fire(ConnId(key), deadline, now);
+                    fired += self.fire(ConnId(key), deadline, now, filed);
                 }
                 if !more {
                     break;
@@ -1430,23 +1470,27 @@ impl Table {
             if self.wheels[i].0.bound.load(Ordering::SeqCst) > now {
                 continue; // nothing due there: not even its lock
             }
-            more |= self.poll_wheel(i, now, self.batch / WHEEL_SHARDS + 1, &mut due);
+            let (more_here, filings) =
+                self.poll_wheel(i, now, self.batch / WHEEL_SHARDS + 1, &mut due);
+            more |= more_here;
+            let filed = Filed::Polled { wheel: i, filings };
             fired += due
                 .drain(..)
-                .map(|(key, deadline)| self.fire(ConnId(key), deadline, now))
+                .map(|(key, deadline)| self.fire(ConnId(key), deadline, now, filed))
                 .sum::<u64>();
         }
         DUE.set(due);
         (fired, more)
     }
 
-    fn fire(&self, id: ConnId, deadline: u64, now: u64) -> u64 {
+    /// Fires `id`'s timer, due at `deadline`, which the poll `filed` says took out of the wheel.
+    fn fire(&self, id: ConnId, deadline: u64, now: u64, filed: Filed) -> u64 {
         let cfg = &self.tcp;
         let real = !self.clock.is_virtual();
         // The wheel says this entry is due: another thread may have moved the wheel past our
         // `now`, so fire no earlier than the deadline itself.
         let now = now.max(deadline);
-        let r = self.with_conn_synced(id, true, |conn, tally| {
+        let r = self.with_conn_synced(id, filed, |conn, tally| {
             let mut fired = 0;
             for &side in conn.sides() {
                 if let Some(t) = conn

@@ -457,6 +457,52 @@ fn run_timers_expires_in_bounded_batches() {
     consistent(&t);
 }
 
+/// The timer path takes due entries out of a wheel, then locks each connection. If nothing was
+/// filed in that wheel meanwhile, it knows the wheel holds nothing for the connection and leaves
+/// the wheel alone when the timer leaves none armed; if something was (here the same deadline
+/// again, as a call that moved the deadline away and back would file), it sets the wheel anew.
+#[test]
+fn timer_path_sets_the_wheel_anew_only_if_something_was_filed_after_its_poll() {
+    let t = table_with(
+        TableConfig {
+            shards: 4,
+            ..TableConfig::default()
+        },
+        tcp::Config {
+            syn_retries: 0, // the first SYN timeout gives up: CLOSED, no timer left
+            ..tcp::Config::default()
+        },
+    );
+    let syn_timer = |t: &Table| {
+        let id = t.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
+        let d = t.map.get(&id).unwrap().deadline().expect("the SYN timer");
+        (id, d, Table::wheel_of(id))
+    };
+    let filings = |t: &Table, i: usize| t.wheels[i].0.filings.load(Ordering::Relaxed);
+    let client = |t: &Table, id| t.get(id).unwrap().side(Side::Client).unwrap().state;
+
+    // Nothing filed in between: the wheel is not touched again.
+    let (id, d, i) = syn_timer(&t);
+    let mut due = vec![];
+    let (_, n) = t.poll_wheel(i, d, 16, &mut due);
+    assert_eq!(due, [(id.0, d)]);
+    assert_eq!(t.fire(id, d, d, Filed::Polled { wheel: i, filings: n }), 1);
+    assert_eq!(client(&t, id), State::Closed);
+    assert_eq!(filings(&t, i), n, "no second trip to the wheel");
+    consistent(&t);
+    t.remove(id).unwrap();
+
+    // Filed in between: the stale entry must go.
+    let (id, d, i) = syn_timer(&t);
+    due.clear();
+    let (_, n) = t.poll_wheel(i, d, 16, &mut due);
+    assert_eq!(due, [(id.0, d)]);
+    t.file_timer(id, Some(d));
+    assert_eq!(t.fire(id, d, d, Filed::Polled { wheel: i, filings: n }), 1);
+    assert_eq!(client(&t, id), State::Closed);
+    consistent(&t);
+}
+
 /// A real-clock table whose TIME-WAIT (2·MSL) lasts 40 ms.
 fn real_clock_table_with_40_ms_time_wait() -> std::sync::Arc<Table> {
     let tcp = tcp::Config {
