@@ -5,6 +5,7 @@
 //!     cargo bench --bench table -- lifecycle 1000000
 //!     cargo bench --bench table -- storm 1000000
 //!     cargo bench --bench table -- scrape 1000000
+//!     cargo bench --bench table -- send            # profiling aid: table Send in a loop
 //!
 //! - memory: process RSS growth per ESTABLISHED AUTO pair (map, boxes, ports — everything).
 //! - lifecycle: full lifecycles per second (open, close both sides, TIME-WAIT expiry on the
@@ -168,8 +169,7 @@ fn core_lifecycles(threads: usize, per_thread: usize) -> f64 {
                     let mut p = Pair::auto();
                     p.open(&cfg, 0, SeqNum(i), SeqNum(!i), &mut scratch, &mut ())
                         .unwrap();
-                    p.close_both(&cfg, 1, false, &mut scratch, &mut ())
-                        .unwrap();
+                    p.close_both(&cfg, 1, false, &mut scratch, &mut ()).unwrap();
                     p.on_timeout(&cfg, 1 + cfg.time_wait_ms(), &mut scratch, &mut ());
                     black_box(p);
                 }
@@ -338,6 +338,20 @@ fn main() {
             fill(&t, n(1));
             let r = table_lifecycles(&t, 1, 3_000_000);
             println!("table1: {r:.0} lifecycles/s");
+        }
+        Some("send") => {
+            // Profiling aid: table Send of 100 bytes on one AUTO pair, in a loop.
+            let t = table(1 << 16, 64);
+            let id = t.open(&OpenSpec::new(Mode::Auto)).unwrap().id;
+            let n = 20_000_000;
+            let s = Instant::now();
+            for _ in 0..n {
+                black_box(t.send(id, tcpsim::tcp::Side::Client, 100).unwrap());
+            }
+            println!(
+                "send: {:.1} ns each",
+                s.elapsed().as_nanos() as f64 / n as f64
+            );
         }
         Some("table2") => {
             // Profiling aid: the two-thread table lifecycles alone.

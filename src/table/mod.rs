@@ -757,13 +757,7 @@ impl Table {
                     events: self.events_for(id),
                 };
                 let r = op(conn, &mut tally);
-                self.sync_timers(
-                    c,
-                    id,
-                    timers,
-                    filed,
-                    conn,
-                );
+                self.sync_timers(c, id, timers, filed, conn);
                 let reap = conn.reapable();
                 if reap {
                     // Under the shard lock, so that an open of this 4-tuple sees the entry or

@@ -486,7 +486,11 @@ fn timer_path_sets_the_wheel_anew_only_if_something_was_filed_after_its_poll() {
     let mut due = vec![];
     let (_, n) = t.poll_wheel(i, d, 16, &mut due);
     assert_eq!(due, [(id.0, d)]);
-    assert_eq!(t.fire(id, d, d, Filed::Polled { wheel: i, filings: n }), 1);
+    let polled = Filed::Polled {
+        wheel: i,
+        filings: n,
+    };
+    assert_eq!(t.fire(id, d, d, polled), 1);
     assert_eq!(client(&t, id), State::Closed);
     assert_eq!(filings(&t, i), n, "no second trip to the wheel");
     consistent(&t);
@@ -498,7 +502,11 @@ fn timer_path_sets_the_wheel_anew_only_if_something_was_filed_after_its_poll() {
     let (_, n) = t.poll_wheel(i, d, 16, &mut due);
     assert_eq!(due, [(id.0, d)]);
     t.file_timer(id, Some(d));
-    assert_eq!(t.fire(id, d, d, Filed::Polled { wheel: i, filings: n }), 1);
+    let polled = Filed::Polled {
+        wheel: i,
+        filings: n,
+    };
+    assert_eq!(t.fire(id, d, d, polled), 1);
     assert_eq!(client(&t, id), State::Closed);
     consistent(&t);
 }
