@@ -233,30 +233,38 @@ impl Default for Counters {
 
 impl Counters {
     /// Runs `f` with this thread's slot (registering one on first use).
+    ///
+    /// `f` is called from one place only, so that the compiler can inline it: every table call
+    /// runs inside it, and a call it cannot inline returns its result through memory.
     pub fn with<R>(&self, f: impl FnOnce(&Slot) -> R) -> R {
         SLOTS.with(|cell| {
-            {
+            loop {
+                // One pass, or two the first time this thread writes to these counters.
                 let slots = cell.borrow();
                 if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
                     return f(slot);
                 }
+                drop(slots);
+                self.register(cell);
             }
-            let slot = {
-                let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-                let slot = Arc::new(Slot {
-                    index: all.len(),
-                    ..Slot::default()
-                });
-                all.push(slot.clone());
-                slot
-            };
-            let mut slots = cell.borrow_mut();
-            // Forget the slots of tables that are gone (only this thread still holds them).
-            slots.retain(|(_, s)| Arc::strong_count(s) > 1);
-            slots.push((self.id, slot));
-            let slot = &slots.last().expect("just pushed").1;
-            f(slot)
         })
+    }
+
+    #[cold]
+    fn register(&self, cell: &RefCell<Vec<(u64, Arc<Slot>)>>) {
+        let slot = {
+            let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = Arc::new(Slot {
+                index: all.len(),
+                ..Slot::default()
+            });
+            all.push(slot.clone());
+            slot
+        };
+        let mut slots = cell.borrow_mut();
+        // Forget the slots of tables that are gone (only this thread still holds them).
+        slots.retain(|(_, s)| Arc::strong_count(s) > 1);
+        slots.push((self.id, slot));
     }
 
     pub fn snapshot(&self) -> CounterSnapshot {
