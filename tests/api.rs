@@ -1428,3 +1428,28 @@ fn health_command_exits_zero_only_when_serving() {
     assert!(!down.status.success(), "a stopped server is not healthy");
     assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach"));
 }
+
+/// On a virtual clock, a scenario replays exactly through the API too: one client opening one
+/// connection at a time gets the same 4-tuples run after run, whichever of the server's worker
+/// threads answers each call (a host fills one client IP's ports in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn virtual_clock_opens_replay_the_same_tuples_whatever_thread_answers() {
+    let mut runs = vec![];
+    for _ in 0..2 {
+        let s = virtual_server().await;
+        let mut c = s.client().await;
+        let mut tuples = vec![];
+        for _ in 0..40 {
+            let o = c.open(open_req(pb::Mode::Auto)).await.unwrap().into_inner();
+            let t = o.connections[0].tuple.clone().unwrap();
+            tuples.push(t.client);
+            // Hand the next call to whichever worker is free.
+            tokio::task::yield_now().await;
+        }
+        s.shutdown().await.unwrap();
+        runs.push(tuples);
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("10.0.0.0:{}", 32768 + i)).collect();
+    assert_eq!(runs[0], expected);
+    assert_eq!(runs[1], expected);
+}

@@ -274,6 +274,11 @@ pub struct OpenSpec {
     pub server_iss: Option<u32>,
     /// EXTERNAL only: protocol settings for this connection instead of the table's.
     pub settings: Option<tcp::Config>,
+    /// The port shard (a set of client IPs) the allocator starts in. `None`: the calling
+    /// thread's own, so that threads opening at once fill different client IPs under different
+    /// locks. A fixed shard makes the 4-tuples depend on the order of the opens only, whichever
+    /// thread makes them: what a replay on a virtual clock needs.
+    pub port_shard: Option<usize>,
 }
 
 impl OpenSpec {
@@ -286,6 +291,7 @@ impl OpenSpec {
             iss: None,
             server_iss: None,
             settings: None,
+            port_shard: None,
         }
     }
 }
@@ -831,7 +837,12 @@ impl Table {
                     .client_ip
                     .map(|ip| self.addrs.ip_index(ip))
                     .transpose()?;
-                let Ok((ip, port)) = self.ports.allocate(&self.addrs, server, ip, c.index) else {
+                let Ok((ip, port)) = self.ports.allocate(
+                    &self.addrs,
+                    server,
+                    ip,
+                    spec.port_shard.unwrap_or(c.index),
+                ) else {
                     c.open_failed(OpenFailure::PortsExhausted);
                     return Err(Error::PortsExhausted {
                         server: server_addr,
