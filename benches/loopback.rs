@@ -18,8 +18,10 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
 use tcpsim::table::{Clock, CloseHow, Mode, OpenSpec, Sides, Table, TableConfig};
+use tcpsim::tcp;
 use tcpsim::tcp::pair::Scratch;
-use tcpsim::tcp::{self, Pair, SeqNum};
+
+mod common;
 
 fn real(n: u32) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
@@ -67,12 +69,7 @@ fn core_only(n: u32) -> f64 {
     let mut scratch = Scratch::default();
     let start = Instant::now();
     for i in 0..n {
-        let mut p = Pair::auto();
-        p.open(&cfg, 0, SeqNum(i), SeqNum(!i), &mut scratch, &mut ())
-            .unwrap();
-        p.close_both(&cfg, 1, false, &mut scratch, &mut ()).unwrap();
-        p.on_timeout(&cfg, 1 + cfg.time_wait_ms(), &mut scratch, &mut ());
-        black_box(p);
+        black_box(common::core_lifecycle(&cfg, &mut scratch, i));
     }
     start.elapsed().as_secs_f64() / f64::from(n)
 }

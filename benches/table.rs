@@ -25,7 +25,9 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 use tcpsim::table::{Clock, CloseHow, Conn, ConnId, Mode, OpenSpec, Sides, Table, TableConfig};
 use tcpsim::tcp::pair::Scratch;
-use tcpsim::tcp::{self, Pair, SeqNum};
+use tcpsim::tcp::{self, Pair};
+
+mod common;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
@@ -166,12 +168,7 @@ fn core_lifecycles(threads: usize, per_thread: usize) -> f64 {
                 let (cfg, mut scratch) = (tcp::Config::default(), Scratch::default());
                 barrier.wait();
                 for i in 0..per_thread as u32 {
-                    let mut p = Pair::auto();
-                    p.open(&cfg, 0, SeqNum(i), SeqNum(!i), &mut scratch, &mut ())
-                        .unwrap();
-                    p.close_both(&cfg, 1, false, &mut scratch, &mut ()).unwrap();
-                    p.on_timeout(&cfg, 1 + cfg.time_wait_ms(), &mut scratch, &mut ());
-                    black_box(p);
+                    black_box(common::core_lifecycle(&cfg, &mut scratch, i));
                 }
             })
         })
