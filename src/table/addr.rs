@@ -398,6 +398,8 @@ impl Ports {
                     .or_insert_with(|| PortSet::new(len));
                 if let Some(port) = set.take_free(len) {
                     inner.used += 1;
+                    // `start` is where the current IP sits in the shard: rewrite it only
+                    // when the allocation moved on to another IP.
                     if u64::from(ip) / PORT_SHARDS as u64 != start {
                         inner.current_ip.insert(server, ip);
                     }

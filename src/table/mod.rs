@@ -469,6 +469,24 @@ struct WheelShard {
     filings: AtomicU64,
 }
 
+impl WheelShard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Wheel> {
+        self.wheel.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bound, read without the lock (`u64::MAX`: nothing armed).
+    fn bound(&self) -> u64 {
+        self.bound.load(Ordering::SeqCst)
+    }
+
+    /// Makes the bound exact from `w`, this shard's locked wheel; returns it as `w` gives it.
+    fn set_bound(&self, w: &Wheel) -> Option<u64> {
+        let next = w.next_expiration();
+        self.bound.store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
+        next
+    }
+}
+
 /// What the wheel holds for a connection, as far as a call on it knows.
 #[derive(Clone, Copy, Debug)]
 enum Filed {
@@ -615,11 +633,7 @@ impl Table {
     }
 
     fn wheel_at(&self, i: usize) -> std::sync::MutexGuard<'_, Wheel> {
-        self.wheels[i]
-            .0
-            .wheel
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.wheels[i].0.lock()
     }
 
     /// Arms (or, with `None`, disarms) `id`'s timer, and wakes a sleeping real-clock driver if
@@ -627,7 +641,7 @@ impl Table {
     fn file_timer(&self, id: ConnId, deadline: Option<u64>) {
         let shard = &self.wheels[Self::wheel_of(id)].0;
         {
-            let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = shard.lock();
             w.set(id.0, deadline);
             let n = shard.filings.load(Ordering::Relaxed);
             shard.filings.store(n + 1, Ordering::Release);
@@ -654,11 +668,9 @@ impl Table {
         due: &mut Vec<(u64, u64)>,
     ) -> (bool, u64) {
         let shard = &self.wheels[i].0;
-        let mut w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = shard.lock();
         let more = w.poll(now, budget, due);
-        shard
-            .bound
-            .store(w.next_expiration().unwrap_or(u64::MAX), Ordering::SeqCst);
+        shard.set_bound(&w);
         (more, shard.filings.load(Ordering::Relaxed))
     }
 
@@ -666,7 +678,7 @@ impl Table {
     fn earliest_bound(&self) -> u64 {
         self.wheels
             .iter()
-            .map(|w| w.0.bound.load(Ordering::SeqCst))
+            .map(|w| w.0.bound())
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -674,17 +686,11 @@ impl Table {
     /// The earliest time at or before `until` at which any wheel could fire something. Only the
     /// wheels whose bound is at or before `until` are locked (and their bounds made exact).
     fn next_expiration(&self, until: u64) -> Option<u64> {
-        (0..WHEEL_SHARDS)
-            .filter(|&i| self.wheels[i].0.bound.load(Ordering::SeqCst) <= until)
-            .filter_map(|i| {
-                let shard = &self.wheels[i].0;
-                let w = shard.wheel.lock().unwrap_or_else(|p| p.into_inner());
-                let next = w.next_expiration();
-                shard
-                    .bound
-                    .store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
-                next
-            })
+        self.wheels
+            .iter()
+            .map(|w| &w.0)
+            .filter(|shard| shard.bound() <= until)
+            .filter_map(|shard| shard.set_bound(&shard.lock()))
             .min()
             .filter(|&t| t <= until)
     }
@@ -1358,10 +1364,7 @@ impl Table {
             }
             // The wheel's bound must not be past any of its deadlines: the real-clock driver
             // sleeps until the earliest bound.
-            let bound = self.wheels[Self::wheel_of(id)]
-                .0
-                .bound
-                .load(Ordering::SeqCst);
+            let bound = self.wheels[Self::wheel_of(id)].0.bound();
             if let Some(d) = want.filter(|&d| bound > d)
                 && err.is_none()
             {
@@ -1446,7 +1449,7 @@ impl Table {
             self.counters.with(|c| c.index % addr::PORT_SHARDS) * (WHEEL_SHARDS / addr::PORT_SHARDS)
         };
         for i in (start..WHEEL_SHARDS).chain(0..start) {
-            if self.wheels[i].0.bound.load(Ordering::SeqCst) > now {
+            if self.wheels[i].0.bound() > now {
                 continue; // nothing due there: not even its lock
             }
             loop {
@@ -1472,7 +1475,7 @@ impl Table {
         let mut fired = 0;
         let mut more = false;
         for i in 0..WHEEL_SHARDS {
-            if self.wheels[i].0.bound.load(Ordering::SeqCst) > now {
+            if self.wheels[i].0.bound() > now {
                 continue; // nothing due there: not even its lock
             }
             let (more_here, filings) =
