@@ -473,39 +473,36 @@ fn timer_path_sets_the_wheel_anew_only_if_something_was_filed_after_its_poll() {
             ..tcp::Config::default()
         },
     );
-    let syn_timer = |t: &Table| {
+    // A MANUAL pair's SYN timer, taken out of its wheel by the timer path's poll, and what the
+    // poll knew then.
+    let polled_syn_timer = |t: &Table| {
         let id = t.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
         let d = t.map.get(&id).unwrap().deadline().expect("the SYN timer");
-        (id, d, Table::wheel_of(id))
+        let (wheel, mut due) = (Table::wheel_of(id), vec![]);
+        let (_, filings) = t.poll_wheel(wheel, d, 16, &mut due);
+        assert_eq!(due, [(id.0, d)]);
+        (id, d, Filed::Polled { wheel, filings })
     };
-    let filings = |t: &Table, i: usize| t.wheels[i].0.filings.load(Ordering::Relaxed);
+    let filings = |t: &Table, id| {
+        t.wheels[Table::wheel_of(id)]
+            .0
+            .filings
+            .load(Ordering::Relaxed)
+    };
     let client = |t: &Table, id| t.get(id).unwrap().side(Side::Client).unwrap().state;
 
     // Nothing filed in between: the wheel is not touched again.
-    let (id, d, i) = syn_timer(&t);
-    let mut due = vec![];
-    let (_, n) = t.poll_wheel(i, d, 16, &mut due);
-    assert_eq!(due, [(id.0, d)]);
-    let polled = Filed::Polled {
-        wheel: i,
-        filings: n,
-    };
+    let (id, d, polled) = polled_syn_timer(&t);
+    let n = filings(&t, id);
     assert_eq!(t.fire(id, d, d, polled), 1);
     assert_eq!(client(&t, id), State::Closed);
-    assert_eq!(filings(&t, i), n, "no second trip to the wheel");
+    assert_eq!(filings(&t, id), n, "no second trip to the wheel");
     consistent(&t);
     t.remove(id).unwrap();
 
     // Filed in between: the stale entry must go.
-    let (id, d, i) = syn_timer(&t);
-    due.clear();
-    let (_, n) = t.poll_wheel(i, d, 16, &mut due);
-    assert_eq!(due, [(id.0, d)]);
+    let (id, d, polled) = polled_syn_timer(&t);
     t.file_timer(id, Some(d));
-    let polled = Filed::Polled {
-        wheel: i,
-        filings: n,
-    };
     assert_eq!(t.fire(id, d, d, polled), 1);
     assert_eq!(client(&t, id), State::Closed);
     consistent(&t);
@@ -524,36 +521,49 @@ fn real_clock_table_with_40_ms_time_wait() -> std::sync::Arc<Table> {
     std::sync::Arc::new(Table::new(cfg, tcp, Clock::real()).unwrap())
 }
 
+/// Runs `body` on `rt` while `drive_timers` drives `t`, asleep at most `max_sleep_ms` at a time;
+/// then stops the driver and waits for it to end.
+fn with_driver(
+    rt: tokio::runtime::Runtime,
+    t: &std::sync::Arc<Table>,
+    max_sleep_ms: u64,
+    body: impl std::future::Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    rt.block_on(async {
+        let max_sleep = std::time::Duration::from_millis(max_sleep_ms);
+        let driver = tokio::spawn(drive_timers(t.clone(), max_sleep, stop_rx));
+        body.await;
+        stop_tx.send(true).unwrap();
+        driver.await.unwrap();
+    });
+}
+
+/// Waits until `done`, looking every millisecond; fails with `what` if 10 s pass first. No test
+/// sleeps for a fixed time.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 #[test]
 fn real_clock_driver_expires_time_wait_and_records_lag() {
-    // The driver sleeps at most a millisecond at a time. No sleeps here: poll with a deadline.
+    // The driver sleeps at most a millisecond at a time.
     let t = real_clock_table_with_40_ms_time_wait();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    rt.block_on(async {
-        let driver = tokio::spawn(drive_timers(
-            t.clone(),
-            std::time::Duration::from_millis(1),
-            stop_rx,
-        ));
+    with_driver(rt, &t, 1, async {
         let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
         t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
             .unwrap();
         t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
             .unwrap();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !t.is_empty() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "TIME-WAIT never expired"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        stop_tx.send(true).unwrap();
-        driver.await.unwrap();
+        wait_until("TIME-WAIT never expired", || t.is_empty()).await;
     });
     let c = t.stats().counters;
     assert_eq!(c.timers_fired(TimerKind::TimeWait), 1);
@@ -576,40 +586,16 @@ fn real_clock_driver_sleeps_until_the_next_deadline_and_wakes_for_a_sooner_one()
         .enable_time()
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    rt.block_on(async {
-        let driver = tokio::spawn(drive_timers(
-            t.clone(),
-            std::time::Duration::from_millis(HOUR_MS),
-            stop_rx,
-        ));
-        let asleep_for_an_hour = |t: &Table| t.wake_at.0.load(Ordering::SeqCst) >= HOUR_MS;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !asleep_for_an_hour(&t) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the idle driver never slept"
-            );
-            tokio::task::yield_now().await;
-        }
+    let asleep_for_an_hour = || t.wake_at.0.load(Ordering::SeqCst) >= HOUR_MS;
+    with_driver(rt, &t, HOUR_MS, async {
+        wait_until("the idle driver never slept", asleep_for_an_hour).await;
         let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
         t.close(o.id, Sides::Both, CloseHow::Close).unwrap();
-        while !t.is_empty() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the sleeping driver was not woken for TIME-WAIT"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        while !asleep_for_an_hour(&t) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the driver never slept again"
-            );
-            tokio::task::yield_now().await;
-        }
-        stop_tx.send(true).unwrap();
-        driver.await.unwrap();
+        wait_until("the sleeping driver was not woken for TIME-WAIT", || {
+            t.is_empty()
+        })
+        .await;
+        wait_until("the driver never slept again", asleep_for_an_hour).await;
     });
     let c = t.stats().counters;
     assert_eq!(c.timers_fired(TimerKind::TimeWait), 2);
