@@ -84,39 +84,49 @@ fn memory(n: usize) {
     black_box(&t);
 }
 
-/// Lifecycles on `threads` threads against a table with `resident` connections: each thread
-/// opens and closes (both sides at once) a batch of connections, then moves the virtual clock
-/// past their TIME-WAITs. Returns lifecycles/s, expiries included.
-fn table_lifecycles(t: &Arc<Table>, threads: usize, per_thread: usize) -> f64 {
-    const BATCH: usize = 1000;
+/// Runs `work(k)` for k in 0..threads, each on a thread of its own, all let go together by a
+/// barrier, and joins them. Returns when the clock started (just before the threads).
+fn on_threads(threads: usize, work: impl Fn(u64) + Clone + Send + 'static) -> Instant {
     let barrier = Arc::new(Barrier::new(threads));
     let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (t, barrier) = (t.clone(), barrier.clone());
+    let handles: Vec<_> = (0..threads as u64)
+        .map(|k| {
+            let (work, barrier) = (work.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let spec = OpenSpec::new(Mode::Auto);
-                let mut ids = Vec::with_capacity(BATCH);
-                for _ in 0..per_thread / BATCH {
-                    for _ in 0..BATCH {
-                        ids.push(t.open(&spec).unwrap().id);
-                    }
-                    for id in ids.drain(..) {
-                        t.close(id, Sides::Both, CloseHow::Close).unwrap();
-                    }
-                    // Each thread moves the virtual clock past its batch's TIME-WAITs, as each
-                    // load client's AdvanceClock does: the expiries (anyone's that are due) are
-                    // part of the lifecycles it does. Concurrent advances share the due timers;
-                    // the clock only moves forward.
-                    t.advance(60_000).unwrap();
-                }
+                work(k)
             })
         })
         .collect();
     for h in handles {
         h.join().unwrap();
     }
+    start
+}
+
+/// Lifecycles on `threads` threads against a table with `resident` connections: each thread
+/// opens and closes (both sides at once) a batch of connections, then moves the virtual clock
+/// past their TIME-WAITs. Returns lifecycles/s, expiries included.
+fn table_lifecycles(t: &Arc<Table>, threads: usize, per_thread: usize) -> f64 {
+    const BATCH: usize = 1000;
+    let table = t.clone();
+    let start = on_threads(threads, move |_| {
+        let (t, spec) = (&table, OpenSpec::new(Mode::Auto));
+        let mut ids = Vec::with_capacity(BATCH);
+        for _ in 0..per_thread / BATCH {
+            for _ in 0..BATCH {
+                ids.push(t.open(&spec).unwrap().id);
+            }
+            for id in ids.drain(..) {
+                t.close(id, Sides::Both, CloseHow::Close).unwrap();
+            }
+            // Each thread moves the virtual clock past its batch's TIME-WAITs, as each load
+            // client's AdvanceClock does: the expiries (anyone's that are due) are part of the
+            // lifecycles it does. Concurrent advances share the due timers; the clock only moves
+            // forward.
+            t.advance(60_000).unwrap();
+        }
+    });
     t.advance(120_000).unwrap();
     (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
 }
@@ -130,52 +140,31 @@ fn bare_cycles(
     threads: usize,
     per_thread: usize,
 ) -> f64 {
-    let barrier = Arc::new(Barrier::new(threads));
     // Fresh keys, never resident: each thread counts in a range of its own (a shared counter
     // would add a contended atomic to the baseline that the table does not have).
     let round = ROUND.fetch_add(1, Ordering::Relaxed);
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads as u64)
-        .map(|t| {
-            let (map, barrier) = (map.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                let base = 1 << 60 | round << 48 | t << 40;
-                for i in 0..per_thread as u64 {
-                    let k = ConnId((base + i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                    map.insert(k, Box::new(Conn::Pair(Pair::auto())));
-                    black_box(map.get(&k).is_some());
-                    black_box(map.remove(&k));
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let map = map.clone();
+    let start = on_threads(threads, move |k| {
+        let base = 1 << 60 | round << 48 | k << 40;
+        for i in 0..per_thread as u64 {
+            let key = ConnId((base + i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            map.insert(key, Box::new(Conn::Pair(Pair::auto())));
+            black_box(map.get(&key).is_some());
+            black_box(map.remove(&key));
+        }
+    });
     (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// The same lifecycle in the core alone (a `Pair`: open, simultaneous close, TIME-WAIT expiry),
 /// on `threads` threads at once. Returns /s.
 fn core_lifecycles(threads: usize, per_thread: usize) -> f64 {
-    let barrier = Arc::new(Barrier::new(threads));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let (cfg, mut scratch) = (tcp::Config::default(), Scratch::default());
-                barrier.wait();
-                for i in 0..per_thread as u32 {
-                    black_box(common::core_lifecycle(&cfg, &mut scratch, i));
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    let start = on_threads(threads, move |_| {
+        let (cfg, mut scratch) = (tcp::Config::default(), Scratch::default());
+        for i in 0..per_thread as u32 {
+            black_box(common::core_lifecycle(&cfg, &mut scratch, i));
+        }
+    });
     (threads * per_thread) as f64 / start.elapsed().as_secs_f64()
 }
 
