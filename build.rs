@@ -13,16 +13,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("tcpsim_descriptor.bin"), fds.encode_to_vec())?;
     // Run's commands and results are moved several times each on their way through tonic: the
     // big variants are boxed so that the common ones (Close, Send, states) stay a few words.
-    let mut build = tonic_prost_build::configure();
+    let mut build = tonic_prost_build::configure().codec_path("crate::service::codec::ProtoCodec");
     for field in [
         ".tcpsim.v1.Command.op.open",
         ".tcpsim.v1.Command.op.inject",
         ".tcpsim.v1.Command.op.wire",
+        ".tcpsim.v1.Command.op.get",
         ".tcpsim.v1.CommandResult.result.open",
         ".tcpsim.v1.CommandResult.result.inject",
         ".tcpsim.v1.CommandResult.result.wire",
         ".tcpsim.v1.CommandResult.result.connection",
         ".tcpsim.v1.CommandResult.result.stats",
+        ".tcpsim.v1.CommandResult.result.error",
     ] {
         build = build.boxed(field);
     }
@@ -30,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The benchmarks' echo baseline; only benches/api.rs includes it.
     let bench = "proto/bench/echo.proto";
     println!("cargo:rerun-if-changed={bench}");
-    tonic_prost_build::configure().compile_fds(protox::compile([bench], ["proto"])?)?;
+    // It uses the service's codec, so that the two streams differ only in what they carry.
+    tonic_prost_build::configure()
+        .codec_path("tcpsim::service::codec::ProtoCodec")
+        .compile_fds(protox::compile([bench], ["proto"])?)?;
     Ok(())
 }

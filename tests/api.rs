@@ -1133,6 +1133,122 @@ async fn run_stream_answers_in_order_with_errors_inline() {
     srv.shutdown().await.unwrap();
 }
 
+/// Passes bytes through unchanged, to send what no generated client would.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
+    use prost::Message;
+    let srv = virtual_server().await;
+    let mut c = srv.client().await;
+    let id = c
+        .open(open_req(pb::Mode::Auto))
+        .await
+        .unwrap()
+        .into_inner()
+        .connections[0]
+        .id;
+    let before = (srv.stats().await, states(&mut c, id).await);
+    let channel = Channel::from_shared(srv.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let path = |m: &'static str| http::uri::PathAndQuery::from_static(m);
+    // A Send whose id varint never ends (what a broken client might write).
+    let send = pb::SendRequest {
+        id,
+        side: pb::Side::Client as i32,
+        bytes: 10,
+    }
+    .encode_to_vec();
+    let cut = send[..2].to_vec();
+    grpc.ready().await.unwrap();
+    let e = grpc
+        .unary(
+            Request::new(cut.clone()),
+            path("/tcpsim.v1.Simulator/Send"),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("SendRequest"), "{e:?}");
+
+    // On Run: a good command is answered, then the broken one ends the stream with the reason.
+    let good = pb::Command {
+        tag: 7,
+        op: Some(pb::command::Op::Send(pb::SendRequest {
+            id,
+            side: pb::Side::Client as i32,
+            bytes: 0,
+        })),
+    }
+    .encode_to_vec();
+    let mut broken = good.clone();
+    broken.truncate(broken.len() - 1);
+    grpc.ready().await.unwrap();
+    let mut results = grpc
+        .streaming(
+            Request::new(tokio_stream::iter([good, broken])),
+            path("/tcpsim.v1.Simulator/Run"),
+            RawCodec,
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let first = pb::CommandResult::decode(&results.message().await.unwrap().unwrap()[..]).unwrap();
+    assert_eq!(first.tag, 7, "{first:?}");
+    let e = results.message().await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("Command"), "{e:?}");
+
+    // A zero-byte Send changes no state, so everything is as it was.
+    assert_eq!((srv.stats().await, states(&mut c, id).await), before);
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn graceful_shutdown_ends_open_streams_and_reports_not_serving() {
     let srv = virtual_server().await;

@@ -6,8 +6,10 @@
 //! growing the server's memory (batch sizes, page sizes, the Watch buffer; Run holds no buffer of
 //! its own: it reads a command only when its result can be sent), and the streams.
 
+pub mod codec;
 pub mod convert;
 pub mod proto;
+mod wire;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -384,10 +386,10 @@ fn command_result(
     pb::CommandResult {
         tag,
         result: Some(result.unwrap_or_else(|s| {
-            pb::command_result::Result::Error(pb::Error {
+            pb::command_result::Result::Error(Box::new(pb::Error {
                 code: s.code() as i32,
                 message: s.message().to_string(),
-            })
+            }))
         })),
     }
 }
@@ -443,8 +445,11 @@ impl Stream for RunResults {
             }
             let c = match Pin::new(&mut this.commands).poll_next(cx) {
                 Poll::Ready(Some(Ok(c))) => c,
-                // The client's side ended (or broke): so does ours.
-                Poll::Ready(_) => return Poll::Ready(None),
+                // A command that does not decode (INVALID_ARGUMENT, from the codec) or a broken
+                // stream: the stream ends with that status.
+                Poll::Ready(Some(Err(s))) => return Poll::Ready(Some(Err(s))),
+                // The client's side ended: so does ours.
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return this.pending(cx),
             };
             match this.ops.command(c) {
