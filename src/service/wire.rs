@@ -72,97 +72,96 @@ fn cast<A: 'static, B: 'static>(a: A) -> Option<B> {
 }
 
 fn command(bytes: &[u8]) -> Option<pb::Command> {
-    let mut r = Reader(bytes);
-    let mut c = pb::Command::default();
-    while !r.0.is_empty() {
-        match r.key()? {
-            (1, VARINT) => c.tag = r.varint()?,
-            (field, LEN) if c.op.is_none() => {
-                let m = r.len_delimited()?;
-                c.op = Some(match field {
-                    3 => {
-                        let [id, side, how] = flat(m)?;
-                        Op::Close(pb::CloseRequest {
-                            id,
-                            side: int32(side),
-                            how: int32(how),
-                        })
-                    }
-                    4 => {
-                        let [id, side] = flat(m)?;
-                        Op::Abort(pb::AbortRequest {
-                            id,
-                            side: int32(side),
-                        })
-                    }
-                    5 => {
-                        let [id, side, bytes] = flat(m)?;
-                        Op::Send(pb::SendRequest {
-                            id,
-                            side: int32(side),
-                            bytes: bytes as u32,
-                        })
-                    }
-                    8 => {
-                        let [id] = flat(m)?;
-                        Op::Get(Box::new(pb::GetRequest { id, tuple: None }))
-                    }
-                    9 => {
-                        let [] = flat(m)?;
-                        Op::Stats(pb::StatsRequest {})
-                    }
-                    10 => {
-                        let [millis] = flat(m)?;
-                        Op::AdvanceClock(pb::AdvanceClockRequest { millis })
-                    }
-                    11 => {
-                        let [id] = flat(m)?;
-                        Op::Remove(pb::RemoveRequest { id })
-                    }
-                    _ => return None,
-                });
+    let (tag, op) = tagged(bytes, |field, m| {
+        Some(match field {
+            3 => {
+                let [id, side, how] = flat(m)?;
+                Op::Close(pb::CloseRequest {
+                    id,
+                    side: int32(side),
+                    how: int32(how),
+                })
+            }
+            4 => {
+                let [id, side] = flat(m)?;
+                Op::Abort(pb::AbortRequest {
+                    id,
+                    side: int32(side),
+                })
+            }
+            5 => {
+                let [id, side, bytes] = flat(m)?;
+                Op::Send(pb::SendRequest {
+                    id,
+                    side: int32(side),
+                    bytes: bytes as u32,
+                })
+            }
+            8 => {
+                let [id] = flat(m)?;
+                Op::Get(Box::new(pb::GetRequest { id, tuple: None }))
+            }
+            9 => {
+                let [] = flat(m)?;
+                Op::Stats(pb::StatsRequest {})
+            }
+            10 => {
+                let [millis] = flat(m)?;
+                Op::AdvanceClock(pb::AdvanceClockRequest { millis })
+            }
+            11 => {
+                let [id] = flat(m)?;
+                Op::Remove(pb::RemoveRequest { id })
             }
             _ => return None,
-        }
-    }
-    Some(c)
+        })
+    })?;
+    Some(pb::Command { tag, op })
 }
 
 fn command_result(bytes: &[u8]) -> Option<pb::CommandResult> {
+    let (tag, result) = tagged(bytes, |field, m| {
+        Some(match field {
+            3 => {
+                let [id, client, server] = flat(m)?;
+                R::States(pb::ConnectionStates {
+                    id,
+                    client: int32(client),
+                    server: int32(server),
+                })
+            }
+            8 => {
+                let [now_ms, timers_fired] = flat(m)?;
+                R::AdvanceClock(pb::AdvanceClockResponse {
+                    now_ms,
+                    timers_fired,
+                })
+            }
+            9 => {
+                let [] = flat(m)?;
+                R::Removed(pb::RemoveResponse {})
+            }
+            _ => return None,
+        })
+    })?;
+    Some(pb::CommandResult { tag, result })
+}
+
+/// The shape `Command` and `CommandResult` share: a varint `tag` (field 1) and a oneof of
+/// messages, read by `variant(field, bytes)`. A second oneof member is left to prost, which merges
+/// or replaces.
+#[inline(always)]
+fn tagged<V>(bytes: &[u8], variant: impl Fn(u64, &[u8]) -> Option<V>) -> Option<(u64, Option<V>)> {
     let mut r = Reader(bytes);
-    let mut c = pb::CommandResult::default();
+    let (mut tag, mut one) = (0, None);
     while !r.0.is_empty() {
         match r.key()? {
-            (1, VARINT) => c.tag = r.varint()?,
-            (field, LEN) if c.result.is_none() => {
-                let m = r.len_delimited()?;
-                c.result = Some(match field {
-                    3 => {
-                        let [id, client, server] = flat(m)?;
-                        R::States(pb::ConnectionStates {
-                            id,
-                            client: int32(client),
-                            server: int32(server),
-                        })
-                    }
-                    8 => {
-                        let [now_ms, timers_fired] = flat(m)?;
-                        R::AdvanceClock(pb::AdvanceClockResponse {
-                            now_ms,
-                            timers_fired,
-                        })
-                    }
-                    9 => {
-                        let [] = flat(m)?;
-                        R::Removed(pb::RemoveResponse {})
-                    }
-                    _ => return None,
-                });
-            }
+            (1, VARINT) => tag = r.varint()?,
+            (field, LEN) if one.is_none() => one = Some(variant(field, r.len_delimited()?)?),
             _ => return None,
         }
     }
-    Some(c)
+    Some((tag, one))
 }
 
 const VARINT: u8 = 0;
