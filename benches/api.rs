@@ -218,7 +218,8 @@ fn main() {
             );
         }
         let (b, o, p) = (med(&base), med(&sends), med(&opens));
-        let (r, rs) = (med(&ratios(&sends, &base)), ratios(&sends, &base));
+        let rs = ratios(&sends, &base);
+        let r = med(&rs);
         println!("stream: Run {o:.0} Send operations/s; raw echo {b:.0} messages/s; ratio {r:.2} (target >= 0.70); rounds {rs:.2?}");
         println!("stream: Run {p:.0} Open operations/s (a whole AUTO handshake each); ratio {:.2} to the raw echo", med(&ratios(&opens, &base)));
         let _ = sim.table.verify();
