@@ -39,6 +39,11 @@ fn open_req(mode: pb::Mode) -> pb::OpenRequest {
     }
 }
 
+/// Opens one connection and returns its id.
+async fn open_id(c: &mut SimulatorClient<Channel>, r: pb::OpenRequest) -> u64 {
+    c.open(r).await.unwrap().into_inner().connections[0].id
+}
+
 const EST: i32 = pb::State::Established as i32;
 
 fn st(s: pb::State) -> i32 {
@@ -206,17 +211,15 @@ async fn every_rpc_on_its_normal_path() {
     );
 
     // MANUAL: the wire, Inject, Remove.
-    let m = c
-        .open(pb::OpenRequest {
+    let m = open_id(
+        &mut c,
+        pb::OpenRequest {
             iss: Some(100),
             server_iss: Some(300),
             ..open_req(pb::Mode::Manual)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .id;
+        },
+    )
+    .await;
     let w = c
         .wire(pb::WireRequest {
             id: m,
@@ -272,17 +275,15 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         .await
         .unwrap()
         .into_inner();
-    let id = c
-        .open(pb::OpenRequest {
+    let id = open_id(
+        &mut c,
+        pb::OpenRequest {
             iss: Some(1000),
             server_iss: Some(5000),
             ..open_req(pb::Mode::Manual)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .id;
+        },
+    )
+    .await;
     let c2s = pb::Direction::ClientToServer as i32;
     let s2c = pb::Direction::ServerToClient as i32;
     let deliver = |direction| pb::WireRequest {
@@ -431,13 +432,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
 async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
     let srv = virtual_server().await;
     let mut c = srv.client().await;
-    let id = c
-        .open(open_req(pb::Mode::Manual))
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .id;
+    let id = open_id(&mut c, open_req(pb::Mode::Manual)).await;
     let wire = |direction: pb::Direction, action: pb::WireAction| pb::WireRequest {
         id,
         direction: direction as i32,
@@ -512,23 +507,15 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         .into_inner()
         .connections[0]
         .clone();
-    let manual = c
-        .open(open_req(pb::Mode::Manual))
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .id;
-    let ext = c
-        .open(pb::OpenRequest {
+    let manual = open_id(&mut c, open_req(pb::Mode::Manual)).await;
+    let ext = open_id(
+        &mut c,
+        pb::OpenRequest {
             role: pb::Side::Server as i32,
             ..open_req(pb::Mode::External)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .id;
+        },
+    )
+    .await;
     c.close(pb::CloseRequest {
         id: auto.id,
         side: pb::Side::Client as i32,
@@ -1002,13 +989,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                 } else {
                     pb::Mode::Auto
                 };
-                let id = c
-                    .open(open_req(mode))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .connections[0]
-                    .id;
+                let id = open_id(&mut c, open_req(mode)).await;
                 let _ = c
                     .send(pb::SendRequest {
                         id,
@@ -1181,13 +1162,7 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
     use prost::Message;
     let srv = virtual_server().await;
     let mut c = srv.client().await;
-    let id = c
-        .open(open_req(pb::Mode::Auto))
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .id;
+    let id = open_id(&mut c, open_req(pb::Mode::Auto)).await;
     let before = (srv.stats().await, states(&mut c, id).await);
     let channel = Channel::from_shared(srv.url.clone())
         .unwrap()
@@ -1197,17 +1172,17 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
     let mut grpc = tonic::client::Grpc::new(channel);
     let path = |m: &'static str| http::uri::PathAndQuery::from_static(m);
     // A Send whose id varint never ends (what a broken client might write).
-    let send = pb::SendRequest {
+    let mut cut = pb::SendRequest {
         id,
         side: pb::Side::Client as i32,
         bytes: 10,
     }
     .encode_to_vec();
-    let cut = send[..2].to_vec();
+    cut.truncate(2);
     grpc.ready().await.unwrap();
     let e = grpc
         .unary(
-            Request::new(cut.clone()),
+            Request::new(cut),
             path("/tcpsim.v1.Simulator/Send"),
             RawCodec,
         )
