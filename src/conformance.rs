@@ -170,7 +170,7 @@ impl Engine for InProcess {
 
     fn advance_to(&mut self, t: u64) -> Result<(), String> {
         // Fire each timer at its own deadline, in order, so emission times are exact.
-        while let Some(timer) = self.ext.endpoint.timer() {
+        while let Some(timer) = self.ext.endpoint.timer(self.now) {
             if timer.deadline > t {
                 break;
             }

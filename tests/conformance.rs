@@ -18,7 +18,7 @@ fn scenario(name: &str) -> Scenario {
 fn every_shipped_scenario_passes_with_both_iss_variants() {
     let files = conformance::collect(&[dir()]).unwrap();
     assert!(
-        files.len() >= 29,
+        files.len() >= 30,
         "found only {} scenario files",
         files.len()
     );
@@ -59,13 +59,13 @@ fn run(sc: &Scenario) -> Result<(), conformance::Mismatch> {
 
 #[test]
 fn a_wrong_expected_segment_fails_at_its_step() {
-    let mut sc = scenario("passive-open.json");
-    let Step::Expect { seq, .. } = &mut sc.steps[2] else {
-        panic!("step 2 is the SYN-ACK")
+    let mut sc = scenario("srv-passive-open.json");
+    let Step::Expect { seq, .. } = &mut sc.steps[3] else {
+        panic!("step 3 is the SYN-ACK")
     };
     *seq += 1;
     let m = run(&sc).unwrap_err();
-    assert_eq!((m.step, m.op), (2, "expect"));
+    assert_eq!((m.step, m.op), (3, "expect"));
     assert!(
         m.expected.contains("seq=1") && m.got.contains("seq=0"),
         "{m}"
@@ -74,21 +74,21 @@ fn a_wrong_expected_segment_fails_at_its_step() {
 
 #[test]
 fn a_wrong_state_fails_at_its_step() {
-    let mut sc = scenario("passive-open.json");
-    sc.steps[5] = Step::State {
+    let mut sc = scenario("srv-passive-open.json");
+    sc.steps[6] = Step::State {
         is: "CLOSE_WAIT".into(),
     };
     let m = run(&sc).unwrap_err();
     assert_eq!(
         (m.step, m.op, m.expected.as_str(), m.got.as_str()),
-        (5, "state", "CLOSE_WAIT", "ESTABLISHED")
+        (6, "state", "CLOSE_WAIT", "ESTABLISHED")
     );
 }
 
 #[test]
 fn an_unexpected_segment_fails_before_the_next_inject() {
-    let mut sc = scenario("passive-open.json");
-    sc.steps.remove(2); // drop the expectation of the SYN-ACK
+    let mut sc = scenario("srv-passive-open.json");
+    sc.steps.remove(3); // drop the expectation of the SYN-ACK
     let m = run(&sc).unwrap_err();
     assert_eq!(m.op, "inject");
     assert!(m.got.contains("SYN|ACK"), "{m}");
@@ -97,7 +97,7 @@ fn an_unexpected_segment_fails_before_the_next_inject() {
 #[test]
 fn an_unexpected_segment_fails_at_the_end_of_the_file() {
     let mut sc = scenario("srv-data-retransmit.json");
-    sc.steps.truncate(9); // stop after the first retransmission's expect is removed
+    sc.steps.truncate(10); // stop after the data's expect, before the retransmission's
     sc.steps.push(Step::Advance { ms: 200 });
     let m = run(&sc).unwrap_err();
     assert_eq!(m.op, "end of file");
@@ -109,24 +109,24 @@ fn a_segment_outside_the_time_tolerance_fails() {
     // runner looks 25 ms ahead and finds nothing; scripted 50 ms late, the segment it finds was
     // emitted too early.
     let mut early = scenario("srv-data-retransmit.json");
-    let Step::Advance { ms } = &mut early.steps[9] else {
-        panic!("step 9 advances")
+    let Step::Advance { ms } = &mut early.steps[10] else {
+        panic!("step 10 advances")
     };
     *ms = 150;
     let m = run(&early).unwrap_err();
     assert_eq!(
         (m.step, m.op, m.got.as_str()),
-        (10, "expect", "no segment"),
+        (11, "expect", "no segment"),
         "{m}"
     );
 
     let mut late = scenario("srv-data-retransmit.json");
-    let Step::Advance { ms } = &mut late.steps[9] else {
-        panic!("step 9 advances")
+    let Step::Advance { ms } = &mut late.steps[10] else {
+        panic!("step 10 advances")
     };
     *ms = 250;
     let m = run(&late).unwrap_err();
-    assert_eq!((m.step, m.op), (10, "expect"));
+    assert_eq!((m.step, m.op), (11, "expect"));
     assert!(
         m.got.ends_with("at 210 ms") && m.expected.ends_with("at 260 ms"),
         "{m}"
@@ -165,7 +165,7 @@ fn cli_reports_unparseable_and_failing_files_and_exits_non_zero() {
     let mut bad = std::fs::read_to_string(dir().join("srv-rst-exact.json")).unwrap();
     bad = bad.replace("\"is\": \"CLOSED\"", "\"is\": \"LISTEN\"");
     std::fs::write(tmp.join("wrong.json"), bad).unwrap();
-    std::fs::copy(dir().join("passive-open.json"), tmp.join("ok.json")).unwrap();
+    std::fs::copy(dir().join("srv-passive-open.json"), tmp.join("ok.json")).unwrap();
 
     let out = Command::new(env!("CARGO_BIN_EXE_tcpsim"))
         .arg("conformance")
@@ -188,7 +188,7 @@ fn cli_reports_unparseable_and_failing_files_and_exits_non_zero() {
         "{stdout}"
     );
     assert!(
-        line("wrong.json").contains("step 8 (state): expected LISTEN, got CLOSED"),
+        line("wrong.json").contains("step 9 (state): expected LISTEN, got CLOSED"),
         "{stdout}"
     );
     assert!(line("ok.json").starts_with("pass"), "{stdout}");

@@ -94,15 +94,20 @@ impl Conn {
         }
     }
 
-    pub fn deadline(&self) -> Option<u64> {
+    /// The earliest armed deadline, on a clock that stands at `now`.
+    pub fn deadline(&self, now: u64) -> Option<u64> {
         match self {
-            Conn::Pair(p) => p.deadline(),
-            Conn::External(x, _) => x.endpoint.timer().map(|t| t.deadline),
+            Conn::Pair(p) => p.deadline(now),
+            Conn::External(x, _) => x.endpoint.timer(now).map(|t| t.deadline),
         }
     }
 
+    fn has_timer(&self) -> bool {
+        self.timers().iter().any(Option::is_some)
+    }
+
     fn timers(&self) -> [Option<TimerKind>; 2] {
-        let kind = |side| self.endpoint(side).and_then(|e| e.timer()).map(|t| t.kind);
+        let kind = |side| self.endpoint(side).and_then(Endpoint::timer_kind);
         [kind(Side::Client), kind(Side::Server)]
     }
 
@@ -713,6 +718,7 @@ impl Table {
         before: [Option<TimerKind>; 2],
         filed: Option<Option<u64>>,
         conn: &Conn,
+        now: u64,
     ) {
         let after = conn.timers();
         for (b, a) in before.into_iter().zip(after) {
@@ -725,7 +731,7 @@ impl Table {
                 }
             }
         }
-        let deadline = conn.deadline();
+        let deadline = conn.deadline(now);
         if filed != Some(deadline) {
             self.file_timer(id, deadline);
         }
@@ -752,9 +758,11 @@ impl Table {
         self.counters.with(|c| {
             let mut result = None;
             let removed = self.map.remove_if_mut(&id, |_, conn| {
+                // Any time near the deadlines resolves them (see `Endpoint::timer`).
+                let now = self.clock.now();
                 let timers = conn.timers();
                 let filed = match filed {
-                    Filed::Deadline => Some(conn.deadline()),
+                    Filed::Deadline => Some(conn.deadline(now)),
                     // Acquire: pairs with the Release of a filing for `id` made before its
                     // caller let go of the shard lock we now hold.
                     Filed::Polled { wheel, filings }
@@ -769,7 +777,7 @@ impl Table {
                     events: self.events_for(id),
                 };
                 let r = op(conn, &mut tally);
-                self.sync_timers(c, id, timers, filed, conn);
+                self.sync_timers(c, id, timers, filed, conn, now);
                 let reap = conn.reapable();
                 if reap {
                     // Under the shard lock, so that an open of this 4-tuple sees the entry or
@@ -794,8 +802,8 @@ impl Table {
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
                 c.leave(side, ep.state());
-                if let Some(t) = ep.timer() {
-                    c.timer_disarmed(t.kind);
+                if let Some(kind) = ep.timer_kind() {
+                    c.timer_disarmed(kind);
                 }
             }
         }
@@ -924,7 +932,7 @@ impl Table {
                     }
                 });
                 r.expect("a fresh endpoint accepts listen and connect");
-                self.sync_timers(c, id, [None, None], Some(None), &conn);
+                self.sync_timers(c, id, [None, None], Some(None), &conn, now);
                 let states = states_of(&conn);
                 slot.insert(Box::new(conn));
                 c.opened();
@@ -956,7 +964,7 @@ impl Table {
                     unreachable!("checked above")
                 };
                 let iss = spec.iss.map_or(p.server.rcv_nxt() + (1 << 20), SeqNum);
-                let (timers, deadline) = (conn.timers(), conn.deadline());
+                let (timers, deadline) = (conn.timers(), conn.deadline(now));
                 let Conn::Pair(p) = conn else {
                     unreachable!("checked above")
                 };
@@ -964,7 +972,7 @@ impl Table {
                 SCRATCH
                     .with_borrow_mut(|scratch| p.reconnect(cfg, now, iss, scratch, &mut tally))
                     .map_err(tcp_err(Side::Client))?;
-                self.sync_timers(c, id, timers, Some(deadline), conn);
+                self.sync_timers(c, id, timers, Some(deadline), conn, now);
                 c.opened();
                 Ok(Opened {
                     id,
@@ -1200,7 +1208,7 @@ impl Table {
             .remove_if(&id, |_, conn| {
                 // Under the shard lock, as in `with_conn_synced`: see `forget`.
                 self.ports.release(&self.addrs, id);
-                if conn.deadline().is_some() {
+                if conn.has_timer() {
                     self.file_timer(id, None);
                 }
                 true
@@ -1219,6 +1227,7 @@ impl Table {
 
     fn info(&self, id: ConnId, conn: &Conn) -> ConnInfo {
         let cfg = &self.tcp;
+        let now = self.clock.now();
         let sides = conn
             .sides()
             .iter()
@@ -1232,11 +1241,11 @@ impl Table {
                 snd_nxt: ep.snd_nxt(),
                 snd_wnd: ep.snd_wnd(),
                 rcv_nxt: ep.rcv_nxt(),
-                rcv_wnd: ep.rcv_wnd(cfg),
+                rcv_wnd: cfg.rcv_wnd,
                 unsent: ep.unsent(),
                 srtt_ms: ep.srtt(),
                 rto_ms: ep.rto_ms(cfg),
-                timer: ep.timer(),
+                timer: ep.timer(now),
             })
             .collect();
         let wire = match conn {
@@ -1336,12 +1345,12 @@ impl Table {
             for &side in conn.sides() {
                 if let Some(ep) = conn.endpoint(side) {
                     scan.occupancy[counters::side_ix(side)][ep.state() as usize] += 1;
-                    if let Some(t) = ep.timer() {
-                        scan.timers_pending[counters::timer_ix(t.kind)] += 1;
+                    if let Some(kind) = ep.timer_kind() {
+                        scan.timers_pending[counters::timer_ix(kind)] += 1;
                     }
                 }
             }
-            if conn.deadline().is_some() {
+            if conn.has_timer() {
                 scan.connections_with_timers += 1;
             }
             if addr::tracks(&self.addrs, id) {
@@ -1356,8 +1365,9 @@ impl Table {
     pub fn check_wheel(&self) -> Result<(), String> {
         let mut with_timers = 0;
         let mut err = None;
+        let now = self.clock.now();
         self.for_each(|id, conn| {
-            let want = conn.deadline();
+            let want = conn.deadline(now);
             let got = self.wheel(id).deadline(id.0);
             if want.is_some() {
                 with_timers += 1;
@@ -1503,7 +1513,7 @@ impl Table {
             for &side in conn.sides() {
                 if let Some(t) = conn
                     .endpoint(side)
-                    .and_then(Endpoint::timer)
+                    .and_then(|e| e.timer(now))
                     .filter(|t| t.deadline <= now)
                 {
                     tally.counters.timer_fired(t.kind);

@@ -469,15 +469,19 @@ fn timer_path_sets_the_wheel_anew_only_if_something_was_filed_after_its_poll() {
             ..TableConfig::default()
         },
         tcp::Config {
-            syn_retries: 0, // the first SYN timeout gives up: CLOSED, no timer left
+            // One SYN retransmission, at 1 s; the timeout after it gives up: CLOSED, no timer.
+            syn_retries: 1,
+            syn_linear_timeouts: 0,
             ..tcp::Config::default()
         },
     );
-    // A MANUAL pair's SYN timer, taken out of its wheel by the timer path's poll, and what the
-    // poll knew then.
+    // A MANUAL pair's last SYN timer, taken out of its wheel by the timer path's poll, and what
+    // the poll knew then.
     let polled_syn_timer = |t: &Table| {
         let id = t.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
-        let d = t.map.get(&id).unwrap().deadline().expect("the SYN timer");
+        t.advance(1000).unwrap(); // the one retransmission
+        let d = t.map.get(&id).unwrap().deadline(t.now()).expect("the SYN timer");
+        t.clock.set(d); // as `advance` does before it polls
         let (wheel, mut due) = (Table::wheel_of(id), vec![]);
         let (_, filings) = t.poll_wheel(wheel, d, 16, &mut due);
         assert_eq!(due, [(id.0, d)]);

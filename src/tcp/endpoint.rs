@@ -95,17 +95,24 @@ impl std::fmt::Display for Call {
 /// RFC 9293 §3.7.1: the send MSS when the peer announced none.
 pub const DEFAULT_PEER_MSS: u16 = 536;
 
-const NO_TIMER: u64 = u64::MAX;
+/// The longest timer an endpoint can hold: its deadline is kept as the low 32 bits of the
+/// caller's clock (as Linux keeps `tcp_jiffies32`), which is unambiguous within 2^31 ms of now.
+/// `Config::validate` keeps every timer under it.
+pub const MAX_TIMER_MS: u64 = (1 << 31) - 1;
+
+/// Linux's `TCP_TIMEOUT_MIN`, the shortest timer it arms: 2 jiffies, 8 ms at the recording
+/// kernel's HZ of 250.
+pub const TCP_TIMEOUT_MIN_MS: u64 = 8;
 
 // Bits of `Endpoint::bits`.
 /// The user closed (not just shut down): data arriving now is answered with RST, and FIN-WAIT-2
-/// times out (Linux `tcp_fin_timeout`).
+/// times out (Linux `tcp_fin_timeout`), where the profile says so.
 const ORPHANED: u8 = 1 << 0;
 /// The connection came from a passive open: a reset or timed-out SYN-RECEIVED returns to LISTEN.
 const PASSIVE: u8 = 1 << 1;
 /// A segment sent at `rtt_start` is being timed (Karn: never a retransmitted one).
 const RTT_PENDING: u8 = 1 << 2;
-/// `srtt` and `rttvar` hold at least one sample.
+/// `srtt`, `rttvar` and `mdev` hold at least one sample.
 const RTT_VALID: u8 = 1 << 3;
 /// The user asked for a FIN (shutdown or close); it follows the last queued byte.
 const FIN_QUEUED: u8 = 1 << 4;
@@ -114,13 +121,13 @@ const FIN_SENT: u8 = 1 << 5;
 /// A retransmission timeout happened; each ACK that advances SND.UNA resends the next segment,
 /// until everything outstanding is acknowledged.
 const RECOVERY: u8 = 1 << 6;
+/// The timer is armed, at `deadline`.
+const ARMED: u8 = 1 << 7;
 
-/// One endpoint. 48 bytes: fields are ordered for packing, and anything that can be derived
-/// (the timer's kind, RCV.WND, the RTO) is.
+/// One endpoint. 48 bytes: fields are ordered for packing, times are 32 bits wide, and anything
+/// that can be derived (the timer's kind, RCV.WND, the RTO) is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    /// When the timer falls due; `NO_TIMER` when none is armed.
-    deadline: u64,
     iss: SeqNum,
     irs: SeqNum,
     snd_una: SeqNum,
@@ -128,14 +135,22 @@ pub struct Endpoint {
     rcv_nxt: SeqNum,
     /// Bytes the user has sent that have not yet been put in a segment.
     unsent: u32,
+    /// When the timer falls due (low 32 bits of the caller's clock), while `ARMED`.
+    deadline: u32,
     /// When the timed segment was sent (low 32 bits of `now`). In SYN-SENT, when the first SYN
-    /// was sent: the start of the connect's time budget.
+    /// was sent: the start of the connect's time budget. While retransmitting data or FIN, when
+    /// the segment at SND.UNA was first sent (Linux `retrans_stamp`): the start of the retry
+    /// budget.
     rtt_start: u32,
     /// SND.WND (no window scaling, so 16 bits).
     snd_wnd: u16,
-    /// Smoothed RTT and RTT variance (RFC 6298), in ms.
+    /// Smoothed RTT, in ms.
     srtt: u16,
+    /// The RTO's variance term, in ms: Linux's `rttvar` (at least `rto_min_ms`), or RFC 6298's
+    /// RTTVAR under the `rfc9293` profile.
     rttvar: u16,
+    /// Linux's `mdev`: four times the mean deviation of the RTT samples, in ms.
+    mdev: u16,
     /// Effective send MSS: the smaller of ours and the peer's.
     mss: u16,
     state: State,
@@ -154,17 +169,18 @@ impl Endpoint {
     /// A fresh endpoint in CLOSED.
     pub const fn new() -> Endpoint {
         Endpoint {
-            deadline: NO_TIMER,
             iss: SeqNum(0),
             irs: SeqNum(0),
             snd_una: SeqNum(0),
             snd_nxt: SeqNum(0),
             rcv_nxt: SeqNum(0),
             unsent: 0,
+            deadline: 0,
             rtt_start: 0,
             snd_wnd: 0,
             srtt: 0,
             rttvar: 0,
+            mdev: 0,
             mss: DEFAULT_PEER_MSS,
             state: State::Closed,
             retries: 0,
@@ -195,18 +211,12 @@ impl Endpoint {
     pub fn rcv_nxt(&self) -> SeqNum {
         self.rcv_nxt
     }
-    pub fn rcv_wnd(&self, cfg: &Config) -> u16 {
-        cfg.rcv_wnd
-    }
     /// Bytes queued by the user and not yet sent.
     pub fn unsent(&self) -> u32 {
         self.unsent
     }
     pub fn mss(&self) -> u16 {
         self.mss
-    }
-    pub fn retries(&self) -> u8 {
-        self.retries
     }
     /// The smoothed RTT in ms, once there is a sample.
     pub fn srtt(&self) -> Option<u16> {
@@ -220,30 +230,27 @@ impl Endpoint {
         self.has(PASSIVE)
     }
 
-    /// The armed timer, if any.
-    pub fn timer(&self) -> Option<Timer> {
-        if self.deadline == NO_TIMER {
-            return None;
-        }
+    /// The armed timer, if any, with its deadline on the caller's clock. `now` is any time within
+    /// `MAX_TIMER_MS` of the deadline (the caller's clock as it stands): the endpoint keeps only
+    /// the deadline's low 32 bits.
+    pub fn timer(&self, now: u64) -> Option<Timer> {
         Some(Timer {
-            deadline: self.deadline,
+            deadline: self.deadline_at(now)?,
             kind: self.timer_kind()?,
         })
     }
 
-    /// The current RTO before backoff (RFC 6298 §2, with Linux's 200 ms floor).
-    pub fn rto_ms(&self, cfg: &Config) -> u64 {
-        if !self.has(RTT_VALID) {
-            return u64::from(cfg.rto_initial_ms);
+    /// What the armed timer is for, if one is armed.
+    pub fn timer_kind(&self) -> Option<TimerKind> {
+        if self.has(ARMED) {
+            self.state_timer()
+        } else {
+            None
         }
-        let var = (4 * u64::from(self.rttvar)).max(1); // max(G, K·RTTVAR) with G = 1 ms
-        (u64::from(self.srtt) + var)
-            .max(u64::from(cfg.rto_min_ms))
-            .min(u64::from(cfg.rto_max_ms))
     }
 
-    /// The timer's kind follows from the state, so it is not stored.
-    fn timer_kind(&self) -> Option<TimerKind> {
+    /// The kind of timer the state runs, armed or not.
+    fn state_timer(&self) -> Option<TimerKind> {
         match self.state {
             State::Closed | State::Listen => None,
             State::SynSent => Some(TimerKind::Syn),
@@ -252,6 +259,40 @@ impl Endpoint {
             State::TimeWait => Some(TimerKind::TimeWait),
             _ => Some(TimerKind::Retransmit),
         }
+    }
+
+    /// The deadline, recovered from its low 32 bits and a `now` within `MAX_TIMER_MS` of it.
+    fn deadline_at(&self, now: u64) -> Option<u64> {
+        if !self.has(ARMED) {
+            return None;
+        }
+        let ahead = i64::from(self.deadline.wrapping_sub(now as u32) as i32);
+        Some(now.saturating_add_signed(ahead))
+    }
+
+    fn arm(&mut self, at: u64) {
+        self.deadline = at as u32;
+        self.set(ARMED);
+    }
+
+    fn disarm(&mut self) {
+        self.clear(ARMED);
+    }
+
+    /// The current RTO before backoff: Linux's `tcp_set_rto` (SRTT + RTTVAR) or RFC 6298's
+    /// max(`rto_min_ms`, SRTT + max(G, 4·RTTVAR)) with G = 1 ms; the initial RTO before any
+    /// sample; never above `rto_max_ms`.
+    pub fn rto_ms(&self, cfg: &Config) -> u64 {
+        if !self.has(RTT_VALID) {
+            return u64::from(cfg.rto_initial_ms);
+        }
+        let (srtt, rttvar) = (u64::from(self.srtt), u64::from(self.rttvar));
+        let rto = if cfg.profile.rtt_estimator {
+            srtt + rttvar
+        } else {
+            (srtt + (4 * rttvar).max(1)).max(u64::from(cfg.rto_min_ms))
+        };
+        rto.min(u64::from(cfg.rto_max_ms))
     }
 
     fn has(&self, bit: u8) -> bool {
@@ -282,16 +323,10 @@ impl Endpoint {
         }
         self.state = to;
         match to {
-            State::TimeWait => self.deadline = now + cfg.time_wait_ms(),
-            State::FinWait2 => {
-                self.deadline = if self.has(ORPHANED) {
-                    now + u64::from(cfg.fin_timeout_ms)
-                } else {
-                    NO_TIMER
-                }
-            }
+            State::TimeWait => self.arm(now + cfg.time_wait_ms()),
+            State::FinWait2 => self.arm_fin_timeout(cfg, now),
             State::Closed | State::Listen => {
-                self.deadline = NO_TIMER;
+                self.disarm();
                 self.retries = 0;
                 self.unsent = 0;
                 self.clear(RTT_PENDING | RECOVERY);
@@ -299,6 +334,16 @@ impl Endpoint {
             _ => {}
         }
         out.transition(Transition { from, to, cause });
+    }
+
+    /// FIN-WAIT-2 has a timer only when orphaned, where Linux makes it a timewait sock that lives
+    /// `tcp_fin_timeout`; a socket only shut down waits for the peer's FIN for ever.
+    fn arm_fin_timeout(&mut self, cfg: &Config, now: u64) {
+        if self.has(ORPHANED) && cfg.profile.orphan_fin_timeout {
+            self.arm(now + u64::from(cfg.fin_timeout_ms));
+        } else {
+            self.disarm();
+        }
     }
 
     // ---- user calls (RFC 9293 §3.10.1–§3.10.5) ----------------------------------------------
@@ -333,7 +378,7 @@ impl Endpoint {
         self.snd_una = iss;
         self.snd_nxt = iss + 1;
         self.start_rtt(now);
-        self.deadline = now + cfg.syn_interval_ms(0);
+        self.arm(now + cfg.syn_interval_ms(0));
         self.send_syn(cfg, false, out);
         self.set_state(cfg, now, State::SynSent, Cause::Connect, out);
         Ok(())
@@ -388,14 +433,15 @@ impl Endpoint {
     }
 
     /// Full close: as shutdown, and the application is gone (Linux orphans the socket): data
-    /// arriving afterwards is answered with RST and FIN-WAIT-2 times out.
+    /// arriving afterwards is answered with RST and FIN-WAIT-2 times out, where the profile
+    /// follows Linux.
     pub fn close(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.check_fin_call(false)?;
         if self.has(FIN_QUEUED) {
             // Already shut down: only the orphaning is new.
             self.set(ORPHANED);
             if self.state == State::FinWait2 {
-                self.deadline = now + u64::from(cfg.fin_timeout_ms);
+                self.arm_fin_timeout(cfg, now);
             }
             return Ok(());
         }
@@ -418,8 +464,9 @@ impl Endpoint {
         }
     }
 
-    /// ABORT (Linux: `SO_LINGER` 0 then close). RST <SEQ=SND.NXT><ACK=RCV.NXT> where Linux sends
-    /// one (`tcp_need_reset`), then CLOSED.
+    /// ABORT (Linux: `SO_LINGER` 0 then close). An RST <SEQ=SND.NXT> in the states where both
+    /// Linux (`tcp_need_reset`) and RFC 9293 §3.10.5 send one, with <ACK=RCV.NXT> as Linux's
+    /// `tcp_send_active_reset` adds; then CLOSED.
     pub fn abort(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.require(Call::Abort, self.state != State::Closed)?;
         if matches!(
@@ -430,7 +477,12 @@ impl Endpoint {
                 | State::FinWait2
                 | State::CloseWait
         ) {
-            out.segment(self.make(cfg, Flags::RST | Flags::ACK, self.snd_nxt, 0));
+            let flags = if cfg.profile.abort_rst_ack {
+                Flags::RST | Flags::ACK
+            } else {
+                Flags::RST
+            };
+            out.segment(self.make(cfg, flags, self.snd_nxt, 0));
         }
         self.set_state(cfg, now, State::Closed, Cause::Abort, out);
         Ok(())
@@ -452,11 +504,11 @@ impl Endpoint {
     /// The timer fell due (or the caller's clock passed it). Does nothing if none is due at `now`.
     /// Returns whether a timer fired.
     pub fn on_timeout(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> bool {
-        if self.deadline == NO_TIMER || now < self.deadline {
+        let Some(deadline) = self.deadline_at(now).filter(|&d| d <= now) else {
             return false;
-        }
+        };
         let Some(kind) = self.timer_kind() else {
-            self.deadline = NO_TIMER;
+            self.disarm();
             return false;
         };
         match kind {
@@ -468,6 +520,7 @@ impl Endpoint {
             }
             TimerKind::Syn => self.syn_timeout(cfg, now, out),
             TimerKind::SynAck => {
+                // Linux's request sock (`inet_rtx_syn_ack`): a count, and no time budget.
                 let limit = if self.has(PASSIVE) {
                     cfg.synack_retries
                 } else {
@@ -477,42 +530,65 @@ impl Endpoint {
                     self.give_up(cfg, now, out);
                 } else {
                     self.retransmit(cfg, out);
-                    self.deadline = now
-                        + backoff(
+                    self.arm(
+                        now + backoff(
                             u64::from(cfg.rto_initial_ms),
                             self.retries.into(),
                             cfg.rto_max_ms.into(),
-                        );
+                        ),
+                    );
                 }
             }
             TimerKind::Retransmit => {
                 if self.snd_una == self.snd_nxt && self.unsent == 0 {
-                    self.deadline = NO_TIMER; // nothing left to retransmit
-                } else if self.retries >= cfg.data_retries {
+                    self.disarm(); // nothing left to retransmit
+                } else if self.retries_exhausted(cfg, now) {
                     self.give_up(cfg, now, out);
                 } else {
+                    if self.retries == 0 {
+                        // Linux's `retrans_stamp`: the retry budget runs from when the segment
+                        // now at SND.UNA went out, which is when this timer was armed.
+                        self.rtt_start = deadline.saturating_sub(self.rto_ms(cfg)) as u32;
+                    }
                     self.retransmit(cfg, out);
                     self.set(RECOVERY);
-                    self.deadline = now + self.backed_off_rto(cfg);
+                    self.arm(now + self.backed_off_rto(cfg));
                 }
             }
         }
         true
     }
 
-    /// Linux's connect timer: retransmit on the linear-then-doubling schedule up to the retry
-    /// limit, and give up at the first timeout after the time budget (`tcp_model_timeout`).
+    /// Whether data or FIN retransmission must give up now: after `tcp_retries2` (or, for an
+    /// orphan, `tcp_orphan_retries`) retransmissions, counted as Linux's `retransmits_timed_out`
+    /// does (the time budget of `tcp_model_timeout` from the RTO floor, since the first
+    /// transmission) or, under `rfc9293`, one by one.
+    fn retries_exhausted(&self, cfg: &Config, now: u64) -> bool {
+        if self.retries == 0 {
+            return false;
+        }
+        let limit = cfg.retries_limit(self.has(ORPHANED));
+        if cfg.profile.model_timeout {
+            let elapsed = u64::from((now as u32).wrapping_sub(self.rtt_start));
+            elapsed >= cfg.model_timeout_ms(limit, cfg.rto_min_ms)
+        } else {
+            self.retries >= limit
+        }
+    }
+
+    /// The connect timer (`tcp_retransmit_timer` in SYN-SENT): retransmit on the
+    /// linear-then-doubling schedule; give up after `syn_retries` + `syn_linear_timeouts`
+    /// retransmissions or, under Linux's profile, at the first timeout past the time budget of
+    /// `tcp_model_timeout` (`tcp_write_timeout`).
     fn syn_timeout(&mut self, cfg: &Config, now: u64, out: &mut impl Output) {
+        let done = u16::from(self.retries);
         let elapsed = u64::from((now as u32).wrapping_sub(self.rtt_start));
-        let budget = cfg.syn_budget_ms();
-        if (self.retries > 0 && elapsed >= budget) || cfg.max_syn_retransmits() == 0 {
+        let over_budget = cfg.profile.model_timeout && done > 0 && elapsed >= cfg.syn_budget_ms();
+        if done >= cfg.max_syn_retransmits() || over_budget {
             self.give_up(cfg, now, out);
-        } else if self.retries >= cfg.max_syn_retransmits() {
-            // Out of retransmissions but not of time: wait for the budget to end.
-            self.deadline = now + budget.saturating_sub(elapsed).max(1);
         } else {
             self.retransmit(cfg, out);
-            self.deadline = now + cfg.syn_interval_ms(self.retries);
+            self.arm(now + cfg.syn_interval_ms(self.retries.into()));
         }
     }
 
@@ -581,8 +657,15 @@ impl Endpoint {
                 | State::LastAck
                 | State::Closing
         );
-        if !may_send || self.snd_una == self.iss {
-            return 0; // data waits for the handshake
+        if !may_send {
+            return 0;
+        }
+        if self.snd_una == self.iss {
+            // Our SYN is unacknowledged: data waits for the handshake. RFC 9293 §3.10.4 sends a
+            // lone FIN from SYN-RECEIVED at once; Linux waits for the ACK of the SYN.
+            if cfg.profile.fin_after_syn_acked || self.unsent > 0 {
+                return 0;
+            }
         }
         let mut sent = 0;
         while self.unsent > 0 {
@@ -612,8 +695,8 @@ impl Endpoint {
         }
         // Arm the retransmission timer for what is in flight, or the persist timer when data
         // waits on a zero window (RFC 9293 §3.8.6.1).
-        if self.deadline == NO_TIMER && (self.snd_una != self.snd_nxt || self.unsent > 0) {
-            self.deadline = now + self.backed_off_rto(cfg);
+        if !self.has(ARMED) && (self.snd_una != self.snd_nxt || self.unsent > 0) {
+            self.arm(now + self.backed_off_rto(cfg));
         }
         sent
     }
@@ -698,7 +781,9 @@ impl Endpoint {
             State::Closed => Self::send_reset_for(seg, out),
             State::Listen => self.listen_arrives(cfg, now, seg, out),
             State::SynSent => self.syn_sent_arrives(cfg, now, seg, out),
-            State::TimeWait => self.time_wait_arrives(cfg, now, seg, out),
+            State::TimeWait if cfg.profile.timewait_state_process => {
+                self.time_wait_arrives(cfg, now, seg, out)
+            }
             _ => self.synchronized_arrives(cfg, now, seg, out),
         }
     }
@@ -715,25 +800,35 @@ impl Endpoint {
         if !seg.has(Flags::SYN) {
             return;
         }
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq + 1;
+        self.take_syn(cfg, seg);
         self.snd_una = self.iss;
         self.snd_nxt = self.iss + 1;
+        self.start_rtt(now);
+        self.arm(now + u64::from(cfg.rto_initial_ms));
+        self.send_syn(cfg, true, out);
+        self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
+    }
+
+    /// The peer's SYN: IRS, RCV.NXT, its window and MSS.
+    fn take_syn(&mut self, cfg: &Config, seg: &Segment) {
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
         self.snd_wnd = seg.wnd;
         self.mss = cfg
             .mss
             .min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
         self.retries = 0;
-        self.start_rtt(now);
-        self.deadline = now + u64::from(cfg.rto_initial_ms);
-        self.send_syn(cfg, true, out);
-        self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
     }
 
     /// §3.10.7.3.
     fn syn_sent_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         if seg.has(Flags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
-            // Acknowledges something we never sent: <SEQ=SEG.ACK><CTL=RST>, stay in SYN-SENT.
+            // Acknowledges something we never sent: <SEQ=SEG.ACK><CTL=RST> (none for an RST),
+            // stay in SYN-SENT. Linux also takes it as a hint that our SYN was lost, and resends
+            // it at once if it was never resent (`tcp_rcv_synsent_state_process`).
+            if cfg.profile.syn_sent_bad_ack_resend && self.retries == 0 {
+                self.arm(now + TCP_TIMEOUT_MIN_MS);
+            }
             Self::send_reset_for(seg, out);
             return;
         }
@@ -746,12 +841,7 @@ impl Endpoint {
         if !seg.has(Flags::SYN) {
             return;
         }
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq + 1;
-        self.mss = cfg
-            .mss
-            .min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
-        self.snd_wnd = seg.wnd;
+        self.take_syn(cfg, seg);
         if seg.has(Flags::ACK) {
             self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
             self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
@@ -762,15 +852,15 @@ impl Endpoint {
             }
         } else {
             // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, SYN-RECEIVED.
-            self.retries = 0;
             self.clear(RTT_PENDING);
-            self.deadline = now + u64::from(cfg.rto_initial_ms);
+            self.arm(now + u64::from(cfg.rto_initial_ms));
             self.send_syn(cfg, true, out);
             self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
         }
     }
 
-    /// §3.10.7.4 for SYN-RECEIVED through LAST-ACK.
+    /// §3.10.7.4 for SYN-RECEIVED through LAST-ACK (and TIME-WAIT where the profile does not
+    /// follow Linux's `tcp_timewait_state_process`).
     fn synchronized_arrives(
         &mut self,
         cfg: &Config,
@@ -778,11 +868,12 @@ impl Endpoint {
         seg: &Segment,
         out: &mut impl Output,
     ) {
+        let syn_only = seg.has(Flags::SYN) && !seg.has(Flags::RST);
         // Linux (tcp_check_req): a retransmitted SYN in SYN-RECEIVED gets the SYN-ACK again.
-        if self.state == State::SynReceived
-            && seg.has(Flags::SYN)
+        if cfg.profile.syn_received_resend_syn_ack
+            && self.state == State::SynReceived
+            && syn_only
             && !seg.has(Flags::ACK)
-            && !seg.has(Flags::RST)
             && seg.seq == self.irs
         {
             self.send_syn(cfg, true, out);
@@ -790,17 +881,20 @@ impl Endpoint {
         }
         // Linux (tcp_validate_incoming): in a simultaneous open the peer's SYN-ACK repeats the SYN
         // we already took (SEG.SEQ = IRS), which the acceptability test would refuse; it is the
-        // ACK of our SYN, so it establishes the connection, as RFC 9293's figure 8 draws it.
-        if self.state == State::SynReceived
-            && seg.has(Flags::SYN)
+        // ACK of our SYN, so it establishes the connection, as RFC 9293's figure 8 draws it. The
+        // SYN is old news to `tcp_data_queue`, which acknowledges it at once: a bare ACK.
+        if cfg.profile.simultaneous_open_syn_ack
+            && self.state == State::SynReceived
+            && syn_only
             && seg.has(Flags::ACK)
-            && !seg.has(Flags::RST)
             && seg.seq == self.irs
             && seg.ack == self.snd_nxt
         {
             self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
             self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
-            self.transmit(cfg, now, out);
+            if self.transmit(cfg, now, out) == 0 {
+                self.send_ack(cfg, out);
+            }
             return;
         }
 
@@ -814,30 +908,45 @@ impl Endpoint {
 
         // Second: RST. RFC 5961 §3: reset only at exactly RCV.NXT, else a challenge ACK.
         if seg.has(Flags::RST) {
-            if seg.seq != self.rcv_nxt {
+            if cfg.profile.rfc5961 && seg.seq != self.rcv_nxt {
                 self.send_ack(cfg, out);
-            } else if self.state == State::SynReceived && self.has(PASSIVE) {
-                self.return_to_listen(cfg, now, Cause::RstReceived, out);
             } else {
-                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
+                self.reset(cfg, now, Cause::RstReceived, out);
             }
             return;
         }
 
-        // Fourth: SYN. RFC 5961 §4: a challenge ACK, whatever its sequence number.
+        // Fourth: SYN.
         if seg.has(Flags::SYN) {
-            if self.has(ORPHANED) && self.state == State::FinWait2 {
+            if self.has(ORPHANED)
+                && self.state == State::FinWait2
+                && cfg.profile.orphan_fin_timeout
+            {
                 // Linux's orphaned FIN-WAIT-2 (a timewait sock) answers with RST and goes.
                 Self::send_reset_for(seg, out);
                 self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
-                return;
+            } else if cfg.profile.rfc5961 {
+                // RFC 5961 §4: a challenge ACK, whatever its sequence number.
+                self.send_ack(cfg, out);
+            } else if self.state == State::SynReceived && self.has(PASSIVE) {
+                // RFC 9293: a passive open's SYN-RECEIVED returns to LISTEN.
+                self.return_to_listen(cfg, now, Cause::SynReceived, out);
+            } else {
+                // RFC 9293 without RFC 5961: a SYN in the window is an error; reset.
+                Self::send_reset_for(seg, out);
+                self.set_state(cfg, now, State::Closed, Cause::SynReceived, out);
             }
-            self.send_ack(cfg, out);
             return;
         }
 
         // Fifth: ACK.
         if !seg.has(Flags::ACK) {
+            return;
+        }
+        if self.state == State::TimeWait {
+            // RFC 9293: only the peer's FIN can arrive again; acknowledge it, restart 2·MSL.
+            self.send_ack(cfg, out);
+            self.arm(now + cfg.time_wait_ms());
             return;
         }
         if self.state == State::SynReceived {
@@ -889,6 +998,16 @@ impl Endpoint {
         }
     }
 
+    /// An acceptable reset: a passive open's SYN-RECEIVED returns to LISTEN, anything else is
+    /// CLOSED (RFC 9293 §3.10.7.4, second check).
+    fn reset(&mut self, cfg: &Config, now: u64, cause: Cause, out: &mut impl Output) {
+        if self.state == State::SynReceived && self.has(PASSIVE) {
+            self.return_to_listen(cfg, now, cause, out);
+        } else {
+            self.set_state(cfg, now, State::Closed, cause, out);
+        }
+    }
+
     /// Steps seven (text) and eight (FIN). Returns whether the segment must be acknowledged.
     fn accept_text_and_fin(
         &mut self,
@@ -904,7 +1023,10 @@ impl Endpoint {
         if seg.len > 0 {
             match self.state {
                 State::Established | State::FinWait1 | State::FinWait2 => {
-                    if self.has(ORPHANED) && text_end > self.rcv_nxt {
+                    if self.has(ORPHANED)
+                        && cfg.profile.rst_on_data_after_close
+                        && text_end > self.rcv_nxt
+                    {
                         // New data after close: RFC 1122 §4.2.2.13 and Linux reset.
                         Self::send_reset_for(seg, out);
                         self.set_state(cfg, now, State::Closed, Cause::DataAfterClose, out);
@@ -962,9 +1084,9 @@ impl Endpoint {
         }
     }
 
-    /// SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged. Takes an RTT sample (RFC 6298),
-    /// clears the backoff, restarts or stops the retransmission timer, and in recovery resends
-    /// the next unacknowledged segment.
+    /// SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged. Takes an RTT sample, clears the
+    /// backoff, restarts or stops the retransmission timer, and in recovery resends the next
+    /// unacknowledged segment.
     fn ack_advances(
         &mut self,
         cfg: &Config,
@@ -977,23 +1099,23 @@ impl Endpoint {
         self.snd_wnd = wnd;
         if self.has(RTT_PENDING) {
             self.clear(RTT_PENDING);
-            self.rtt_sample(u64::from((now as u32).wrapping_sub(self.rtt_start)));
+            self.rtt_sample(cfg, u64::from((now as u32).wrapping_sub(self.rtt_start)));
         }
         self.retries = 0;
         if self.snd_una == self.snd_nxt {
             self.clear(RECOVERY);
             if matches!(
-                self.timer_kind(),
+                self.state_timer(),
                 Some(TimerKind::Syn | TimerKind::SynAck | TimerKind::Retransmit)
             ) {
-                self.deadline = if self.unsent > 0 && self.snd_wnd == 0 {
-                    now + self.rto_ms(cfg)
+                if self.unsent > 0 && self.snd_wnd == 0 {
+                    self.arm(now + self.rto_ms(cfg));
                 } else {
-                    NO_TIMER
-                };
+                    self.disarm();
+                }
             }
         } else {
-            self.deadline = now + self.rto_ms(cfg);
+            self.arm(now + self.rto_ms(cfg));
             if self.has(RECOVERY) {
                 self.retransmit(cfg, out);
                 self.retries = 0; // an ACK-clocked resend is not a timeout
@@ -1001,18 +1123,48 @@ impl Endpoint {
         }
     }
 
-    /// RFC 6298 §2.2–2.3, in whole milliseconds.
-    fn rtt_sample(&mut self, r: u64) {
-        let r = r.min(u64::from(u16::MAX));
-        if !self.has(RTT_VALID) {
-            self.srtt = r as u16;
-            self.rttvar = (r / 2) as u16;
-            self.set(RTT_VALID);
+    /// One RTT sample `r` (ms): Linux's `tcp_rtt_estimator`, or RFC 6298 §2.2–2.3.
+    ///
+    /// Linux keeps `mdev`, four times the mean deviation, and `rttvar`, the largest `mdev` of the
+    /// last round trip but at least the RTO floor, which decays a quarter of the way toward that
+    /// maximum when a round trip ends. One segment is timed at a time and timing starts only
+    /// when nothing is outstanding, so every sample after the first ends a round trip.
+    fn rtt_sample(&mut self, cfg: &Config, r: u64) {
+        let r = r.min(u64::from(u16::MAX)) as i64;
+        let floor = i64::from(cfg.rto_min_ms);
+        let clamp = |v: i64| v.clamp(0, i64::from(u16::MAX)) as u16;
+        let first = !self.has(RTT_VALID);
+        self.set(RTT_VALID);
+        if cfg.profile.rtt_estimator {
+            let (srtt, mdev, rttvar) = if first {
+                (r, 2 * r, (2 * r).max(floor))
+            } else {
+                let (srtt, mdev) = (i64::from(self.srtt), i64::from(self.mdev));
+                let err = r - srtt;
+                let mut m = err.abs() - mdev / 4;
+                if err < 0 && m > 0 {
+                    m /= 8; // a sample below SRTT moves the deviation less
+                }
+                let mdev = mdev + m;
+                let most = mdev.max(floor);
+                let rttvar = i64::from(self.rttvar);
+                let rttvar = if most > rttvar {
+                    most
+                } else {
+                    rttvar - (rttvar - most) / 4
+                };
+                (srtt + err / 8, mdev, rttvar)
+            };
+            self.srtt = clamp(srtt);
+            self.mdev = clamp(mdev);
+            self.rttvar = clamp(rttvar);
+        } else if first {
+            self.srtt = clamp(r);
+            self.rttvar = clamp(r / 2);
         } else {
-            let srtt = u64::from(self.srtt);
-            let rttvar = (3 * u64::from(self.rttvar) + srtt.abs_diff(r)) / 4;
-            self.rttvar = rttvar.min(u64::from(u16::MAX)) as u16;
-            self.srtt = ((7 * srtt + r) / 8) as u16;
+            let srtt = i64::from(self.srtt);
+            self.rttvar = clamp((3 * i64::from(self.rttvar) + (srtt - r).abs()) / 4);
+            self.srtt = clamp((7 * srtt + r) / 8);
         }
     }
 
@@ -1024,7 +1176,7 @@ impl Endpoint {
                 // TIME-WAIT assassination (RFC 1337), as Linux allows by default.
                 self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
             } else {
-                self.deadline = now + cfg.time_wait_ms();
+                self.arm(now + cfg.time_wait_ms());
             }
             return;
         }
@@ -1050,7 +1202,7 @@ impl Endpoint {
         if !rst {
             // A retransmitted FIN (or anything else): ACK again and restart 2·MSL.
             if seg.has(Flags::ACK) {
-                self.deadline = now + cfg.time_wait_ms();
+                self.arm(now + cfg.time_wait_ms());
             }
             self.send_ack(cfg, out);
         }

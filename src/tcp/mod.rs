@@ -16,14 +16,16 @@ pub mod config;
 pub mod endpoint;
 pub mod external;
 pub mod pair;
+pub mod profile;
 pub mod segment;
 pub mod seq;
 pub mod state;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use endpoint::{Call, Endpoint, Error, Output, Recorder};
 pub use external::External;
 pub use pair::{Direction, Pair, Side};
+pub use profile::{Profile, ProfileName};
 pub use segment::{Flags, Segment};
 pub use seq::SeqNum;
 pub use state::{Cause, State, Timer, TimerKind, Transition};

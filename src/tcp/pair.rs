@@ -244,10 +244,10 @@ impl Pair {
         self.endpoint(side).state()
     }
 
-    /// The earliest armed deadline of the two endpoints.
-    pub fn deadline(&self) -> Option<u64> {
-        let c = self.client.timer().map(|t| t.deadline);
-        let s = self.server.timer().map(|t| t.deadline);
+    /// The earliest armed deadline of the two endpoints, on a clock that stands at `now`.
+    pub fn deadline(&self, now: u64) -> Option<u64> {
+        let c = self.client.timer(now).map(|t| t.deadline);
+        let s = self.server.timer(now).map(|t| t.deadline);
         match (c, s) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -483,12 +483,12 @@ impl Pair {
         loop {
             let c = self
                 .client
-                .timer()
+                .timer(now)
                 .map(|t| t.deadline)
                 .filter(|&d| d <= now);
             let s = self
                 .server
-                .timer()
+                .timer(now)
                 .map(|t| t.deadline)
                 .filter(|&d| d <= now);
             let (side, at) = match (c, s) {

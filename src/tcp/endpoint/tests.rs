@@ -6,6 +6,7 @@
 //! ISS, the peer's relative to its ISN (IRS). `s=` is SEG.SEQ, `a=` is SEG.ACK.
 
 use super::*;
+use crate::tcp::ProfileName;
 
 const ISS: u32 = 1000;
 const IRS: u32 = 5000;
@@ -14,6 +15,14 @@ fn cfg() -> Config {
     Config {
         mss: 1000,
         ..Config::default()
+    }
+}
+
+/// The same settings under the `rfc9293` profile.
+fn rfc() -> Config {
+    Config {
+        mss: 1000,
+        ..Config::for_profile(ProfileName::Rfc9293)
     }
 }
 
@@ -215,7 +224,7 @@ fn apply(ep: &mut Endpoint, ev: Ev) -> Result<Vec<String>, Error> {
         Ev::UserClose => return ep.close(&cfg, 0, &mut rec).map(|_| segs(&rec)),
         Ev::UserAbort => return ep.abort(&cfg, 0, &mut rec).map(|_| segs(&rec)),
         Ev::Timer => {
-            if let Some(t) = ep.timer() {
+            if let Some(t) = ep.timer(0) {
                 ep.on_timeout(&cfg, t.deadline, &mut rec);
             }
             return Ok(segs(&rec));
@@ -658,7 +667,7 @@ fn test_fin_wait_2_orphaned_times_out_after_fin_timeout() {
     ep.close(&cfg(), 0, &mut Recorder::default()).unwrap();
     drive(&mut ep, 10, peer(Flags::ACK, 1, 2, 0));
     assert_eq!(ep.state(), State::FinWait2);
-    let t = ep.timer().unwrap();
+    let t = ep.timer(0).unwrap();
     assert_eq!((t.kind, t.deadline), (TimerKind::FinWait2, 10 + 60_000));
     let mut rec = Recorder::default();
     assert!(!ep.on_timeout(&cfg(), t.deadline - 1, &mut rec));
@@ -684,12 +693,12 @@ fn test_fin_wait_2_orphaned_syn_is_reset() {
 #[test]
 fn test_time_wait_retransmitted_fin_restarts_2msl() {
     let mut ep = socket_time_wait();
-    assert_eq!(ep.timer().unwrap().deadline, 60_000);
+    assert_eq!(ep.timer(0).unwrap().deadline, 60_000);
     assert_eq!(
         drive(&mut ep, 1000, peer(Flags::FIN | Flags::ACK, 1, 2, 0)),
         ["ACK s=2 a=2"]
     );
-    assert_eq!(ep.timer().unwrap().deadline, 61_000);
+    assert_eq!(ep.timer(0).unwrap().deadline, 61_000);
 }
 
 #[test]
@@ -770,7 +779,7 @@ fn test_syn_sent_queued_data_goes_after_handshake() {
 /// Fires every timer up to `until`, returning (time, segment) for each emission.
 fn run_timers(ep: &mut Endpoint, until: u64) -> Vec<(u64, String)> {
     let mut log = vec![];
-    while let Some(t) = ep.timer().filter(|t| t.deadline <= until) {
+    while let Some(t) = ep.timer(0).filter(|t| t.deadline <= until) {
         let mut rec = Recorder::default();
         ep.on_timeout(&cfg(), t.deadline, &mut rec);
         log.extend(rec.segments.iter().map(|s| (t.deadline, show(s))));
@@ -789,30 +798,57 @@ fn test_syn_sent_default_schedule_and_give_up() {
     assert_eq!(ep.state(), State::Closed);
 }
 
-#[test]
-fn test_syn_sent_gives_up_at_time_budget() {
-    let c = Config {
-        syn_retries: 2,
-        ..cfg()
-    };
+/// Drives a fresh SYN-SENT endpoint's timers to the end: when each SYN went out again and when
+/// the connect gave up (ms).
+fn syn_schedule(c: &Config) -> (Vec<u64>, u64) {
     let mut ep = Endpoint::new();
-    ep.connect(&c, 0, SeqNum(ISS), &mut Recorder::default())
+    ep.connect(c, 0, SeqNum(ISS), &mut Recorder::default())
         .unwrap();
-    let mut fired = vec![];
-    while let Some(t) = ep.timer() {
+    let mut resent = vec![];
+    while let Some(t) = ep.timer(0) {
         let mut rec = Recorder::default();
-        ep.on_timeout(&c, t.deadline, &mut rec);
-        fired.push((t.deadline, rec.segments.len(), ep.state()));
+        ep.on_timeout(c, t.deadline, &mut rec);
+        if ep.state() == State::Closed {
+            assert!(rec.segments.is_empty());
+            assert_eq!(rec.transitions[0].cause, Cause::RetransmitTimeout);
+            return (resent, t.deadline);
+        }
+        assert_eq!(segs(&rec), ["SYN s=0"]);
+        resent.push(t.deadline);
     }
-    assert_eq!(
-        fired,
-        [
-            (1000, 1, State::SynSent),
-            (2000, 1, State::SynSent),
-            (3000, 0, State::SynSent),
-            (7000, 0, State::Closed)
-        ]
-    );
+    panic!("the connect never gave up");
+}
+
+#[test]
+fn test_syn_sent_retries_are_a_time_budget() {
+    // tcp_syn_linear_timeouts: the first five resends 1 s apart as far as the budget allows, then
+    // doubling; the count is a time budget (tcp_model_timeout) checked when the next timer fires.
+    let cases: [(u8, &[u64], u64); 4] = [
+        (1, &[1, 2], 3),
+        (2, &[1, 2, 3, 4, 5], 7),
+        (3, &[1, 2, 3, 4, 5, 7, 11], 19),
+        (6, &[1, 2, 3, 4, 5, 7, 11, 19, 35, 67], 131),
+    ];
+    for (retries, resends, give_up) in cases {
+        let c = Config {
+            syn_retries: retries,
+            ..cfg()
+        };
+        let (got, gave_up) = syn_schedule(&c);
+        let secs: Vec<u64> = got.iter().map(|t| t / 1000).collect();
+        assert_eq!((secs.as_slice(), gave_up), (resends, give_up * 1000), "{retries} retries");
+    }
+}
+
+#[test]
+fn test_syn_sent_rfc9293_backs_off_exponentially_and_counts() {
+    // RFC 6298 §5.5: the timer doubles; the connect gives up at the timeout after the last of
+    // `syn_retries` retransmissions.
+    let c = Config {
+        syn_retries: 3,
+        ..rfc()
+    };
+    assert_eq!(syn_schedule(&c), (vec![1000, 3000, 7000], 15_000));
 }
 
 #[test]
@@ -825,7 +861,7 @@ fn test_syn_received_passive_gives_up_to_listen() {
     // synack_retries = 5: 1, 3, 7, 15, 31 s, dropped at 63 s.
     assert_eq!(times, [1, 3, 7, 15, 31]);
     assert_eq!(ep.state(), State::Listen);
-    assert_eq!(ep.timer(), None);
+    assert_eq!(ep.timer(0), None);
 }
 
 #[test]
@@ -848,20 +884,62 @@ fn test_established_data_retransmits_with_backoff_then_gives_up() {
 }
 
 #[test]
-fn test_rto_follows_rfc_6298_with_linux_floor() {
+fn test_rto_is_linux_tcp_set_rto() {
     let mut ep = socket_syn_sent();
     assert_eq!(ep.rto_ms(&cfg()), 1000); // no sample yet
     drive(&mut ep, 300, peer(Flags::SYN | Flags::ACK, 0, 1, 0));
-    // First sample R = 300: SRTT = 300, RTTVAR = 150, RTO = 300 + 4·150 = 900.
+    // First sample R = 300 (tcp_rtt_estimator): SRTT = 300, mdev = 2R = 600, RTTVAR =
+    // max(600, 200); RTO = SRTT + RTTVAR = 900 (RFC 6298 gives the same: 300 + 4·150).
     assert_eq!(ep.srtt(), Some(300));
     assert_eq!(ep.rto_ms(&cfg()), 900);
     let mut fast = socket_established(); // sample of 0 ms
     assert_eq!(fast.rto_ms(&cfg()), 200);
     fast.send(&cfg(), 0, 10, &mut Recorder::default()).unwrap();
     drive(&mut fast, 40, peer(Flags::ACK, 1, 11, 0));
-    // R = 40: RTTVAR = (3·0 + 40)/4 = 10, SRTT = (7·0 + 40)/8 = 5; RTO = max(200, 45).
+    // R = 40: SRTT = 0 + 40/8 = 5, mdev = 0 + 40 = 40, RTTVAR stays at its 200 ms floor:
+    // RTO = 205 (RFC 6298 would give max(200, 5 + 4·10) = 200).
     assert_eq!(fast.srtt(), Some(5));
-    assert_eq!(fast.rto_ms(&cfg()), 200);
+    assert_eq!(fast.rto_ms(&cfg()), 205);
+}
+
+#[test]
+fn test_rto_after_a_10ms_round_trip_is_210_then_doubles_to_420() {
+    // The README's example: a 10 ms round trip gives RTO = 10 + max(2·10, 200) = 210 ms; the
+    // first resend comes 210 ms after the send, the next 420 ms after that.
+    let mut ep = socket_syn_sent();
+    drive(&mut ep, 10, peer(Flags::SYN | Flags::ACK, 0, 1, 0));
+    assert_eq!(ep.rto_ms(&cfg()), 210);
+    ep.send(&cfg(), 10, 100, &mut Recorder::default()).unwrap();
+    let times: Vec<u64> = run_timers(&mut ep, 1000).iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, [220, 640]);
+}
+
+#[test]
+fn test_rto_rfc9293_is_rfc_6298_with_a_1s_floor() {
+    let c = rfc();
+    let mut ep = Endpoint::new();
+    ep.connect(&c, 0, SeqNum(ISS), &mut Recorder::default())
+        .unwrap();
+    assert_eq!(ep.rto_ms(&c), 1000);
+    ep.on_segment(
+        &c,
+        3000,
+        &peer(Flags::SYN | Flags::ACK, 0, 1, 0),
+        &mut Recorder::default(),
+    );
+    // R = 3000: SRTT = 3000, RTTVAR = 1500, RTO = 3000 + 4·1500 = 9000.
+    assert_eq!(ep.rto_ms(&c), 9000);
+    let mut fast = Endpoint::new();
+    fast.connect(&c, 0, SeqNum(ISS), &mut Recorder::default())
+        .unwrap();
+    fast.on_segment(
+        &c,
+        10,
+        &peer(Flags::SYN | Flags::ACK, 0, 1, 0),
+        &mut Recorder::default(),
+    );
+    // R = 10: 10 + 4·5 = 30, raised to the 1 s floor of RFC 6298 §2.4.
+    assert_eq!(fast.rto_ms(&c), 1000);
 }
 
 #[test]

@@ -118,7 +118,7 @@ fn test_seed_handshake_and_four_way_close() {
     assert_eq!(sim.deliver(C2S), "ACK seq=102 ack=302"); // ACK w+1
     assert_eq!(sim.states(), (TimeWait, Closed));
 
-    let tw = sim.pair.client.timer().unwrap();
+    let tw = sim.pair.client.timer(sim.now).unwrap();
     assert_eq!(tw.kind, TimerKind::TimeWait);
     assert_eq!(tw.deadline, sim.now + 2 * u64::from(sim.cfg.msl_ms));
     sim.advance(2 * u64::from(sim.cfg.msl_ms) - 1);
@@ -210,8 +210,18 @@ fn test_simultaneous_open() {
     a.on_segment(&c, 10, &sa_b, &mut ra);
     b.on_segment(&c, 10, &sa_a, &mut rb);
     assert_eq!((a.state(), b.state()), (Established, Established));
-    // Each SYN-ACK is acceptable and acknowledges the SYN: nothing more to say.
+    // Each SYN-ACK acknowledges the SYN and repeats the peer's: Linux answers the old SYN with a
+    // bare ACK (tcp_validate_incoming, then tcp_data_queue's "retransmit, 2nd most common case").
+    assert_eq!(brief(&ra.segments[0]), "ACK seq=101 ack=301");
+    assert_eq!(brief(&rb.segments[0]), "ACK seq=301 ack=101");
+    assert_eq!((ra.segments.len(), rb.segments.len()), (1, 1));
+    let (ack_a, ack_b) = (ra.segments[0], rb.segments[0]);
+    let (mut ra, mut rb) = (Recorder::default(), Recorder::default());
+    a.on_segment(&c, 15, &ack_b, &mut ra);
+    b.on_segment(&c, 15, &ack_a, &mut rb);
+    // The bare ACKs are duplicates: nothing more to say.
     assert!(ra.segments.is_empty() && rb.segments.is_empty());
+    assert_eq!((a.state(), b.state()), (Established, Established));
     assert_eq!((a.snd_nxt(), a.rcv_nxt()), (SeqNum(101), SeqNum(301)));
 }
 
