@@ -78,7 +78,11 @@ fn check_invariants(p: &Pair, now: u64) -> Result<(), TestCaseError> {
             );
         }
         if matches!(ep.state(), State::Closed | State::Listen) {
-            prop_assert!(ep.timer(now).is_none(), "{side:?}: a timer in {}", ep.state());
+            prop_assert!(
+                ep.timer(now).is_none(),
+                "{side:?}: a timer in {}",
+                ep.state()
+            );
         }
     }
     Ok(())

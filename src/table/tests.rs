@@ -480,7 +480,12 @@ fn timer_path_sets_the_wheel_anew_only_if_something_was_filed_after_its_poll() {
     let polled_syn_timer = |t: &Table| {
         let id = t.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
         t.advance(1000).unwrap(); // the one retransmission
-        let d = t.map.get(&id).unwrap().deadline(t.now()).expect("the SYN timer");
+        let d = t
+            .map
+            .get(&id)
+            .unwrap()
+            .deadline(t.now())
+            .expect("the SYN timer");
         t.clock.set(d); // as `advance` does before it polls
         let (wheel, mut due) = (Table::wheel_of(id), vec![]);
         let (_, filings) = t.poll_wheel(wheel, d, 16, &mut due);

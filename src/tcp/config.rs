@@ -118,7 +118,11 @@ impl Config {
             (0, MAX_SYNCNT),
         )?;
         range("msl_ms", self.msl_ms.into(), (1, u32::MAX.into()))?;
-        range("fin_timeout_ms", self.fin_timeout_ms.into(), (1, u32::MAX.into()))?;
+        range(
+            "fin_timeout_ms",
+            self.fin_timeout_ms.into(),
+            (1, u32::MAX.into()),
+        )?;
         Ok(())
     }
 
@@ -245,11 +249,26 @@ mod tests {
             ("snd_buf", |c, v| c.snd_buf = v as u32, 1, 1 << 30),
             ("rto_max_ms", |c, v| c.rto_max_ms = v as u32, 1000, 120_000),
             ("rto_min_ms", |c, v| c.rto_min_ms = v as u32, 1, 120_000),
-            ("rto_initial_ms", |c, v| c.rto_initial_ms = v as u32, 1, 120_000),
+            (
+                "rto_initial_ms",
+                |c, v| c.rto_initial_ms = v as u32,
+                1,
+                120_000,
+            ),
             ("syn_retries", |c, v| c.syn_retries = v as u8, 1, 127),
-            ("syn_linear_timeouts", |c, v| c.syn_linear_timeouts = v as u8, 0, 127),
+            (
+                "syn_linear_timeouts",
+                |c, v| c.syn_linear_timeouts = v as u8,
+                0,
+                127,
+            ),
             ("msl_ms", |c, v| c.msl_ms = v as u32, 1, u32::MAX.into()),
-            ("fin_timeout_ms", |c, v| c.fin_timeout_ms = v as u32, 1, u32::MAX.into()),
+            (
+                "fin_timeout_ms",
+                |c, v| c.fin_timeout_ms = v as u32,
+                1,
+                u32::MAX.into(),
+            ),
         ];
         for (name, set, lo, hi) in cases {
             for ok in [lo, hi] {
@@ -267,10 +286,7 @@ mod tests {
                 }
                 let err = c.validate().unwrap_err();
                 assert_eq!(err.setting, name, "{name} = {bad}");
-                assert!(
-                    err.to_string().starts_with(&format!("{name}: ")),
-                    "{err}"
-                );
+                assert!(err.to_string().starts_with(&format!("{name}: ")), "{err}");
             }
         }
         // The minimum and the initial RTO stay under the ceiling.

@@ -918,9 +918,7 @@ impl Endpoint {
 
         // Fourth: SYN.
         if seg.has(Flags::SYN) {
-            if self.has(ORPHANED)
-                && self.state == State::FinWait2
-                && cfg.profile.orphan_fin_timeout
+            if self.has(ORPHANED) && self.state == State::FinWait2 && cfg.profile.orphan_fin_timeout
             {
                 // Linux's orphaned FIN-WAIT-2 (a timewait sock) answers with RST and goes.
                 Self::send_reset_for(seg, out);

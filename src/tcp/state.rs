@@ -99,7 +99,8 @@ pub enum Cause {
     Close,
     /// The user aborted: RST sent where the state calls for one.
     Abort,
-    /// A SYN arrived (LISTEN, or simultaneous open in SYN-SENT).
+    /// A SYN arrived: in LISTEN, in SYN-SENT (simultaneous open), or, without RFC 5961's
+    /// challenge ACK (`rfc9293` profile), in the window of a synchronized state, which resets it.
     SynReceived,
     /// A SYN-ACK acknowledging our SYN arrived in SYN-SENT.
     SynAckReceived,

@@ -68,88 +68,68 @@ fn drive(ep: &mut Endpoint, now: u64, seg: Segment) -> Vec<String> {
 
 // ---- fixtures: one endpoint per state, reached by the RFC's own exchanges, at t = 0 ----------
 
-fn socket_closed() -> Endpoint {
-    Endpoint::new()
-}
-
-fn socket_listen() -> Endpoint {
-    let mut ep = Endpoint::new();
-    ep.listen(&cfg(), 0, SeqNum(ISS), &mut Recorder::default())
-        .unwrap();
-    ep
-}
-
-fn socket_syn_sent() -> Endpoint {
-    let mut ep = Endpoint::new();
-    ep.connect(&cfg(), 0, SeqNum(ISS), &mut Recorder::default())
-        .unwrap();
-    ep
-}
-
-fn socket_syn_received() -> Endpoint {
-    let mut ep = socket_listen();
-    drive(&mut ep, 0, peer(Flags::SYN, 0, 0, 0));
-    ep
-}
-
-fn socket_established() -> Endpoint {
-    let mut ep = socket_syn_received();
-    drive(&mut ep, 0, peer(Flags::ACK, 1, 1, 0));
-    ep
-}
-
-fn socket_fin_wait_1() -> Endpoint {
-    let mut ep = socket_established();
-    ep.shutdown(&cfg(), 0, &mut Recorder::default()).unwrap();
-    ep
-}
-
-fn socket_fin_wait_2() -> Endpoint {
-    let mut ep = socket_fin_wait_1();
-    drive(&mut ep, 0, peer(Flags::ACK, 1, 2, 0));
-    ep
-}
-
-fn socket_close_wait() -> Endpoint {
-    let mut ep = socket_established();
-    drive(&mut ep, 0, peer(Flags::FIN | Flags::ACK, 1, 1, 0));
-    ep
-}
-
-fn socket_closing() -> Endpoint {
-    let mut ep = socket_fin_wait_1();
-    drive(&mut ep, 0, peer(Flags::FIN | Flags::ACK, 1, 1, 0));
-    ep
-}
-
-fn socket_last_ack() -> Endpoint {
-    let mut ep = socket_close_wait();
-    ep.close(&cfg(), 0, &mut Recorder::default()).unwrap();
-    ep
-}
-
-fn socket_time_wait() -> Endpoint {
-    let mut ep = socket_fin_wait_2();
-    drive(&mut ep, 0, peer(Flags::FIN | Flags::ACK, 1, 2, 0));
+/// The endpoint in `state` under settings `c`.
+fn fixture_in(c: &Config, state: State) -> Endpoint {
+    let rec = &mut Recorder::default();
+    let after = |from: State, seg: Segment| {
+        let mut ep = fixture_in(c, from);
+        ep.on_segment(c, 0, &seg, &mut Recorder::default());
+        ep
+    };
+    let ep = match state {
+        State::Closed => Endpoint::new(),
+        State::Listen => {
+            let mut ep = Endpoint::new();
+            ep.listen(c, 0, SeqNum(ISS), rec).unwrap();
+            ep
+        }
+        State::SynSent => {
+            let mut ep = Endpoint::new();
+            ep.connect(c, 0, SeqNum(ISS), rec).unwrap();
+            ep
+        }
+        State::SynReceived => after(State::Listen, peer(Flags::SYN, 0, 0, 0)),
+        State::Established => after(State::SynReceived, peer(Flags::ACK, 1, 1, 0)),
+        State::FinWait1 => {
+            let mut ep = fixture_in(c, State::Established);
+            ep.shutdown(c, 0, rec).unwrap();
+            ep
+        }
+        State::FinWait2 => after(State::FinWait1, peer(Flags::ACK, 1, 2, 0)),
+        State::CloseWait => after(State::Established, peer(Flags::FIN | Flags::ACK, 1, 1, 0)),
+        State::Closing => after(State::FinWait1, peer(Flags::FIN | Flags::ACK, 1, 1, 0)),
+        State::LastAck => {
+            let mut ep = fixture_in(c, State::CloseWait);
+            ep.close(c, 0, rec).unwrap();
+            ep
+        }
+        State::TimeWait => after(State::FinWait2, peer(Flags::FIN | Flags::ACK, 1, 2, 0)),
+    };
+    assert_eq!(ep.state(), state, "fixture for {state}");
     ep
 }
 
 fn fixture(state: State) -> Endpoint {
-    let ep = match state {
-        State::Closed => socket_closed(),
-        State::Listen => socket_listen(),
-        State::SynSent => socket_syn_sent(),
-        State::SynReceived => socket_syn_received(),
-        State::Established => socket_established(),
-        State::FinWait1 => socket_fin_wait_1(),
-        State::FinWait2 => socket_fin_wait_2(),
-        State::CloseWait => socket_close_wait(),
-        State::Closing => socket_closing(),
-        State::LastAck => socket_last_ack(),
-        State::TimeWait => socket_time_wait(),
-    };
-    assert_eq!(ep.state(), state, "fixture for {state}");
-    ep
+    fixture_in(&cfg(), state)
+}
+
+fn socket_syn_sent() -> Endpoint {
+    fixture(State::SynSent)
+}
+fn socket_syn_received() -> Endpoint {
+    fixture(State::SynReceived)
+}
+fn socket_established() -> Endpoint {
+    fixture(State::Established)
+}
+fn socket_fin_wait_1() -> Endpoint {
+    fixture(State::FinWait1)
+}
+fn socket_fin_wait_2() -> Endpoint {
+    fixture(State::FinWait2)
+}
+fn socket_time_wait() -> Endpoint {
+    fixture(State::TimeWait)
 }
 
 #[test]
@@ -202,54 +182,95 @@ fn cursor(ep: &Endpoint) -> (u32, u32) {
     }
 }
 
-/// Applies `ev` at t = 0 (or at the deadline for `Timer`). `Err` for a refused user call.
-fn apply(ep: &mut Endpoint, ev: Ev) -> Result<Vec<String>, Error> {
-    let cfg = cfg();
+/// What one event did: the segments emitted (or the refusal of a user call), the transitions,
+/// and the timer left armed.
+struct Outcome {
+    result: Result<Vec<String>, Error>,
+    causes: String,
+    timer: String,
+}
+
+/// Applies `ev` at t = 0 (or at the deadline for `Timer`) under settings `c`.
+fn apply(c: &Config, ep: &mut Endpoint, ev: Ev) -> Outcome {
     let mut rec = Recorder::default();
     let (s, a) = cursor(ep);
     let syn_s = if ep.state().is_synchronized() { s } else { 0 };
     let seg = match ev {
-        Ev::UserListen => {
-            return ep
-                .listen(&cfg, 0, SeqNum(ISS), &mut rec)
-                .map(|_| segs(&rec));
-        }
-        Ev::UserConnect => {
-            return ep
-                .connect(&cfg, 0, SeqNum(ISS), &mut rec)
-                .map(|_| segs(&rec));
-        }
-        Ev::UserSend => return ep.send(&cfg, 0, 100, &mut rec).map(|_| segs(&rec)),
-        Ev::UserShutdown => return ep.shutdown(&cfg, 0, &mut rec).map(|_| segs(&rec)),
-        Ev::UserClose => return ep.close(&cfg, 0, &mut rec).map(|_| segs(&rec)),
-        Ev::UserAbort => return ep.abort(&cfg, 0, &mut rec).map(|_| segs(&rec)),
+        Ev::UserListen => Err(ep.listen(c, 0, SeqNum(ISS), &mut rec)),
+        Ev::UserConnect => Err(ep.connect(c, 0, SeqNum(ISS), &mut rec)),
+        Ev::UserSend => Err(ep.send(c, 0, 100, &mut rec)),
+        Ev::UserShutdown => Err(ep.shutdown(c, 0, &mut rec)),
+        Ev::UserClose => Err(ep.close(c, 0, &mut rec)),
+        Ev::UserAbort => Err(ep.abort(c, 0, &mut rec)),
         Ev::Timer => {
             if let Some(t) = ep.timer(0) {
-                ep.on_timeout(&cfg, t.deadline, &mut rec);
+                ep.on_timeout(c, t.deadline, &mut rec);
             }
-            return Ok(segs(&rec));
+            Err(Ok(()))
         }
-        Ev::Syn => peer(Flags::SYN, syn_s, 0, 0),
-        Ev::SynAck => peer(Flags::SYN | Flags::ACK, syn_s, a, 0),
-        Ev::AckOk => peer(Flags::ACK, s, a, 0),
-        Ev::AckBad => peer(Flags::ACK, s, a + 100, 0),
-        Ev::Fin => peer(Flags::FIN, s, 0, 0),
-        Ev::FinAck => peer(Flags::FIN | Flags::ACK, s, a, 0),
-        Ev::RstExact => peer(Flags::RST, s, 0, 0),
-        Ev::RstInWindow => peer(Flags::RST, s + 1000, 0, 0),
-        Ev::RstOutOfWindow => peer(Flags::RST, s + 1_000_000, 0, 0),
-        Ev::Data => peer(Flags::ACK | Flags::PSH, s, a, 100),
+        Ev::Syn => Ok(peer(Flags::SYN, syn_s, 0, 0)),
+        Ev::SynAck => Ok(peer(Flags::SYN | Flags::ACK, syn_s, a, 0)),
+        Ev::AckOk => Ok(peer(Flags::ACK, s, a, 0)),
+        Ev::AckBad => Ok(peer(Flags::ACK, s, a + 100, 0)),
+        Ev::Fin => Ok(peer(Flags::FIN, s, 0, 0)),
+        Ev::FinAck => Ok(peer(Flags::FIN | Flags::ACK, s, a, 0)),
+        Ev::RstExact => Ok(peer(Flags::RST, s, 0, 0)),
+        Ev::RstInWindow => Ok(peer(Flags::RST, s + 1000, 0, 0)),
+        Ev::RstOutOfWindow => Ok(peer(Flags::RST, s + 1_000_000, 0, 0)),
+        Ev::Data => Ok(peer(Flags::ACK | Flags::PSH, s, a, 100)),
     };
-    ep.on_segment(&cfg, 0, &seg, &mut rec);
-    Ok(segs(&rec))
+    // `Err` above carries a user call's result; `Ok` a segment to deliver.
+    let called = match seg {
+        Ok(seg) => {
+            ep.on_segment(c, 0, &seg, &mut rec);
+            Ok(())
+        }
+        Err(r) => r,
+    };
+    let causes: Vec<&str> = rec.transitions.iter().map(|t| t.cause.as_str()).collect();
+    Outcome {
+        result: called.map(|_| segs(&rec)),
+        causes: if causes.is_empty() {
+            "-".into()
+        } else {
+            causes.join("+")
+        },
+        timer: ep.timer(0).map_or("-".into(), |t| {
+            format!("{}@{}", t.kind.as_str(), when(c, ep, t))
+        }),
+    }
+}
+
+/// A deadline in the terms of the rule that set it, where it is one of them: `2msl` (TIME-WAIT),
+/// `fin_timeout` (orphaned FIN-WAIT-2), `rto` and `3rto` (a retransmission and the one after, at
+/// the RTO now in force), else milliseconds. So that a row states the rule, and the two profiles'
+/// rows differ only where their rules do.
+fn when(c: &Config, ep: &Endpoint, t: crate::tcp::Timer) -> String {
+    let rto = ep.rto_ms(c);
+    match (t.kind, t.deadline) {
+        (TimerKind::TimeWait, d) if d == c.time_wait_ms() => "2msl".into(),
+        (TimerKind::FinWait2, d) if d == u64::from(c.fin_timeout_ms) => "fin_timeout".into(),
+        (_, d) if d == rto => "rto".into(),
+        (_, d) if d == 3 * rto => "3rto".into(),
+        (_, d) => d.to_string(),
+    }
 }
 
 fn segs(rec: &Recorder) -> Vec<String> {
     rec.segments.iter().map(show).collect()
 }
 
-/// `None` for the next state means the call is refused and nothing changes.
-type Row = (State, Ev, Option<State>, &'static [&'static str]);
+/// One cell: in `state`, `event` leads to `next` (`None`: the user call is refused and nothing
+/// changes), emitting `emitted`, through transitions with `causes` (`-`: none; several joined
+/// by `+`), leaving `timer` armed (`kind@deadline`, or `-`).
+type Row = (
+    State,
+    Ev,
+    Option<State>,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+);
 
 use Ev::*;
 use State::*;
@@ -257,270 +278,341 @@ use State::*;
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
     // ---- CLOSED: §3.10.7.1, a reset for anything but a reset --------------------------------
-    (Closed, UserListen,         Some(Listen),      &[]),
-    (Closed, UserConnect,        Some(SynSent),     &["SYN s=0"]),
-    (Closed, UserSend,           None,              &[]),
-    (Closed, UserShutdown,       None,              &[]),
-    (Closed, UserClose,          None,              &[]),
-    (Closed, UserAbort,          None,              &[]),
-    (Closed, Syn,            Some(Closed),      &["RST|ACK s=-1000 a=1"]),
-    (Closed, SynAck,         Some(Closed),      &["RST s=1"]),
-    (Closed, AckOk,          Some(Closed),      &["RST s=1"]),
-    (Closed, AckBad,         Some(Closed),      &["RST s=101"]),
-    (Closed, Fin,            Some(Closed),      &["RST|ACK s=-1000 a=2"]),
-    (Closed, FinAck,         Some(Closed),      &["RST s=1"]),
-    (Closed, RstExact,       Some(Closed),      &[]),
-    (Closed, RstInWindow,    Some(Closed),      &[]),
-    (Closed, RstOutOfWindow, Some(Closed),      &[]),
-    (Closed, Data,           Some(Closed),      &["RST s=1"]),
-    (Closed, Timer,          Some(Closed),      &[]),
+    (Closed,      UserListen,     Some(Listen),      &[],                          "-",                      "listen"),
+    (Closed,      UserConnect,    Some(SynSent),     &["SYN s=0"],                 "syn@rto",                "connect"),
+    (Closed,      UserSend,       None,              &[],                          "-",                      "-"),
+    (Closed,      UserShutdown,   None,              &[],                          "-",                      "-"),
+    (Closed,      UserClose,      None,              &[],                          "-",                      "-"),
+    (Closed,      UserAbort,      None,              &[],                          "-",                      "-"),
+    (Closed,      Syn,            Some(Closed),      &["RST|ACK s=-1000 a=1"],     "-",                      "-"),
+    (Closed,      SynAck,         Some(Closed),      &["RST s=1"],                 "-",                      "-"),
+    (Closed,      AckOk,          Some(Closed),      &["RST s=1"],                 "-",                      "-"),
+    (Closed,      AckBad,         Some(Closed),      &["RST s=101"],               "-",                      "-"),
+    (Closed,      Fin,            Some(Closed),      &["RST|ACK s=-1000 a=2"],     "-",                      "-"),
+    (Closed,      FinAck,         Some(Closed),      &["RST s=1"],                 "-",                      "-"),
+    (Closed,      RstExact,       Some(Closed),      &[],                          "-",                      "-"),
+    (Closed,      RstInWindow,    Some(Closed),      &[],                          "-",                      "-"),
+    (Closed,      RstOutOfWindow, Some(Closed),      &[],                          "-",                      "-"),
+    (Closed,      Data,           Some(Closed),      &["RST s=1"],                 "-",                      "-"),
+    (Closed,      Timer,          Some(Closed),      &[],                          "-",                      "-"),
     // ---- LISTEN: §3.10.7.2 -------------------------------------------------------------------
-    (Listen, UserListen,         None,              &[]),
-    (Listen, UserConnect,        None,              &[]),
-    (Listen, UserSend,           None,              &[]),
-    (Listen, UserShutdown,       Some(Closed),      &[]),
-    (Listen, UserClose,          Some(Closed),      &[]),
-    (Listen, UserAbort,          Some(Closed),      &[]),
-    (Listen, Syn,            Some(SynReceived), &["SYN|ACK s=0 a=1"]),
-    (Listen, SynAck,         Some(Listen),      &["RST s=1"]),
-    (Listen, AckOk,          Some(Listen),      &["RST s=1"]),
-    (Listen, AckBad,         Some(Listen),      &["RST s=101"]),
-    (Listen, Fin,            Some(Listen),      &[]),
-    (Listen, FinAck,         Some(Listen),      &["RST s=1"]),
-    (Listen, RstExact,       Some(Listen),      &[]),
-    (Listen, RstInWindow,    Some(Listen),      &[]),
-    (Listen, RstOutOfWindow, Some(Listen),      &[]),
-    (Listen, Data,           Some(Listen),      &["RST s=1"]),
-    (Listen, Timer,          Some(Listen),      &[]),
+    (Listen,      UserListen,     None,              &[],                          "-",                      "-"),
+    (Listen,      UserConnect,    None,              &[],                          "-",                      "-"),
+    (Listen,      UserSend,       None,              &[],                          "-",                      "-"),
+    (Listen,      UserShutdown,   Some(Closed),      &[],                          "-",                      "shutdown"),
+    (Listen,      UserClose,      Some(Closed),      &[],                          "-",                      "close"),
+    (Listen,      UserAbort,      Some(Closed),      &[],                          "-",                      "abort"),
+    (Listen,      Syn,            Some(SynReceived), &["SYN|ACK s=0 a=1"],         "syn_ack@rto",            "syn_received"),
+    (Listen,      SynAck,         Some(Listen),      &["RST s=1"],                 "-",                      "-"),
+    (Listen,      AckOk,          Some(Listen),      &["RST s=1"],                 "-",                      "-"),
+    (Listen,      AckBad,         Some(Listen),      &["RST s=101"],               "-",                      "-"),
+    (Listen,      Fin,            Some(Listen),      &[],                          "-",                      "-"),
+    (Listen,      FinAck,         Some(Listen),      &["RST s=1"],                 "-",                      "-"),
+    (Listen,      RstExact,       Some(Listen),      &[],                          "-",                      "-"),
+    (Listen,      RstInWindow,    Some(Listen),      &[],                          "-",                      "-"),
+    (Listen,      RstOutOfWindow, Some(Listen),      &[],                          "-",                      "-"),
+    (Listen,      Data,           Some(Listen),      &["RST s=1"],                 "-",                      "-"),
+    (Listen,      Timer,          Some(Listen),      &[],                          "-",                      "-"),
     // ---- SYN-SENT: §3.10.7.3 -----------------------------------------------------------------
-    (SynSent, UserListen,        None,              &[]),
-    (SynSent, UserConnect,       None,              &[]),
-    (SynSent, UserSend,          Some(SynSent),     &[]),            // queued until ESTABLISHED
-    (SynSent, UserShutdown,      Some(Closed),      &[]),
-    (SynSent, UserClose,         Some(Closed),      &[]),
-    (SynSent, UserAbort,         Some(Closed),      &[]),            // Linux: no RST from SYN-SENT
-    (SynSent, Syn,           Some(SynReceived), &["SYN|ACK s=0 a=1"]), // simultaneous open
-    (SynSent, SynAck,        Some(Established), &["ACK s=1 a=1"]),
-    (SynSent, AckOk,         Some(SynSent),     &[]),            // neither SYN nor RST: drop
-    (SynSent, AckBad,        Some(SynSent),     &["RST s=101"]), // <SEQ=SEG.ACK><CTL=RST>
-    (SynSent, Fin,           Some(SynSent),     &[]),
-    (SynSent, FinAck,        Some(SynSent),     &[]),
-    (SynSent, RstExact,      Some(SynSent),     &[]),            // RST without ACK: drop
-    (SynSent, RstInWindow,   Some(SynSent),     &[]),
-    (SynSent, RstOutOfWindow,Some(SynSent),     &[]),
-    (SynSent, Data,          Some(SynSent),     &[]),
-    (SynSent, Timer,         Some(SynSent),     &["SYN s=0"]),   // retransmission after 1 s
+    (SynSent,     UserListen,     None,              &[],                          "syn@rto",                "-"),
+    (SynSent,     UserConnect,    None,              &[],                          "syn@rto",                "-"),
+    (SynSent,     UserSend,       Some(SynSent),     &[],                          "syn@rto",                "-"), // queued until ESTABLISHED
+    (SynSent,     UserShutdown,   Some(Closed),      &[],                          "-",                      "shutdown"),
+    (SynSent,     UserClose,      Some(Closed),      &[],                          "-",                      "close"),
+    (SynSent,     UserAbort,      Some(Closed),      &[],                          "-",                      "abort"), // Linux: no RST from SYN-SENT
+    (SynSent,     Syn,            Some(SynReceived), &["SYN|ACK s=0 a=1"],         "syn_ack@rto",            "syn_received"), // simultaneous open
+    (SynSent,     SynAck,         Some(Established), &["ACK s=1 a=1"],             "-",                      "syn_ack_received"),
+    (SynSent,     AckOk,          Some(SynSent),     &[],                          "syn@rto",                "-"), // neither SYN nor RST: drop
+    (SynSent,     AckBad,         Some(SynSent),     &["RST s=101"],               "syn@8",                  "-"), // <SEQ=SEG.ACK><CTL=RST>; SYN resent at once (TCP_TIMEOUT_MIN)
+    (SynSent,     Fin,            Some(SynSent),     &[],                          "syn@rto",                "-"),
+    (SynSent,     FinAck,         Some(SynSent),     &[],                          "syn@rto",                "-"),
+    (SynSent,     RstExact,       Some(SynSent),     &[],                          "syn@rto",                "-"), // RST without ACK: drop
+    (SynSent,     RstInWindow,    Some(SynSent),     &[],                          "syn@rto",                "-"),
+    (SynSent,     RstOutOfWindow, Some(SynSent),     &[],                          "syn@rto",                "-"),
+    (SynSent,     Data,           Some(SynSent),     &[],                          "syn@rto",                "-"),
+    (SynSent,     Timer,          Some(SynSent),     &["SYN s=0"],                 "syn@2000",               "-"), // resent after 1 s, next in 1 s (tcp_syn_linear_timeouts)
     // ---- SYN-RECEIVED (passive) --------------------------------------------------------------
-    (SynReceived, UserListen,    None,              &[]),
-    (SynReceived, UserConnect,   None,              &[]),
-    (SynReceived, UserSend,      Some(SynReceived), &[]),            // queued until ESTABLISHED
-    (SynReceived, UserShutdown,  Some(FinWait1),    &[]),            // FIN waits for the SYN's ACK
-    (SynReceived, UserClose,     Some(FinWait1),    &[]),
-    (SynReceived, UserAbort,     Some(Closed),      &["RST|ACK s=1 a=1"]),
-    (SynReceived, Syn,       Some(SynReceived), &["ACK s=1 a=1"]), // RFC 5961 §4 challenge
-    (SynReceived, SynAck,    Some(SynReceived), &["ACK s=1 a=1"]),
-    (SynReceived, AckOk,     Some(Established), &[]),
-    (SynReceived, AckBad,    Some(SynReceived), &["RST s=101"]),
-    (SynReceived, Fin,       Some(SynReceived), &[]),            // no ACK bit: drop
-    (SynReceived, FinAck,    Some(CloseWait),   &["ACK s=1 a=2"]),
-    (SynReceived, RstExact,  Some(Listen),      &[]),            // passive: back to LISTEN
-    (SynReceived, RstInWindow, Some(SynReceived), &["ACK s=1 a=1"]), // RFC 5961 §3 challenge
-    (SynReceived, RstOutOfWindow, Some(SynReceived), &[]),
-    (SynReceived, Data,      Some(Established), &["ACK s=1 a=101"]),
-    (SynReceived, Timer,     Some(SynReceived), &["SYN|ACK s=0 a=1"]),
+    (SynReceived, UserListen,     None,              &[],                          "syn_ack@rto",            "-"),
+    (SynReceived, UserConnect,    None,              &[],                          "syn_ack@rto",            "-"),
+    (SynReceived, UserSend,       Some(SynReceived), &[],                          "syn_ack@rto",            "-"), // queued until ESTABLISHED
+    (SynReceived, UserShutdown,   Some(FinWait1),    &[],                          "retransmit@rto",         "shutdown"), // FIN waits for the SYN's ACK
+    (SynReceived, UserClose,      Some(FinWait1),    &[],                          "retransmit@rto",         "close"),
+    (SynReceived, UserAbort,      Some(Closed),      &["RST|ACK s=1 a=1"],         "-",                      "abort"),
+    (SynReceived, Syn,            Some(SynReceived), &["ACK s=1 a=1"],             "syn_ack@rto",            "-"), // RFC 5961 §4 challenge
+    (SynReceived, SynAck,         Some(SynReceived), &["ACK s=1 a=1"],             "syn_ack@rto",            "-"),
+    (SynReceived, AckOk,          Some(Established), &[],                          "-",                      "ack_received"),
+    (SynReceived, AckBad,         Some(SynReceived), &["RST s=101"],               "syn_ack@rto",            "-"),
+    (SynReceived, Fin,            Some(SynReceived), &[],                          "syn_ack@rto",            "-"), // no ACK bit: drop
+    (SynReceived, FinAck,         Some(CloseWait),   &["ACK s=1 a=2"],             "-",                      "ack_received+fin_received"),
+    (SynReceived, RstExact,       Some(Listen),      &[],                          "-",                      "rst_received"), // passive: back to LISTEN
+    (SynReceived, RstInWindow,    Some(SynReceived), &["ACK s=1 a=1"],             "syn_ack@rto",            "-"), // RFC 5961 §3 challenge
+    (SynReceived, RstOutOfWindow, Some(SynReceived), &[],                          "syn_ack@rto",            "-"),
+    (SynReceived, Data,           Some(Established), &["ACK s=1 a=101"],           "-",                      "ack_received"),
+    (SynReceived, Timer,          Some(SynReceived), &["SYN|ACK s=0 a=1"],         "syn_ack@3rto",           "-"), // SYN-ACK resent, next after 2 s
     // ---- ESTABLISHED ---------------------------------------------------------------------------
-    (Established, UserListen,    None,              &[]),
-    (Established, UserConnect,   None,              &[]),
-    (Established, UserSend,      Some(Established), &["PSH|ACK s=1 a=1 len=100"]),
-    (Established, UserShutdown,  Some(FinWait1),    &["FIN|ACK s=1 a=1"]),
-    (Established, UserClose,     Some(FinWait1),    &["FIN|ACK s=1 a=1"]),
-    (Established, UserAbort,     Some(Closed),      &["RST|ACK s=1 a=1"]),
-    (Established, Syn,       Some(Established), &["ACK s=1 a=1"]), // RFC 5961 §4 challenge
-    (Established, SynAck,    Some(Established), &["ACK s=1 a=1"]),
-    (Established, AckOk,     Some(Established), &[]),
-    (Established, AckBad,    Some(Established), &["ACK s=1 a=1"]), // acks unsent data
-    (Established, Fin,       Some(Established), &[]),
-    (Established, FinAck,    Some(CloseWait),   &["ACK s=1 a=2"]),
-    (Established, RstExact,  Some(Closed),      &[]),
-    (Established, RstInWindow, Some(Established), &["ACK s=1 a=1"]),
-    (Established, RstOutOfWindow, Some(Established), &[]),
-    (Established, Data,      Some(Established), &["ACK s=1 a=101"]),
-    (Established, Timer,     Some(Established), &[]),
+    (Established, UserListen,     None,              &[],                          "-",                      "-"),
+    (Established, UserConnect,    None,              &[],                          "-",                      "-"),
+    (Established, UserSend,       Some(Established), &["PSH|ACK s=1 a=1 len=100"], "retransmit@rto",         "-"),
+    (Established, UserShutdown,   Some(FinWait1),    &["FIN|ACK s=1 a=1"],         "retransmit@rto",         "shutdown"),
+    (Established, UserClose,      Some(FinWait1),    &["FIN|ACK s=1 a=1"],         "retransmit@rto",         "close"),
+    (Established, UserAbort,      Some(Closed),      &["RST|ACK s=1 a=1"],         "-",                      "abort"),
+    (Established, Syn,            Some(Established), &["ACK s=1 a=1"],             "-",                      "-"), // RFC 5961 §4 challenge
+    (Established, SynAck,         Some(Established), &["ACK s=1 a=1"],             "-",                      "-"),
+    (Established, AckOk,          Some(Established), &[],                          "-",                      "-"),
+    (Established, AckBad,         Some(Established), &["ACK s=1 a=1"],             "-",                      "-"), // acks unsent data
+    (Established, Fin,            Some(Established), &[],                          "-",                      "-"),
+    (Established, FinAck,         Some(CloseWait),   &["ACK s=1 a=2"],             "-",                      "fin_received"),
+    (Established, RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"),
+    (Established, RstInWindow,    Some(Established), &["ACK s=1 a=1"],             "-",                      "-"),
+    (Established, RstOutOfWindow, Some(Established), &[],                          "-",                      "-"),
+    (Established, Data,           Some(Established), &["ACK s=1 a=101"],           "-",                      "-"),
+    (Established, Timer,          Some(Established), &[],                          "-",                      "-"),
     // ---- FIN-WAIT-1: our FIN (s=1) is unacknowledged; RTO is 200 ms (an RTT sample of 0) --------
-    (FinWait1, UserListen,       None,              &[]),
-    (FinWait1, UserConnect,      None,              &[]),
-    (FinWait1, UserSend,         None,              &[]),
-    (FinWait1, UserShutdown,     None,              &[]),
-    (FinWait1, UserClose,        Some(FinWait1),    &[]),            // now orphaned
-    (FinWait1, UserAbort,        Some(Closed),      &["RST|ACK s=2 a=1"]),
-    (FinWait1, Syn,          Some(FinWait1),    &["ACK s=2 a=1"]),
-    (FinWait1, SynAck,       Some(FinWait1),    &["ACK s=2 a=1"]),
-    (FinWait1, AckOk,        Some(FinWait2),    &[]),
-    (FinWait1, AckBad,       Some(FinWait1),    &["ACK s=2 a=1"]),
-    (FinWait1, Fin,          Some(FinWait1),    &[]),
-    (FinWait1, FinAck,       Some(TimeWait),    &["ACK s=2 a=2"]), // FIN and its ACK together
-    (FinWait1, RstExact,     Some(Closed),      &[]),
-    (FinWait1, RstInWindow,  Some(FinWait1),    &["ACK s=2 a=1"]),
-    (FinWait1, RstOutOfWindow, Some(FinWait1),  &[]),
-    (FinWait1, Data,         Some(FinWait2),    &["ACK s=2 a=101"]), // still receiving
-    (FinWait1, Timer,        Some(FinWait1),    &["FIN|ACK s=1 a=1"]),
+    (FinWait1,    UserListen,     None,              &[],                          "retransmit@rto",         "-"),
+    (FinWait1,    UserConnect,    None,              &[],                          "retransmit@rto",         "-"),
+    (FinWait1,    UserSend,       None,              &[],                          "retransmit@rto",         "-"),
+    (FinWait1,    UserShutdown,   None,              &[],                          "retransmit@rto",         "-"),
+    (FinWait1,    UserClose,      Some(FinWait1),    &[],                          "retransmit@rto",         "-"), // now orphaned
+    (FinWait1,    UserAbort,      Some(Closed),      &["RST|ACK s=2 a=1"],         "-",                      "abort"),
+    (FinWait1,    Syn,            Some(FinWait1),    &["ACK s=2 a=1"],             "retransmit@rto",         "-"),
+    (FinWait1,    SynAck,         Some(FinWait1),    &["ACK s=2 a=1"],             "retransmit@rto",         "-"),
+    (FinWait1,    AckOk,          Some(FinWait2),    &[],                          "-",                      "ack_received"),
+    (FinWait1,    AckBad,         Some(FinWait1),    &["ACK s=2 a=1"],             "retransmit@rto",         "-"),
+    (FinWait1,    Fin,            Some(FinWait1),    &[],                          "retransmit@rto",         "-"),
+    (FinWait1,    FinAck,         Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "ack_received+fin_received"), // FIN and its ACK together
+    (FinWait1,    RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"),
+    (FinWait1,    RstInWindow,    Some(FinWait1),    &["ACK s=2 a=1"],             "retransmit@rto",         "-"),
+    (FinWait1,    RstOutOfWindow, Some(FinWait1),    &[],                          "retransmit@rto",         "-"),
+    (FinWait1,    Data,           Some(FinWait2),    &["ACK s=2 a=101"],           "-",                      "ack_received"), // still receiving
+    (FinWait1,    Timer,          Some(FinWait1),    &["FIN|ACK s=1 a=1"],         "retransmit@3rto",        "-"), // FIN resent at the RTO, next after 2·RTO
     // ---- FIN-WAIT-2 (shut down, not closed: no timer) -----------------------------------------
-    (FinWait2, UserListen,       None,              &[]),
-    (FinWait2, UserConnect,      None,              &[]),
-    (FinWait2, UserSend,         None,              &[]),
-    (FinWait2, UserShutdown,     None,              &[]),
-    (FinWait2, UserClose,        Some(FinWait2),    &[]),            // orphaned: tcp_fin_timeout armed
-    (FinWait2, UserAbort,        Some(Closed),      &["RST|ACK s=2 a=1"]),
-    (FinWait2, Syn,          Some(FinWait2),    &["ACK s=2 a=1"]),
-    (FinWait2, SynAck,       Some(FinWait2),    &["ACK s=2 a=1"]),
-    (FinWait2, AckOk,        Some(FinWait2),    &[]),
-    (FinWait2, AckBad,       Some(FinWait2),    &["ACK s=2 a=1"]),
-    (FinWait2, Fin,          Some(FinWait2),    &[]),
-    (FinWait2, FinAck,       Some(TimeWait),    &["ACK s=2 a=2"]),
-    (FinWait2, RstExact,     Some(Closed),      &[]),
-    (FinWait2, RstInWindow,  Some(FinWait2),    &["ACK s=2 a=1"]),
-    (FinWait2, RstOutOfWindow, Some(FinWait2),  &[]),
-    (FinWait2, Data,         Some(FinWait2),    &["ACK s=2 a=101"]),
-    (FinWait2, Timer,        Some(FinWait2),    &[]),
+    (FinWait2,    UserListen,     None,              &[],                          "-",                      "-"),
+    (FinWait2,    UserConnect,    None,              &[],                          "-",                      "-"),
+    (FinWait2,    UserSend,       None,              &[],                          "-",                      "-"),
+    (FinWait2,    UserShutdown,   None,              &[],                          "-",                      "-"),
+    (FinWait2,    UserClose,      Some(FinWait2),    &[],                          "fin_wait_2@fin_timeout", "-"), // orphaned: tcp_fin_timeout armed
+    (FinWait2,    UserAbort,      Some(Closed),      &["RST|ACK s=2 a=1"],         "-",                      "abort"),
+    (FinWait2,    Syn,            Some(FinWait2),    &["ACK s=2 a=1"],             "-",                      "-"),
+    (FinWait2,    SynAck,         Some(FinWait2),    &["ACK s=2 a=1"],             "-",                      "-"),
+    (FinWait2,    AckOk,          Some(FinWait2),    &[],                          "-",                      "-"),
+    (FinWait2,    AckBad,         Some(FinWait2),    &["ACK s=2 a=1"],             "-",                      "-"),
+    (FinWait2,    Fin,            Some(FinWait2),    &[],                          "-",                      "-"),
+    (FinWait2,    FinAck,         Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "fin_received"),
+    (FinWait2,    RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"),
+    (FinWait2,    RstInWindow,    Some(FinWait2),    &["ACK s=2 a=1"],             "-",                      "-"),
+    (FinWait2,    RstOutOfWindow, Some(FinWait2),    &[],                          "-",                      "-"),
+    (FinWait2,    Data,           Some(FinWait2),    &["ACK s=2 a=101"],           "-",                      "-"),
+    (FinWait2,    Timer,          Some(FinWait2),    &[],                          "-",                      "-"),
     // ---- CLOSE-WAIT: the peer's FIN (s=1) is in, RCV.NXT = 2 ---------------------------------
-    (CloseWait, UserListen,      None,              &[]),
-    (CloseWait, UserConnect,     None,              &[]),
-    (CloseWait, UserSend,        Some(CloseWait),   &["PSH|ACK s=1 a=2 len=100"]),
-    (CloseWait, UserShutdown,    Some(LastAck),     &["FIN|ACK s=1 a=2"]),
-    (CloseWait, UserClose,       Some(LastAck),     &["FIN|ACK s=1 a=2"]),
-    (CloseWait, UserAbort,       Some(Closed),      &["RST|ACK s=1 a=2"]),
-    (CloseWait, Syn,         Some(CloseWait),   &["ACK s=1 a=2"]),
-    (CloseWait, SynAck,      Some(CloseWait),   &["ACK s=1 a=2"]),
-    (CloseWait, AckOk,       Some(CloseWait),   &[]),
-    (CloseWait, AckBad,      Some(CloseWait),   &["ACK s=1 a=2"]),
-    (CloseWait, Fin,         Some(CloseWait),   &[]),
-    (CloseWait, FinAck,      Some(CloseWait),   &[]),            // a second FIN: remain (Linux drops)
-    (CloseWait, RstExact,    Some(Closed),      &[]),
-    (CloseWait, RstInWindow, Some(CloseWait),   &["ACK s=1 a=2"]),
-    (CloseWait, RstOutOfWindow, Some(CloseWait), &[]),
-    (CloseWait, Data,        Some(CloseWait),   &[]),            // text after FIN: ignored
-    (CloseWait, Timer,       Some(CloseWait),   &[]),
+    (CloseWait,   UserListen,     None,              &[],                          "-",                      "-"),
+    (CloseWait,   UserConnect,    None,              &[],                          "-",                      "-"),
+    (CloseWait,   UserSend,       Some(CloseWait),   &["PSH|ACK s=1 a=2 len=100"], "retransmit@rto",         "-"),
+    (CloseWait,   UserShutdown,   Some(LastAck),     &["FIN|ACK s=1 a=2"],         "retransmit@rto",         "shutdown"),
+    (CloseWait,   UserClose,      Some(LastAck),     &["FIN|ACK s=1 a=2"],         "retransmit@rto",         "close"),
+    (CloseWait,   UserAbort,      Some(Closed),      &["RST|ACK s=1 a=2"],         "-",                      "abort"),
+    (CloseWait,   Syn,            Some(CloseWait),   &["ACK s=1 a=2"],             "-",                      "-"),
+    (CloseWait,   SynAck,         Some(CloseWait),   &["ACK s=1 a=2"],             "-",                      "-"),
+    (CloseWait,   AckOk,          Some(CloseWait),   &[],                          "-",                      "-"),
+    (CloseWait,   AckBad,         Some(CloseWait),   &["ACK s=1 a=2"],             "-",                      "-"),
+    (CloseWait,   Fin,            Some(CloseWait),   &[],                          "-",                      "-"),
+    (CloseWait,   FinAck,         Some(CloseWait),   &[],                          "-",                      "-"), // a second FIN: remain (Linux drops)
+    (CloseWait,   RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"),
+    (CloseWait,   RstInWindow,    Some(CloseWait),   &["ACK s=1 a=2"],             "-",                      "-"),
+    (CloseWait,   RstOutOfWindow, Some(CloseWait),   &[],                          "-",                      "-"),
+    (CloseWait,   Data,           Some(CloseWait),   &[],                          "-",                      "-"), // text after FIN: ignored
+    (CloseWait,   Timer,          Some(CloseWait),   &[],                          "-",                      "-"),
     // ---- CLOSING: FINs crossed; ours (s=1) unacknowledged ------------------------------------
-    (Closing, UserListen,        None,              &[]),
-    (Closing, UserConnect,       None,              &[]),
-    (Closing, UserSend,          None,              &[]),
-    (Closing, UserShutdown,      None,              &[]),
-    (Closing, UserClose,         Some(Closing),     &[]),
-    (Closing, UserAbort,         Some(Closed),      &[]),            // RFC and Linux: no RST here
-    (Closing, Syn,           Some(Closing),     &["ACK s=2 a=2"]),
-    (Closing, SynAck,        Some(Closing),     &["ACK s=2 a=2"]),
-    (Closing, AckOk,         Some(TimeWait),    &[]),
-    (Closing, AckBad,        Some(Closing),     &["ACK s=2 a=2"]),
-    (Closing, Fin,           Some(Closing),     &[]),
-    (Closing, FinAck,        Some(TimeWait),    &[]),
-    (Closing, RstExact,      Some(Closed),      &[]),
-    (Closing, RstInWindow,   Some(Closing),     &["ACK s=2 a=2"]),
-    (Closing, RstOutOfWindow, Some(Closing),    &[]),
-    (Closing, Data,          Some(TimeWait),    &[]),            // its ACK acks our FIN
-    (Closing, Timer,         Some(Closing),     &["FIN|ACK s=1 a=2"]),
+    (Closing,     UserListen,     None,              &[],                          "retransmit@rto",         "-"),
+    (Closing,     UserConnect,    None,              &[],                          "retransmit@rto",         "-"),
+    (Closing,     UserSend,       None,              &[],                          "retransmit@rto",         "-"),
+    (Closing,     UserShutdown,   None,              &[],                          "retransmit@rto",         "-"),
+    (Closing,     UserClose,      Some(Closing),     &[],                          "retransmit@rto",         "-"),
+    (Closing,     UserAbort,      Some(Closed),      &[],                          "-",                      "abort"), // RFC and Linux: no RST here
+    (Closing,     Syn,            Some(Closing),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (Closing,     SynAck,         Some(Closing),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (Closing,     AckOk,          Some(TimeWait),    &[],                          "time_wait@2msl",         "ack_received"),
+    (Closing,     AckBad,         Some(Closing),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (Closing,     Fin,            Some(Closing),     &[],                          "retransmit@rto",         "-"),
+    (Closing,     FinAck,         Some(TimeWait),    &[],                          "time_wait@2msl",         "ack_received"),
+    (Closing,     RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"),
+    (Closing,     RstInWindow,    Some(Closing),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (Closing,     RstOutOfWindow, Some(Closing),     &[],                          "retransmit@rto",         "-"),
+    (Closing,     Data,           Some(TimeWait),    &[],                          "time_wait@2msl",         "ack_received"), // its ACK acks our FIN
+    (Closing,     Timer,          Some(Closing),     &["FIN|ACK s=1 a=2"],         "retransmit@3rto",        "-"),
     // ---- LAST-ACK: our FIN (s=1) unacknowledged, closed by the user --------------------------
-    (LastAck, UserListen,        None,              &[]),
-    (LastAck, UserConnect,       None,              &[]),
-    (LastAck, UserSend,          None,              &[]),
-    (LastAck, UserShutdown,      None,              &[]),
-    (LastAck, UserClose,         None,              &[]),            // closed already
-    (LastAck, UserAbort,         Some(Closed),      &[]),
-    (LastAck, Syn,           Some(LastAck),     &["ACK s=2 a=2"]),
-    (LastAck, SynAck,        Some(LastAck),     &["ACK s=2 a=2"]),
-    (LastAck, AckOk,         Some(Closed),      &[]),
-    (LastAck, AckBad,        Some(LastAck),     &["ACK s=2 a=2"]),
-    (LastAck, Fin,           Some(LastAck),     &[]),
-    (LastAck, FinAck,        Some(Closed),      &[]),
-    (LastAck, RstExact,      Some(Closed),      &[]),
-    (LastAck, RstInWindow,   Some(LastAck),     &["ACK s=2 a=2"]),
-    (LastAck, RstOutOfWindow, Some(LastAck),    &[]),
-    (LastAck, Data,          Some(Closed),      &[]),
-    (LastAck, Timer,         Some(LastAck),     &["FIN|ACK s=1 a=2"]),
+    (LastAck,     UserListen,     None,              &[],                          "retransmit@rto",         "-"),
+    (LastAck,     UserConnect,    None,              &[],                          "retransmit@rto",         "-"),
+    (LastAck,     UserSend,       None,              &[],                          "retransmit@rto",         "-"),
+    (LastAck,     UserShutdown,   None,              &[],                          "retransmit@rto",         "-"),
+    (LastAck,     UserClose,      None,              &[],                          "retransmit@rto",         "-"), // closed already
+    (LastAck,     UserAbort,      Some(Closed),      &[],                          "-",                      "abort"),
+    (LastAck,     Syn,            Some(LastAck),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (LastAck,     SynAck,         Some(LastAck),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (LastAck,     AckOk,          Some(Closed),      &[],                          "-",                      "ack_received"),
+    (LastAck,     AckBad,         Some(LastAck),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (LastAck,     Fin,            Some(LastAck),     &[],                          "retransmit@rto",         "-"),
+    (LastAck,     FinAck,         Some(Closed),      &[],                          "-",                      "ack_received"),
+    (LastAck,     RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"),
+    (LastAck,     RstInWindow,    Some(LastAck),     &["ACK s=2 a=2"],             "retransmit@rto",         "-"),
+    (LastAck,     RstOutOfWindow, Some(LastAck),     &[],                          "retransmit@rto",         "-"),
+    (LastAck,     Data,           Some(Closed),      &[],                          "-",                      "ack_received"),
+    (LastAck,     Timer,          Some(LastAck),     &["FIN|ACK s=1 a=2"],         "retransmit@3rto",        "-"),
     // ---- TIME-WAIT: Linux's tcp_timewait_state_process ----------------------------------------
-    (TimeWait, UserListen,       None,              &[]),
-    (TimeWait, UserConnect,      None,              &[]),
-    (TimeWait, UserSend,         None,              &[]),
-    (TimeWait, UserShutdown,     None,              &[]),
-    (TimeWait, UserClose,        Some(TimeWait),    &[]),
-    (TimeWait, UserAbort,        Some(Closed),      &[]),
-    (TimeWait, Syn,          Some(TimeWait),    &["ACK s=2 a=2"]), // not a newer ISN: ACK
-    (TimeWait, SynAck,       Some(TimeWait),    &["ACK s=2 a=2"]),
-    (TimeWait, AckOk,        Some(TimeWait),    &[]),            // bare ACK at RCV.NXT
-    (TimeWait, AckBad,       Some(TimeWait),    &[]),
-    (TimeWait, Fin,          Some(TimeWait),    &["ACK s=2 a=2"]),
-    (TimeWait, FinAck,       Some(TimeWait),    &["ACK s=2 a=2"]),
-    (TimeWait, RstExact,     Some(Closed),      &[]),            // RFC 1337 assassination (Linux)
-    (TimeWait, RstInWindow,  Some(TimeWait),    &[]),
-    (TimeWait, RstOutOfWindow, Some(TimeWait),  &[]),
-    (TimeWait, Data,         Some(TimeWait),    &["ACK s=2 a=2"]),
-    (TimeWait, Timer,        Some(Closed),      &[]),            // 2·MSL
+    (TimeWait,    UserListen,     None,              &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    UserConnect,    None,              &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    UserSend,       None,              &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    UserShutdown,   None,              &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    UserClose,      Some(TimeWait),    &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    UserAbort,      Some(Closed),      &[],                          "-",                      "abort"),
+    (TimeWait,    Syn,            Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"), // not a newer ISN: ACK
+    (TimeWait,    SynAck,         Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"),
+    (TimeWait,    AckOk,          Some(TimeWait),    &[],                          "time_wait@2msl",         "-"), // bare ACK at RCV.NXT
+    (TimeWait,    AckBad,         Some(TimeWait),    &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    Fin,            Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"),
+    (TimeWait,    FinAck,         Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"),
+    (TimeWait,    RstExact,       Some(Closed),      &[],                          "-",                      "rst_received"), // RFC 1337 assassination (Linux)
+    (TimeWait,    RstInWindow,    Some(TimeWait),    &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    RstOutOfWindow, Some(TimeWait),    &[],                          "time_wait@2msl",         "-"),
+    (TimeWait,    Data,           Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"),
+    (TimeWait,    Timer,          Some(Closed),      &[],                          "-",                      "time_wait_expired"), // 2·MSL
+];
+
+/// The cells where the `rfc9293` profile differs from Linux; every other cell is the same under
+/// both. Each row here and its namesake above are one deviation, side by side.
+#[rustfmt::skip]
+const RFC9293_TABLE: &[Row] = &[
+    (SynSent,     AckBad,         Some(SynSent),     &["RST s=101"],               "syn@rto",                "-"), // no resend: the SYN waits for its timer
+    (SynSent,     Timer,          Some(SynSent),     &["SYN s=0"],                 "syn@3rto",               "-"), // no linear timeouts: doubling
+    (SynReceived, UserShutdown,   Some(FinWait1),    &["FIN|ACK s=1 a=1"],         "retransmit@rto",         "shutdown"), // §3.10.4: the FIN goes at once
+    (SynReceived, UserClose,      Some(FinWait1),    &["FIN|ACK s=1 a=1"],         "retransmit@rto",         "close"), // §3.10.4: the FIN goes at once
+    (SynReceived, UserAbort,      Some(Closed),      &["RST s=1"],                 "-",                      "abort"), // <SEQ=SND.NXT><CTL=RST>, no ACK bit
+    (SynReceived, Syn,            Some(Listen),      &[],                          "-",                      "syn_received"), // no RFC 5961: a passive SYN-RECEIVED returns to LISTEN
+    (SynReceived, SynAck,         Some(Listen),      &[],                          "-",                      "syn_received"), // no RFC 5961: a passive SYN-RECEIVED returns to LISTEN
+    (SynReceived, RstInWindow,    Some(Listen),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (Established, UserAbort,      Some(Closed),      &["RST s=1"],                 "-",                      "abort"), // <SEQ=SND.NXT><CTL=RST>, no ACK bit
+    (Established, Syn,            Some(Closed),      &["RST|ACK s=-1000 a=2"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (Established, SynAck,         Some(Closed),      &["RST s=1"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (Established, RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (FinWait1,    UserAbort,      Some(Closed),      &["RST s=2"],                 "-",                      "abort"), // <SEQ=SND.NXT><CTL=RST>, no ACK bit
+    (FinWait1,    Syn,            Some(Closed),      &["RST|ACK s=-1000 a=2"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (FinWait1,    SynAck,         Some(Closed),      &["RST s=2"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (FinWait1,    RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (FinWait2,    UserClose,      Some(FinWait2),    &[],                          "-",                      "-"), // no tcp_fin_timeout: it waits for the peer's FIN
+    (FinWait2,    UserAbort,      Some(Closed),      &["RST s=2"],                 "-",                      "abort"), // <SEQ=SND.NXT><CTL=RST>, no ACK bit
+    (FinWait2,    Syn,            Some(Closed),      &["RST|ACK s=-1000 a=2"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (FinWait2,    SynAck,         Some(Closed),      &["RST s=2"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (FinWait2,    RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (CloseWait,   UserAbort,      Some(Closed),      &["RST s=1"],                 "-",                      "abort"), // <SEQ=SND.NXT><CTL=RST>, no ACK bit
+    (CloseWait,   Syn,            Some(Closed),      &["RST|ACK s=-1000 a=3"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (CloseWait,   SynAck,         Some(Closed),      &["RST s=1"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (CloseWait,   RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (Closing,     Syn,            Some(Closed),      &["RST|ACK s=-1000 a=3"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (Closing,     SynAck,         Some(Closed),      &["RST s=2"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (Closing,     RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (LastAck,     Syn,            Some(Closed),      &["RST|ACK s=-1000 a=3"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (LastAck,     SynAck,         Some(Closed),      &["RST s=2"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (LastAck,     RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+    (TimeWait,    Syn,            Some(Closed),      &["RST|ACK s=-1000 a=3"],     "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (TimeWait,    SynAck,         Some(Closed),      &["RST s=2"],                 "-",                      "syn_received"), // no RFC 5961: a SYN in the window resets
+    (TimeWait,    AckOk,          Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"), // §3.10.7.4 fifth: ACK it, restart 2·MSL
+    (TimeWait,    AckBad,         Some(TimeWait),    &["ACK s=2 a=2"],             "time_wait@2msl",         "-"), // §3.10.7.4 fifth: ACK it, restart 2·MSL
+    (TimeWait,    Fin,            Some(TimeWait),    &[],                          "time_wait@2msl",         "-"), // no ACK bit: dropped
+    (TimeWait,    RstInWindow,    Some(Closed),      &[],                          "-",                      "rst_received"), // no RFC 5961: any RST in the window resets
+];
+
+const EVENTS: [Ev; 17] = [
+    UserListen,
+    UserConnect,
+    UserSend,
+    UserShutdown,
+    UserClose,
+    UserAbort,
+    Syn,
+    SynAck,
+    AckOk,
+    AckBad,
+    Fin,
+    FinAck,
+    RstExact,
+    RstInWindow,
+    RstOutOfWindow,
+    Data,
+    Timer,
 ];
 
 #[test]
 fn test_transition_table_covers_every_cell() {
-    let events = [
-        UserListen,
-        UserConnect,
-        UserSend,
-        UserShutdown,
-        UserClose,
-        UserAbort,
-        Syn,
-        SynAck,
-        AckOk,
-        AckBad,
-        Fin,
-        FinAck,
-        RstExact,
-        RstInWindow,
-        RstOutOfWindow,
-        Data,
-        Timer,
-    ];
     for state in State::ALL {
-        for ev in events {
+        for ev in EVENTS {
             let n = TABLE.iter().filter(|r| r.0 == state && r.1 == ev).count();
             assert_eq!(n, 1, "({state}, {ev:?}) has {n} rows");
+            let n = RFC9293_TABLE
+                .iter()
+                .filter(|r| r.0 == state && r.1 == ev)
+                .count();
+            assert!(n <= 1, "({state}, {ev:?}) has {n} rfc9293 rows");
         }
     }
 }
 
-#[test]
-fn test_transition_table() {
-    let mut failures = vec![];
-    for &(state, ev, next, emitted) in TABLE {
-        let mut ep = fixture(state);
-        let before = ep.clone();
-        let result = apply(&mut ep, ev);
-        let want: Vec<String> = emitted.iter().map(|s| s.to_string()).collect();
-        match (next, result) {
-            (None, Err(Error::InvalidInState { state: s, .. })) => {
-                if s != state || ep != before {
-                    failures.push(format!(
-                        "({state}, {ev:?}): refusal changed the endpoint or named {s}"
-                    ));
-                }
-            }
-            (Some(to), Ok(got)) => {
-                if ep.state() != to || got != want {
-                    failures.push(format!(
-                        "({state}, {ev:?}): want {to} {want:?}, got {} {got:?}",
-                        ep.state()
-                    ));
-                }
-                if ep.snd_una() > ep.snd_nxt() {
-                    failures.push(format!("({state}, {ev:?}): SND.UNA > SND.NXT"));
-                }
-            }
-            (want, got) => failures.push(format!("({state}, {ev:?}): want {want:?}, got {got:?}")),
-        }
+/// Checks one row under settings `c`; describes the difference, if any.
+fn check_row(c: &Config, &(state, ev, next, emitted, timer, causes): &Row) -> Option<String> {
+    let mut ep = fixture_in(c, state);
+    let before = ep.clone();
+    let o = apply(c, &mut ep, ev);
+    let want: Vec<String> = emitted.iter().map(|s| s.to_string()).collect();
+    let cell = format!("({state}, {ev:?})");
+    let mut diff = match (next, o.result) {
+        (None, Err(Error::InvalidInState { state: s, .. })) if s == state && ep == before => None,
+        (None, got) => Some(format!(
+            "{cell}: want a refusal that changes nothing, got {got:?}"
+        )),
+        (Some(to), Ok(got)) if ep.state() == to && got == want => None,
+        (Some(to), got) => Some(format!(
+            "{cell}: want {to} {want:?}, got {} {got:?}",
+            ep.state()
+        )),
+    };
+    if diff.is_none() && (o.timer != timer || o.causes != causes) {
+        diff = Some(format!(
+            "{cell}: want timer {timer} by {causes}, got timer {} by {}",
+            o.timer, o.causes
+        ));
     }
+    if ep.snd_una() > ep.snd_nxt() {
+        diff = Some(format!("{cell}: SND.UNA > SND.NXT"));
+    }
+    diff
+}
+
+fn assert_rows<'a>(c: &Config, rows: impl Iterator<Item = &'a Row>) {
+    let failures: Vec<String> = rows.filter_map(|r| check_row(c, r)).collect();
     assert!(
         failures.is_empty(),
         "{} cells differ:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn test_transition_table() {
+    assert_rows(&cfg(), TABLE.iter());
+}
+
+#[test]
+fn test_transition_table_rfc9293() {
+    let rfc_row = |r: &Row| RFC9293_TABLE.iter().find(|x| (x.0, x.1) == (r.0, r.1));
+    assert_rows(&rfc(), TABLE.iter().map(|r| rfc_row(r).unwrap_or(r)));
+    // Each rfc9293 row is a deviation: it differs from Linux's.
+    for r in RFC9293_TABLE {
+        let linux = TABLE.iter().find(|x| (x.0, x.1) == (r.0, r.1)).unwrap();
+        assert_ne!(
+            r, linux,
+            "({}, {:?}) is the same under both profiles",
+            r.0, r.1
+        );
+    }
 }
 
 // ---- rules the table's generic events do not reach --------------------------------------------
@@ -548,6 +640,70 @@ fn test_syn_sent_rst_with_bad_ack_is_dropped() {
     let mut ep = socket_syn_sent();
     assert!(drive(&mut ep, 0, peer(Flags::RST | Flags::ACK, 0, 7, 0)).is_empty());
     assert_eq!(ep.state(), State::SynSent);
+}
+
+#[test]
+fn test_syn_sent_bad_ack_resends_the_syn_at_once() {
+    // tcp_rcv_synsent_state_process: an unacceptable ACK re-arms the SYN timer to
+    // TCP_TIMEOUT_MIN if the SYN was never retransmitted; the RST answers the segment.
+    for (flags, answer) in [
+        (Flags::SYN | Flags::ACK, vec!["RST s=1000"]),
+        (Flags::RST | Flags::ACK, vec![]), // an RST is never answered
+    ] {
+        let mut ep = socket_syn_sent();
+        assert_eq!(drive(&mut ep, 10, peer(flags, 0, 1000, 0)), answer);
+        assert_eq!(ep.state(), State::SynSent);
+        let resent = run_timers(&mut ep, 1000);
+        assert_eq!(resent[0], (10 + TCP_TIMEOUT_MIN_MS, "SYN s=0".to_string()));
+        // The resend counts as the first retransmission: the next is 1 s later.
+        assert_eq!(
+            ep.timer(0).unwrap().deadline,
+            10 + TCP_TIMEOUT_MIN_MS + 1000
+        );
+    }
+}
+
+#[test]
+fn test_syn_sent_bad_ack_after_a_retransmission_waits_for_the_timer() {
+    let mut ep = socket_syn_sent();
+    run_timers(&mut ep, 1000); // the first retransmission, at 1 s
+    let next = ep.timer(0).unwrap().deadline;
+    assert_eq!(
+        drive(&mut ep, 1500, peer(Flags::SYN | Flags::ACK, 0, 1000, 0)),
+        ["RST s=1000"]
+    );
+    assert_eq!(ep.timer(0).unwrap().deadline, next);
+}
+
+#[test]
+fn test_simultaneous_open_syn_ack_in_syn_received_gets_a_bare_ack() {
+    // Our SYN crossed the peer's; its SYN-ACK (SEG.SEQ = IRS) acknowledges ours.
+    let mut ep = socket_syn_sent();
+    assert_eq!(
+        drive(&mut ep, 5, peer(Flags::SYN, 0, 0, 0)),
+        ["SYN|ACK s=0 a=1"]
+    );
+    assert_eq!(ep.state(), State::SynReceived);
+    let mut rec = Recorder::default();
+    ep.on_segment(
+        &cfg(),
+        10,
+        &peer(Flags::SYN | Flags::ACK, 0, 1, 0),
+        &mut rec,
+    );
+    assert_eq!(segs(&rec), ["ACK s=1 a=1"]);
+    assert_eq!(ep.state(), State::Established);
+    assert_eq!(rec.transitions[0].cause, Cause::SynAckReceived);
+    // RFC 9293's text: the SYN-ACK is outside the window, answered with an ACK; no change.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::SynSent);
+    ep.on_segment(&c, 5, &peer(Flags::SYN, 0, 0, 0), &mut Recorder::default());
+    let mut rec = Recorder::default();
+    ep.on_segment(&c, 10, &peer(Flags::SYN | Flags::ACK, 0, 1, 0), &mut rec);
+    assert_eq!(
+        (segs(&rec), ep.state()),
+        (vec!["ACK s=1 a=1".to_string()], State::SynReceived)
+    );
 }
 
 #[test]
@@ -836,7 +992,11 @@ fn test_syn_sent_retries_are_a_time_budget() {
         };
         let (got, gave_up) = syn_schedule(&c);
         let secs: Vec<u64> = got.iter().map(|t| t / 1000).collect();
-        assert_eq!((secs.as_slice(), gave_up), (resends, give_up * 1000), "{retries} retries");
+        assert_eq!(
+            (secs.as_slice(), gave_up),
+            (resends, give_up * 1000),
+            "{retries} retries"
+        );
     }
 }
 
@@ -881,6 +1041,47 @@ fn test_established_data_retransmits_with_backoff_then_gives_up() {
     assert_eq!(times, want);
     assert!(log.iter().all(|(_, s)| s == "PSH|ACK s=1 a=1 len=100"));
     assert_eq!(ep.state(), State::Closed);
+}
+
+#[test]
+fn test_orphaned_fin_gives_up_after_8_retransmissions() {
+    // tcp_orphan_retries (0 acts as 8): the budget of 8 retransmissions from 200 ms is
+    // 102.2 s (tcp_model_timeout); with a 200 ms RTO that is 8 resends, then CLOSED.
+    let mut ep = socket_established();
+    ep.close(&cfg(), 0, &mut Recorder::default()).unwrap();
+    let log = run_timers(&mut ep, 10_000_000);
+    let times: Vec<u64> = log.iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, [200, 600, 1400, 3000, 6200, 12_600, 25_400, 51_000]);
+    assert!(log.iter().all(|(_, s)| s == "FIN|ACK s=1 a=1"));
+    assert_eq!(ep.state(), State::Closed);
+}
+
+#[test]
+fn test_shut_down_fin_goes_on_to_tcp_retries2() {
+    // Only shut down, not orphaned: tcp_retries2 (15), a budget of 924.6 s.
+    let mut ep = socket_established();
+    ep.shutdown(&cfg(), 0, &mut Recorder::default()).unwrap();
+    let mut rec = Recorder::default();
+    let mut resent = 0;
+    while let Some(t) = ep.timer(0) {
+        rec = Recorder::default();
+        ep.on_timeout(&cfg(), t.deadline, &mut rec);
+        resent += rec.segments.len();
+    }
+    assert_eq!(resent, 15);
+    assert_eq!(ep.state(), State::Closed);
+    assert_eq!(rec.transitions[0].cause, Cause::RetransmitTimeout);
+    // Under rfc9293 an orphan is not special: close() is a half-close with tcp_retries2.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::Established);
+    ep.close(&c, 0, &mut Recorder::default()).unwrap();
+    let mut resent = 0;
+    while let Some(t) = ep.timer(0) {
+        let mut rec = Recorder::default();
+        ep.on_timeout(&c, t.deadline, &mut rec);
+        resent += rec.segments.len();
+    }
+    assert_eq!((resent, ep.state()), (15, State::Closed));
 }
 
 #[test]
