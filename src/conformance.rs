@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 pub mod grpc;
 
-use crate::tcp::{Config, External, Flags, Segment, SeqNum, State};
+use crate::tcp::{Config, ConfigError, External, Flags, Overrides, Segment, SeqNum, State};
 
 /// How far from its scripted time an expected segment may be emitted (ms).
 pub const TOLERANCE_MS: u64 = 25;
@@ -50,16 +50,15 @@ pub struct ScenarioConfig {
 }
 
 impl ScenarioConfig {
-    pub fn apply(&self, cfg: &mut Config) {
-        if let Some(v) = self.syn_retries {
-            cfg.syn_retries = v;
+    /// `base` with the scenario's changes, checked as every source of settings is.
+    pub fn apply(&self, base: &Config) -> Result<Config, ConfigError> {
+        Overrides {
+            syn_retries: self.syn_retries,
+            synack_retries: self.synack_retries,
+            fin_timeout_ms: self.fin_timeout_ms,
+            ..Overrides::default()
         }
-        if let Some(v) = self.synack_retries {
-            cfg.synack_retries = v;
-        }
-        if let Some(v) = self.fin_timeout_ms {
-            cfg.fin_timeout_ms = v;
-        }
+        .apply(base)
     }
 }
 
@@ -114,7 +113,7 @@ pub enum UserCall {
 /// What the runner needs from a simulator: one endpoint on a virtual clock that starts at 0.
 pub trait Engine {
     /// A fresh endpoint in CLOSED with these settings and this ISS.
-    fn start(&mut self, cfg: &ScenarioConfig, iss: SeqNum) -> Result<(), String>;
+    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String>;
     /// A user call. A refusal is reported as an error.
     fn call(&mut self, call: UserCall) -> Result<(), String>;
     /// A segment from the peer arrives now.
@@ -137,9 +136,8 @@ pub struct InProcess {
 }
 
 impl Engine for InProcess {
-    fn start(&mut self, cfg: &ScenarioConfig, iss: SeqNum) -> Result<(), String> {
-        self.cfg = Config::default();
-        cfg.apply(&mut self.cfg);
+    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String> {
+        self.cfg = cfg.clone();
         self.ext = External::new();
         self.now = 0;
         self.answers.clear();
@@ -235,10 +233,9 @@ impl ThroughTable {
 }
 
 impl Engine for ThroughTable {
-    fn start(&mut self, cfg: &ScenarioConfig, iss: SeqNum) -> Result<(), String> {
+    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String> {
         use crate::table::{Clock, Table, TableConfig};
-        let mut tcp = Config::default();
-        cfg.apply(&mut tcp);
+        let tcp = cfg.clone();
         let table_cfg = TableConfig {
             shards: 2,
             capacity: 4,
@@ -352,11 +349,13 @@ pub const ISS_VARIANTS: [(&str, u32, u32); 2] = [
     ("iss=2^32-2", u32::MAX - 1, u32::MAX - 49),
 ];
 
-/// Runs one scenario against `engine` with our ISS `iss` and the peer's numbers shifted by
-/// `peer_offset` (the file's peer ISN is 0; shifting makes the peer's numbers wrap too).
+/// Runs one scenario against `engine` with the scenario's settings on top of `base`, our ISS
+/// `iss` and the peer's numbers shifted by `peer_offset` (the file's peer ISN is 0; shifting
+/// makes the peer's numbers wrap too).
 pub fn run_scenario(
     engine: &mut dyn Engine,
     sc: &Scenario,
+    base: &Config,
     iss: u32,
     peer_offset: u32,
 ) -> Result<(), Mismatch> {
@@ -368,8 +367,14 @@ pub fn run_scenario(
         expected: "the engine to accept the step".into(),
         got: e,
     };
+    let cfg = sc.config.apply(base).map_err(|e| Mismatch {
+        step: 0,
+        op: "start",
+        expected: "settings in range".into(),
+        got: format!("config.{e}"),
+    })?;
     engine
-        .start(&sc.config, iss)
+        .start(&cfg, iss)
         .map_err(|e| engine_err(0, "start", e))?;
     let mut pending: VecDeque<(u64, Segment)> = VecDeque::new();
     let mut script_t: u64 = 0;
@@ -586,8 +591,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Runs every file with every ISS variant; a file passes when all variants pass.
-pub fn run_files(files: &[PathBuf], engine: &mut dyn Engine) -> Vec<FileReport> {
+/// Runs every file with every ISS variant, each on its settings on top of `base` (a profile's,
+/// usually); a file passes when all variants pass.
+pub fn run_files(files: &[PathBuf], engine: &mut dyn Engine, base: &Config) -> Vec<FileReport> {
     files
         .iter()
         .map(|path| {
@@ -604,7 +610,7 @@ pub fn run_files(files: &[PathBuf], engine: &mut dyn Engine) -> Vec<FileReport> 
             let outcome = ISS_VARIANTS
                 .iter()
                 .try_for_each(|&(label, iss, peer_offset)| {
-                    run_scenario(engine, &sc, iss, peer_offset)
+                    run_scenario(engine, &sc, base, iss, peer_offset)
                         .map_err(|m| format!("{m} [{label}]"))
                 });
             FileReport {

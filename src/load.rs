@@ -17,6 +17,7 @@
 //!   - send: {bytes: 1000, fraction: 1.0, side: client}
 //!   - syn_flood: {count: 500}                        # half-open servers: the final ACK never comes
 //!   - open: {count: 100, mode: manual, handshake: true}  # MANUAL pairs, handshake delivered
+//!   - open: {count: 10, mode: manual, settings: {profile: rfc9293}}  # their own settings
 //!   - drop_fins: {fraction: 1.0, side: client}       # MANUAL: the closer's FIN is lost
 //!   - churn: {rate: 5000, ms: 10000, client_ip: 10.0.0.1}  # open + close continuously
 //!   - expect: {side: client, state: TIME_WAIT, min: 1000, max: 1000}
@@ -32,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use crate::service::convert;
 use crate::service::proto as pb;
 use crate::service::proto::simulator_client::SimulatorClient;
 
@@ -109,6 +111,10 @@ pub struct OpenPhase {
     /// and later phases (drop_fins) can act on it.
     #[serde(default)]
     pub handshake: bool,
+    /// MANUAL only: the connections' own protocol settings, as `Open` takes them (`profile:
+    /// rfc9293`, `mss: 1000`, …); AUTO pairs run on the server's.
+    #[serde(default)]
+    pub settings: Option<crate::tcp::Overrides>,
 }
 
 fn auto() -> ModeName {
@@ -241,7 +247,19 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
                         .into(),
                 ));
             }
-            Phase::Open(o) => check_ip(o.client_ip.as_deref()).map_err(at)?,
+            Phase::Open(o) => {
+                check_ip(o.client_ip.as_deref()).map_err(at)?;
+                if let Some(settings) = &o.settings {
+                    if o.mode != ModeName::Manual {
+                        return Err(at(
+                            "settings: AUTO pairs run on the server's settings; only MANUAL connections take their own".into(),
+                        ));
+                    }
+                    settings
+                        .apply(&crate::tcp::Config::default())
+                        .map_err(|e| at(format!("settings.{e}")))?;
+                }
+            }
             Phase::Close(c) => fraction(c.fraction)?,
             Phase::Abort(a) if a.side == SideName::Both => {
                 return Err(at("side: abort one side, client or server".into()));
@@ -417,7 +435,13 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, String> {
                     pb::Mode::Auto
                 };
                 let ip = o.client_ip.clone().unwrap_or_default();
-                let cmds = (0..n).map(|_| vec![open_cmd(mode, &ip)]);
+                let settings = o.settings.as_ref().map(convert::overrides_to_pb);
+                let cmds = (0..n).map(|_| {
+                    vec![cmd(pb::command::Op::Open(Box::new(pb::OpenRequest {
+                        settings,
+                        ..open_req(mode, &ip)
+                    })))]
+                });
                 let before: Vec<usize> = targets.iter().map(|t| t.ids.len()).collect();
                 pump(&mut targets, cmds, scale(o.rate), &bar, &mut done, true).await?;
                 if o.handshake {
@@ -659,12 +683,16 @@ fn cmd(op: pb::command::Op) -> pb::Command {
     }
 }
 
-fn open_cmd(mode: pb::Mode, client_ip: &str) -> pb::Command {
-    cmd(pb::command::Op::Open(Box::new(pb::OpenRequest {
+fn open_req(mode: pb::Mode, client_ip: &str) -> pb::OpenRequest {
+    pb::OpenRequest {
         mode: mode as i32,
         client_ip: client_ip.to_string(),
         ..Default::default()
-    })))
+    }
+}
+
+fn open_cmd(mode: pb::Mode, client_ip: &str) -> pb::Command {
+    cmd(pb::command::Op::Open(Box::new(open_req(mode, client_ip))))
 }
 
 fn wire_cmd(id: u64, direction: pb::Direction, action: pb::WireAction) -> pb::Command {

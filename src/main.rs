@@ -10,7 +10,7 @@ use tcpsim::conformance::{self, InProcess};
 use tcpsim::server::{self, ServeConfig};
 use tcpsim::service::Limits;
 use tcpsim::table::{Cidr, TableConfig};
-use tcpsim::tcp::{self, Pair, SeqNum, Side, pair};
+use tcpsim::tcp::{self, Pair, ProfileName, SeqNum, Side, pair};
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +38,7 @@ enum ClockKind {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the gRPC server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Asks a server's grpc.health.v1 service; exits 0 only when it is SERVING.
     Health {
         /// The server, as a URL (https:// for TLS).
@@ -67,6 +67,10 @@ enum Command {
         /// Bearer token for --target.
         #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// The profile the engine runs (the recordings are Linux's: under `rfc9293` the files
+        /// where RFC 9293 and Linux part fail, which shows where they do).
+        #[arg(long, default_value = "linux", value_parser = profile_name)]
+        profile: ProfileName,
     },
     /// Runs a load scenario (YAML: phases of opens, closes, faults, churn and expectations)
     /// against one or more servers, with a progress bar per phase and a report at the end.
@@ -104,24 +108,8 @@ struct ServeArgs {
     /// A real clock, or a virtual one that moves only on AdvanceClock.
     #[arg(long, env = "TCPSIM_CLOCK", value_enum, default_value = "real")]
     clock: ClockKind,
-    /// MSL in ms; TIME-WAIT lasts 2·MSL (Linux: 60 s in all).
-    #[arg(long, env = "TCPSIM_MSL_MS", default_value_t = 30_000)]
-    msl_ms: u32,
-    /// How long an orphaned connection may stay in FIN-WAIT-2 (Linux tcp_fin_timeout).
-    #[arg(long, env = "TCPSIM_FIN_TIMEOUT_MS", default_value_t = 60_000)]
-    fin_timeout_ms: u32,
-    /// SYN retransmissions (Linux tcp_syn_retries).
-    #[arg(long, env = "TCPSIM_SYN_RETRIES", default_value_t = 6)]
-    syn_retries: u8,
-    /// SYN-ACK retransmissions (Linux tcp_synack_retries).
-    #[arg(long, env = "TCPSIM_SYNACK_RETRIES", default_value_t = 5)]
-    synack_retries: u8,
-    /// Data and FIN retransmissions (Linux tcp_retries2).
-    #[arg(long, env = "TCPSIM_DATA_RETRIES", default_value_t = 15)]
-    data_retries: u8,
-    /// Our MSS.
-    #[arg(long, env = "TCPSIM_MSS", default_value_t = 1460)]
-    mss: u16,
+    #[command(flatten)]
+    tcp: TcpArgs,
     /// Connections to pre-size the table for.
     #[arg(long, env = "TCPSIM_CAPACITY", default_value_t = 1 << 16)]
     capacity: usize,
@@ -182,6 +170,91 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
+/// Protocol settings: a profile, and any setting changed from its defaults. Each is checked
+/// against its range before the server starts.
+#[derive(Args)]
+struct TcpArgs {
+    /// Follow Linux (`linux`, what the conformance recordings check) or a plain reading of
+    /// RFC 9293 with RFC 6298's timers (`rfc9293`). The profile sets the defaults below where
+    /// the two differ.
+    #[arg(long, env = "TCPSIM_PROFILE", value_parser = profile_name)]
+    profile: Option<ProfileName>,
+    /// RFC 5961's challenge ACKs [linux: true; rfc9293: false].
+    #[arg(long, env = "TCPSIM_RFC5961")]
+    rfc5961: Option<bool>,
+    /// MSL in ms; TIME-WAIT lasts 2·MSL [linux: 30000, Linux's fixed 60 s TIME-WAIT; rfc9293:
+    /// 120000].
+    #[arg(long, env = "TCPSIM_MSL_MS")]
+    msl_ms: Option<u32>,
+    /// How long an orphaned connection may stay in FIN-WAIT-2, ms (Linux tcp_fin_timeout)
+    /// [60000].
+    #[arg(long, env = "TCPSIM_FIN_TIMEOUT_MS")]
+    fin_timeout_ms: Option<u32>,
+    /// SYN retransmissions (Linux tcp_syn_retries, 1-127) [6].
+    #[arg(long, env = "TCPSIM_SYN_RETRIES")]
+    syn_retries: Option<u8>,
+    /// SYN retransmissions 1 s apart before doubling (Linux tcp_syn_linear_timeouts) [linux: 4;
+    /// rfc9293: 0].
+    #[arg(long, env = "TCPSIM_SYN_LINEAR_TIMEOUTS")]
+    syn_linear_timeouts: Option<u8>,
+    /// SYN-ACK retransmissions (Linux tcp_synack_retries) [5].
+    #[arg(long, env = "TCPSIM_SYNACK_RETRIES")]
+    synack_retries: Option<u8>,
+    /// Data and FIN retransmissions (Linux tcp_retries2) [15].
+    #[arg(long, env = "TCPSIM_DATA_RETRIES")]
+    data_retries: Option<u8>,
+    /// Retransmissions of a closed connection's data or FIN; 0 acts as 8 (Linux
+    /// tcp_orphan_retries; linux profile only) [0].
+    #[arg(long, env = "TCPSIM_ORPHAN_RETRIES")]
+    orphan_retries: Option<u8>,
+    /// Our MSS, bytes (88-65495) [1460].
+    #[arg(long, env = "TCPSIM_MSS")]
+    mss: Option<u16>,
+    /// The receive window advertised, bytes (1-65535) [65535].
+    #[arg(long, env = "TCPSIM_RCV_WND")]
+    rcv_wnd: Option<u16>,
+    /// Most bytes a Send may leave queued [4194304].
+    #[arg(long, env = "TCPSIM_SND_BUF")]
+    snd_buf: Option<u32>,
+    /// The RTO before any RTT sample, ms [1000].
+    #[arg(long, env = "TCPSIM_RTO_INITIAL_MS")]
+    rto_initial_ms: Option<u32>,
+    /// The RTO's floor, ms [linux: 200; rfc9293: 1000].
+    #[arg(long, env = "TCPSIM_RTO_MIN_MS")]
+    rto_min_ms: Option<u32>,
+    /// The RTO's ceiling, ms (1000-120000) [120000].
+    #[arg(long, env = "TCPSIM_RTO_MAX_MS")]
+    rto_max_ms: Option<u32>,
+}
+
+impl TcpArgs {
+    /// The settings these flags ask for, checked.
+    fn config(&self) -> Result<tcp::Config, tcp::ConfigError> {
+        tcp::Overrides {
+            profile: self.profile,
+            rfc5961: self.rfc5961,
+            mss: self.mss,
+            rcv_wnd: self.rcv_wnd,
+            snd_buf: self.snd_buf,
+            rto_initial_ms: self.rto_initial_ms,
+            rto_min_ms: self.rto_min_ms,
+            rto_max_ms: self.rto_max_ms,
+            syn_retries: self.syn_retries,
+            syn_linear_timeouts: self.syn_linear_timeouts,
+            synack_retries: self.synack_retries,
+            data_retries: self.data_retries,
+            orphan_retries: self.orphan_retries,
+            msl_ms: self.msl_ms,
+            fin_timeout_ms: self.fin_timeout_ms,
+        }
+        .apply(&tcp::Config::default())
+    }
+}
+
+fn profile_name(s: &str) -> Result<ProfileName, String> {
+    ProfileName::parse(s).ok_or_else(|| format!("{s:?} is not a profile: linux or rfc9293"))
+}
+
 #[derive(Clone, Copy)]
 struct MetricsListen(Option<SocketAddr>);
 
@@ -216,7 +289,7 @@ fn port_range(s: &str) -> Result<(u16, u16), String> {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Health {
             addr,
             tls_ca,
@@ -227,7 +300,8 @@ fn main() -> ExitCode {
             via,
             target,
             token,
-        } => run_conformance(&paths, via, target, token),
+            profile,
+        } => run_conformance(&paths, via, target, token, profile),
         Command::Load {
             scenario,
             target,
@@ -250,6 +324,19 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn serve(a: ServeArgs) -> ExitCode {
+    let tcp = match a.tcp.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "error: --{} (TCPSIM_{}): {} is out of range: {}",
+                e.setting.replace('_', "-"),
+                e.setting.to_ascii_uppercase(),
+                e.value,
+                e.reason
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
             (Ok(cert_pem), Ok(key_pem)) => Some(server::Tls { cert_pem, key_pem }),
@@ -275,15 +362,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             seed: a.seed,
             ..defaults
         },
-        tcp: tcp::Config {
-            msl_ms: a.msl_ms,
-            fin_timeout_ms: a.fin_timeout_ms,
-            syn_retries: a.syn_retries,
-            synack_retries: a.synack_retries,
-            data_retries: a.data_retries,
-            mss: a.mss,
-            ..tcp::Config::default()
-        },
+        tcp,
         virtual_clock: matches!(a.clock, ClockKind::Virtual),
         limits: Limits {
             max_open_batch: a.max_open_batch,
@@ -388,7 +467,9 @@ fn run_conformance(
     via: Via,
     target: Option<String>,
     token: Option<String>,
+    profile: ProfileName,
 ) -> ExitCode {
+    let base = tcp::Config::for_profile(profile);
     let files = match conformance::collect(paths) {
         Ok(files) => files,
         Err(e) => {
@@ -398,14 +479,16 @@ fn run_conformance(
     };
     let reports = match (target, via) {
         (Some(url), _) => match conformance::grpc::ViaGrpc::connect(&url, token) {
-            Ok(mut engine) => conformance::run_files(&files, &mut engine),
+            Ok(mut engine) => conformance::run_files(&files, &mut engine, &base),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        (None, Via::Core) => conformance::run_files(&files, &mut InProcess::new()),
-        (None, Via::Table) => conformance::run_files(&files, &mut conformance::ThroughTable::new()),
+        (None, Via::Core) => conformance::run_files(&files, &mut InProcess::new(), &base),
+        (None, Via::Table) => {
+            conformance::run_files(&files, &mut conformance::ThroughTable::new(), &base)
+        }
     };
     let failed = reports.iter().filter(|r| r.outcome.is_err()).count();
     for r in &reports {
@@ -477,7 +560,7 @@ fn load(
 /// The seed's exchange on a MANUAL pair, one segment at a time.
 fn demo() {
     let cfg = tcp::Config::default();
-    let mut p = Pair::manual();
+    let mut p = Pair::manual(None);
     let mut scratch = pair::Scratch::default();
     let mut now = 0;
     let show = |p: &Pair, what: &str| {

@@ -700,6 +700,76 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             ..open_req(pb::Mode::External)
         })
     );
+    // Settings are checked by the one validation every source goes through: each bound.
+    let with_settings = |mode, settings: pb::TcpSettings| pb::OpenRequest {
+        role: if mode == pb::Mode::External {
+            side(pb::Side::Client)
+        } else {
+            0
+        },
+        settings: Some(settings),
+        ..open_req(mode)
+    };
+    check!(
+        "open with an MSS of 0",
+        InvalidArgument,
+        "settings.mss: 0 is out of range: allowed 88..=65495",
+        c.open(with_settings(
+            pb::Mode::External,
+            pb::TcpSettings {
+                mss: Some(0),
+                ..Default::default()
+            }
+        ))
+    );
+    check!(
+        "open with an MSS over 65535",
+        InvalidArgument,
+        "settings.mss",
+        c.open(with_settings(
+            pb::Mode::Manual,
+            pb::TcpSettings {
+                mss: Some(70_000),
+                ..Default::default()
+            }
+        ))
+    );
+    check!(
+        "open with no SYN retries",
+        InvalidArgument,
+        "settings.syn_retries: 0 is out of range",
+        c.open(with_settings(
+            pb::Mode::Manual,
+            pb::TcpSettings {
+                syn_retries: Some(0),
+                ..Default::default()
+            }
+        ))
+    );
+    check!(
+        "open with an RTO ceiling under 1 s",
+        InvalidArgument,
+        "settings.rto_max_ms: 500 is out of range: allowed 1000..=120000",
+        c.open(with_settings(
+            pb::Mode::Manual,
+            pb::TcpSettings {
+                rto_max_ms: Some(500),
+                ..Default::default()
+            }
+        ))
+    );
+    check!(
+        "open with an unknown profile",
+        InvalidArgument,
+        "settings.profile",
+        c.open(with_settings(
+            pb::Mode::Manual,
+            pb::TcpSettings {
+                profile: 7,
+                ..Default::default()
+            }
+        ))
+    );
     check!(
         "close an unknown id",
         NotFound,
@@ -1411,7 +1481,8 @@ fn conformance_scenarios_pass_through_the_grpc_api() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     let files = tcpsim::conformance::collect(&[dir]).unwrap();
     let mut engine = tcpsim::conformance::grpc::ViaGrpc::connect(&srv.url, None).unwrap();
-    let reports = tcpsim::conformance::run_files(&files, &mut engine);
+    let reports =
+        tcpsim::conformance::run_files(&files, &mut engine, &tcpsim::tcp::Config::default());
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| r.outcome.is_err())
@@ -1543,4 +1614,202 @@ async fn virtual_clock_opens_replay_the_same_tuples_whatever_thread_answers() {
     let expected: Vec<String> = (0..40).map(|i| format!("10.0.0.0:{}", 32768 + i)).collect();
     assert_eq!(runs[0], expected);
     assert_eq!(runs[1], expected);
+}
+
+/// A MANUAL or EXTERNAL connection may run its own profile; `Get` shows every setting a
+/// connection runs on. Under `rfc9293` TIME-WAIT is 2·MSL with RFC 9293's MSL of 2 minutes.
+#[tokio::test]
+async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
+    let srv = virtual_server().await;
+    let mut c = srv.client().await;
+    let get = |c: &mut SimulatorClient<Channel>, id| {
+        let mut c = c.clone();
+        async move {
+            c.get(pb::GetRequest { id, tuple: None })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let auto = open_id(&mut c, open_req(pb::Mode::Auto)).await;
+    let s = get(&mut c, auto).await.settings.unwrap();
+    assert_eq!(s.profile, pb::Profile::Linux as i32);
+    assert_eq!(
+        (s.rfc5961, s.rto_min_ms, s.msl_ms, s.syn_linear_timeouts),
+        (Some(true), Some(200), Some(30_000), Some(4))
+    );
+
+    let rfc = pb::TcpSettings {
+        profile: pb::Profile::Rfc9293 as i32,
+        ..Default::default()
+    };
+    let manual = open_id(
+        &mut c,
+        pb::OpenRequest {
+            settings: Some(rfc),
+            ..open_req(pb::Mode::Manual)
+        },
+    )
+    .await;
+    let s = get(&mut c, manual).await.settings.unwrap();
+    assert_eq!(s.profile, pb::Profile::Rfc9293 as i32);
+    assert_eq!(
+        (s.rfc5961, s.rto_min_ms, s.msl_ms, s.syn_linear_timeouts),
+        (Some(false), Some(1000), Some(120_000), Some(0))
+    );
+    // The handshake, then the client closes first and ends in TIME-WAIT: 240 s.
+    let wire = |c: &mut SimulatorClient<Channel>, direction: pb::Direction| {
+        let mut c = c.clone();
+        async move {
+            c.wire(pb::WireRequest {
+                id: manual,
+                direction: direction as i32,
+                action: pb::WireAction::Deliver as i32,
+                count: 1,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    use pb::Direction::{ClientToServer as C2S, ServerToClient as S2C};
+    for d in [C2S, S2C, C2S] {
+        wire(&mut c, d).await;
+    }
+    for side in [pb::Side::Client, pb::Side::Server] {
+        c.close(pb::CloseRequest {
+            id: manual,
+            side: side as i32,
+            how: 0,
+        })
+        .await
+        .unwrap();
+    }
+    for d in [C2S, S2C, S2C, C2S] {
+        wire(&mut c, d).await;
+    }
+    let conn = get(&mut c, manual).await;
+    let client = &conn.endpoints[0];
+    assert_eq!(client.state, st(pb::State::TimeWait));
+    let now = srv.stats().await.now_ms;
+    assert_eq!(client.timers[0].deadline_ms, now + 240_000);
+
+    // An EXTERNAL endpoint under rfc9293 with RFC 5961 turned back on, and an MSS of its own.
+    let ext = open_id(
+        &mut c,
+        pb::OpenRequest {
+            role: pb::Side::Client as i32,
+            settings: Some(pb::TcpSettings {
+                rfc5961: Some(true),
+                mss: Some(1000),
+                ..rfc
+            }),
+            ..open_req(pb::Mode::External)
+        },
+    )
+    .await;
+    let s = get(&mut c, ext).await.settings.unwrap();
+    assert_eq!(
+        (s.profile, s.rfc5961, s.mss),
+        (pb::Profile::Rfc9293 as i32, Some(true), Some(1000))
+    );
+    srv.shutdown().await.unwrap();
+}
+
+/// `serve` refuses every out-of-range setting, from a flag or the environment, naming it and its
+/// range, before it listens; `--profile` sets the server's defaults.
+#[test]
+fn serve_refuses_out_of_range_settings_and_takes_a_profile() {
+    let serve = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let refused = [
+        (
+            serve(&["--mss", "0"], &[]),
+            "--mss (TCPSIM_MSS): 0 is out of range: allowed 88..=65495",
+        ),
+        (
+            serve(&[], &[("TCPSIM_MSS", "87")]),
+            "--mss (TCPSIM_MSS): 87 is out of range",
+        ),
+        (
+            serve(&["--syn-retries", "0"], &[]),
+            "--syn-retries (TCPSIM_SYN_RETRIES): 0 is out of range: allowed 1..=127",
+        ),
+        (
+            serve(&["--rto-max-ms", "500"], &[]),
+            "--rto-max-ms (TCPSIM_RTO_MAX_MS): 500 is out of range: allowed 1000..=120000",
+        ),
+        (
+            serve(&["--rto-min-ms", "130000"], &[]),
+            "--rto-min-ms (TCPSIM_RTO_MIN_MS): 130000 is out of range: allowed 1..=120000",
+        ),
+        (
+            serve(&["--rcv-wnd", "0"], &[]),
+            "--rcv-wnd (TCPSIM_RCV_WND): 0 is out of range",
+        ),
+        (
+            serve(&["--msl-ms", "0"], &[]),
+            "--msl-ms (TCPSIM_MSL_MS): 0 is out of range",
+        ),
+        (
+            serve(&["--profile", "bsd"], &[]),
+            "not a profile: linux or rfc9293",
+        ),
+    ];
+    for (out, says) in refused {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "accepted what it should refuse: {says}"
+        );
+        assert!(err.contains(says), "{err:?} does not say {says:?}");
+    }
+
+    // A good profile: the server starts, and an AUTO pair runs on its settings.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+        ])
+        .args(["--clock", "virtual", "--profile", "rfc9293"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let profile = rt.block_on(async {
+        let mut c = SimulatorClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        let id = open_id(&mut c, open_req(pb::Mode::Auto)).await;
+        c.get(pb::GetRequest { id, tuple: None })
+            .await
+            .unwrap()
+            .into_inner()
+            .settings
+            .unwrap()
+            .profile
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(profile, pb::Profile::Rfc9293 as i32);
 }

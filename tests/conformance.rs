@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tcpsim::conformance::{self, InProcess, Scenario, Step};
+use tcpsim::tcp::Config;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
@@ -22,7 +23,7 @@ fn every_shipped_scenario_passes_with_both_iss_variants() {
         "found only {} scenario files",
         files.len()
     );
-    let reports = conformance::run_files(&files, &mut InProcess::new());
+    let reports = conformance::run_files(&files, &mut InProcess::new(), &Config::default());
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| r.outcome.is_err())
@@ -38,7 +39,11 @@ fn every_shipped_scenario_passes_with_both_iss_variants() {
 #[test]
 fn every_shipped_scenario_passes_through_the_connection_table() {
     let files = conformance::collect(&[dir()]).unwrap();
-    let reports = conformance::run_files(&files, &mut conformance::ThroughTable::new());
+    let reports = conformance::run_files(
+        &files,
+        &mut conformance::ThroughTable::new(),
+        &Config::default(),
+    );
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| r.outcome.is_err())
@@ -54,7 +59,7 @@ fn every_shipped_scenario_passes_through_the_connection_table() {
 
 fn run(sc: &Scenario) -> Result<(), conformance::Mismatch> {
     let (_, iss, off) = conformance::ISS_VARIANTS[0];
-    conformance::run_scenario(&mut InProcess::new(), sc, iss, off)
+    conformance::run_scenario(&mut InProcess::new(), sc, &Config::default(), iss, off)
 }
 
 #[test]
@@ -205,4 +210,44 @@ fn cli_names_a_missing_path() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("/no/such/dir: no such file or directory")
     );
+}
+
+#[test]
+fn a_scenario_config_out_of_range_is_refused_before_it_runs() {
+    let mut sc = scenario("cli-syn-retransmit-giveup-r2.json");
+    sc.config.syn_retries = Some(0);
+    let m = run(&sc).unwrap_err();
+    assert_eq!((m.step, m.op), (0, "start"));
+    assert!(
+        m.got
+            .contains("config.syn_retries: 0 is out of range: allowed 1..=127"),
+        "{m}"
+    );
+}
+
+/// The recordings are Linux's: under the rfc9293 profile the files that show a deviation fail
+/// (each at the step where RFC 9293 and Linux part), and the others still pass.
+#[test]
+fn under_rfc9293_the_files_that_show_a_deviation_fail() {
+    let rfc = Config::for_profile(tcpsim::tcp::ProfileName::Rfc9293);
+    let run_one = |name: &str| {
+        let files = [dir().join(name)];
+        conformance::run_files(&files, &mut InProcess::new(), &rfc)
+            .remove(0)
+            .outcome
+    };
+    for same in ["srv-passive-open.json", "srv-passive-close.json", "srv-rst-exact.json"] {
+        assert!(run_one(same).is_ok(), "{same}: {:?}", run_one(same));
+    }
+    // RFC 5961's challenge ACK; Linux's 200 ms RTO floor; its linear SYN timeouts; its 60 s
+    // TIME-WAIT.
+    for (differs, at) in [
+        ("srv-rst-in-window.json", "expect"),
+        ("srv-data-retransmit.json", "expect"),
+        ("cli-syn-retransmit-giveup-r2.json", "expect"),
+        ("srv-time-wait-duration.json", "state"),
+    ] {
+        let why = run_one(differs).unwrap_err();
+        assert!(why.contains(&format!("({at})")), "{differs}: {why}");
+    }
 }

@@ -121,6 +121,38 @@ phases:
     srv.shutdown().await.unwrap();
 }
 
+/// A scenario's MANUAL opens can run a profile of their own, which the connections then carry.
+#[tokio::test]
+async fn a_scenario_opens_manual_pairs_on_their_own_profile() {
+    let srv = server().await;
+    let url = srv.url.clone();
+    let sc = load::parse(
+        "name: profiles
+phases:
+  - open: {count: 2, mode: manual, handshake: true, settings: {profile: rfc9293}}
+  - open: {count: 3, mode: manual, handshake: true}
+  - expect: {side: client, state: ESTABLISHED, min: 5, max: 5}
+",
+    )
+    .unwrap();
+    let report = run(&sc, &[&url]).await;
+    assert!(report.ok, "{}", load::render(&report));
+    let profiles: Vec<i32> = srv
+        .table
+        .list(None, 10, |_| true)
+        .iter()
+        .map(|c| {
+            tcpsim::service::convert::connection_to_pb(c)
+                .settings
+                .unwrap()
+                .profile
+        })
+        .collect();
+    let rfc = tcpsim::service::proto::Profile::Rfc9293 as i32;
+    assert_eq!(profiles.iter().filter(|&&p| p == rfc).count(), 2);
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failed_expectation_fails_the_run() {
     let srv = server().await;
@@ -173,6 +205,22 @@ fn bad_scenarios_are_refused_with_line_and_reason() {
         (
             "name: x\nphases:\n  - open: {count: 0}\n",
             "count must be at least 1",
+        ),
+        (
+            "name: x\nphases:\n  - open: {count: 1, settings: {profile: rfc9293}}\n",
+            "phase 1 (open): settings: AUTO pairs run on the server's settings",
+        ),
+        (
+            "name: x\nphases:\n  - open: {count: 1, mode: manual, settings: {mss: 0}}\n",
+            "phase 1 (open): settings.mss: 0 is out of range: allowed 88..=65495",
+        ),
+        (
+            "name: x\nphases:\n  - open: {count: 1, mode: manual, settings: {profile: bsd}}\n",
+            "line 3",
+        ),
+        (
+            "name: x\nphases:\n  - open: {count: 1, mode: manual, settings: {colour: red}}\n",
+            "colour",
         ),
     ];
     for (text, names) in cases {

@@ -98,7 +98,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..80),
     ) {
         let cfg = Config::default();
-        let mut p = Pair::manual();
+        let mut p = Pair::manual(None);
         let mut scratch = Scratch::default();
         let mut log = Log::default();
         let mut now = 0u64;

@@ -7,11 +7,11 @@ use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use super::{Engine, ScenarioConfig, UserCall};
+use super::{Engine, UserCall};
 use crate::service::convert;
 use crate::service::proto as pb;
 use crate::service::proto::simulator_client::SimulatorClient;
-use crate::tcp::{Segment, SeqNum, State};
+use crate::tcp::{Config, Segment, SeqNum, State};
 
 pub struct ViaGrpc {
     rt: tokio::runtime::Runtime,
@@ -97,16 +97,12 @@ impl ViaGrpc {
 }
 
 impl Engine for ViaGrpc {
-    fn start(&mut self, cfg: &ScenarioConfig, iss: SeqNum) -> Result<(), String> {
+    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String> {
         if let Some(id) = self.id.take() {
             self.call(|c, r| Box::pin(c.remove(r)), pb::RemoveRequest { id })?;
         }
-        self.settings = pb::TcpSettings {
-            syn_retries: cfg.syn_retries.map(u32::from),
-            synack_retries: cfg.synack_retries.map(u32::from),
-            fin_timeout_ms: cfg.fin_timeout_ms,
-            ..Default::default()
-        };
+        // Every setting, so that the server's own settings do not matter.
+        self.settings = convert::settings_to_pb(cfg);
         self.iss = iss;
         self.base = self
             .call(|c, r| Box::pin(c.stats(r)), pb::StatsRequest {})?

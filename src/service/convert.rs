@@ -8,7 +8,9 @@ use tonic::Status;
 
 use super::proto as pb;
 use crate::table::{self, CloseHow, ConnInfo, Mode, Sides, States, WireAction};
-use crate::tcp::{self, Cause, Direction, Flags, Segment, SeqNum, Side, State, TimerKind};
+use crate::tcp::{
+    self, Cause, Direction, Flags, ProfileName, Segment, SeqNum, Side, State, TimerKind,
+};
 
 /// The single mapping from table errors to gRPC codes.
 pub fn status(e: table::Error) -> Status {
@@ -24,7 +26,7 @@ pub fn status(e: table::Error) -> Status {
         E::Tcp { .. } | E::TupleInUse { .. } | E::WrongMode { .. } | E::Wire(_) | E::RealClock => {
             Status::failed_precondition(msg)
         }
-        E::Address(_) => Status::invalid_argument(msg),
+        E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
         E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
     }
 }
@@ -148,32 +150,80 @@ pub fn tuple(field: &str, t: &pb::FourTuple) -> Result<table::FourTuple, Status>
     })
 }
 
-/// The server's settings with a request's overrides, each range-checked.
+/// A request's settings on top of the server's (or a profile's), checked by the one validation
+/// every source of settings goes through (`tcp::Overrides::apply`). Errors name the field.
 pub fn settings(base: &tcp::Config, s: &pb::TcpSettings) -> Result<tcp::Config, Status> {
-    let byte = |field: &str, v: Option<u32>| -> Result<Option<u8>, Status> {
-        v.map(|v| u8::try_from(v).map_err(|_| invalid(field, format!("{v} is over 255"))))
-            .transpose()
+    fn narrow<T: TryFrom<u32>>(field: &str, v: Option<u32>) -> Result<Option<T>, Status> {
+        v.map(|v| {
+            T::try_from(v).map_err(|_| {
+                invalid(
+                    &format!("settings.{field}"),
+                    format!("{v} is too large for the setting"),
+                )
+            })
+        })
+        .transpose()
+    }
+    let o = tcp::Overrides {
+        profile: match known::<pb::Profile>("settings.profile", s.profile)? {
+            pb::Profile::Unspecified => None,
+            pb::Profile::Linux => Some(ProfileName::Linux),
+            pb::Profile::Rfc9293 => Some(ProfileName::Rfc9293),
+        },
+        rfc5961: s.rfc5961,
+        mss: narrow("mss", s.mss)?,
+        rcv_wnd: narrow("rcv_wnd", s.rcv_wnd)?,
+        snd_buf: s.snd_buf,
+        rto_initial_ms: s.rto_initial_ms,
+        rto_min_ms: s.rto_min_ms,
+        rto_max_ms: s.rto_max_ms,
+        syn_retries: narrow("syn_retries", s.syn_retries)?,
+        syn_linear_timeouts: narrow("syn_linear_timeouts", s.syn_linear_timeouts)?,
+        synack_retries: narrow("synack_retries", s.synack_retries)?,
+        data_retries: narrow("data_retries", s.data_retries)?,
+        orphan_retries: narrow("orphan_retries", s.orphan_retries)?,
+        msl_ms: s.msl_ms,
+        fin_timeout_ms: s.fin_timeout_ms,
     };
-    let mut c = base.clone();
-    if let Some(v) = byte("settings.syn_retries", s.syn_retries)? {
-        c.syn_retries = v;
+    o.apply(base).map_err(|e| {
+        invalid(
+            &format!("settings.{}", e.setting),
+            format!("{} is out of range: {}", e.value, e.reason),
+        )
+    })
+}
+
+/// Settings to change, as an `Open` carries them.
+pub fn overrides_to_pb(o: &tcp::Overrides) -> pb::TcpSettings {
+    pb::TcpSettings {
+        syn_retries: o.syn_retries.map(u32::from),
+        synack_retries: o.synack_retries.map(u32::from),
+        fin_timeout_ms: o.fin_timeout_ms,
+        msl_ms: o.msl_ms,
+        mss: o.mss.map(u32::from),
+        profile: o.profile.map_or(pb::Profile::Unspecified, profile_to_pb) as i32,
+        rfc5961: o.rfc5961,
+        data_retries: o.data_retries.map(u32::from),
+        orphan_retries: o.orphan_retries.map(u32::from),
+        syn_linear_timeouts: o.syn_linear_timeouts.map(u32::from),
+        rto_min_ms: o.rto_min_ms,
+        rto_initial_ms: o.rto_initial_ms,
+        rto_max_ms: o.rto_max_ms,
+        rcv_wnd: o.rcv_wnd.map(u32::from),
+        snd_buf: o.snd_buf,
     }
-    if let Some(v) = byte("settings.synack_retries", s.synack_retries)? {
-        c.synack_retries = v;
+}
+
+fn profile_to_pb(p: ProfileName) -> pb::Profile {
+    match p {
+        ProfileName::Linux => pb::Profile::Linux,
+        ProfileName::Rfc9293 => pb::Profile::Rfc9293,
     }
-    if let Some(v) = s.fin_timeout_ms {
-        c.fin_timeout_ms = v;
-    }
-    if let Some(v) = s.msl_ms {
-        c.msl_ms = v;
-    }
-    if let Some(v) = s.mss {
-        c.mss = u16::try_from(v)
-            .ok()
-            .filter(|&m| m >= 64)
-            .ok_or_else(|| invalid("settings.mss", format!("{v} is not between 64 and 65535")))?;
-    }
-    Ok(c)
+}
+
+/// Every setting a connection runs on, as `Get` shows them.
+pub fn settings_to_pb(c: &tcp::Config) -> pb::TcpSettings {
+    overrides_to_pb(&tcp::Overrides::every(c))
 }
 
 pub fn segment_from_pb(field: &str, s: &pb::Segment) -> Result<Segment, Status> {
@@ -359,6 +409,7 @@ pub fn connection_to_pb(c: &ConnInfo) -> pb::Connection {
                 segments: segs.iter().map(|s| segment_to_pb(s, None)).collect(),
             })
             .collect(),
+        settings: Some(settings_to_pb(&c.settings)),
     }
 }
 

@@ -109,11 +109,8 @@ impl Ops {
         spec.iss = r.iss;
         spec.server_iss = r.server_iss;
         if let Some(s) = &r.settings {
-            if !matches!(mode, Mode::External(_)) {
-                return Err(invalid(
-                    "settings",
-                    "only EXTERNAL connections take their own settings",
-                ));
+            if mode == Mode::Auto {
+                return Err(status(table::Error::SettingsOnAuto));
             }
             spec.settings = Some(convert::settings(self.table.tcp_config(), s)?);
         }

@@ -65,8 +65,8 @@ impl Mode {
 #[derive(Clone, Debug)]
 pub enum Conn {
     Pair(Pair),
-    /// One endpoint, and its own protocol settings if it was opened with some.
-    External(External, Option<Box<tcp::Config>>),
+    /// One endpoint whose peer is the caller.
+    External(External),
 }
 
 impl Conn {
@@ -74,7 +74,15 @@ impl Conn {
         match self {
             Conn::Pair(p) if p.is_auto() => Mode::Auto,
             Conn::Pair(_) => Mode::Manual,
-            Conn::External(x, _) => Mode::External(external_role(x)),
+            Conn::External(x) => Mode::External(external_role(x)),
+        }
+    }
+
+    /// The settings the connection was opened with, if they are its own (MANUAL and EXTERNAL).
+    pub fn settings(&self) -> Option<&tcp::Config> {
+        match self {
+            Conn::Pair(p) => p.settings(),
+            Conn::External(x) => x.settings(),
         }
     }
 
@@ -82,7 +90,7 @@ impl Conn {
     pub fn endpoint(&self, side: Side) -> Option<&Endpoint> {
         match self {
             Conn::Pair(p) => Some(p.endpoint(side)),
-            Conn::External(x, _) => (external_role(x) == side).then_some(&x.endpoint),
+            Conn::External(x) => (external_role(x) == side).then_some(&x.endpoint),
         }
     }
 
@@ -98,7 +106,7 @@ impl Conn {
     pub fn deadline(&self, now: u64) -> Option<u64> {
         match self {
             Conn::Pair(p) => p.deadline(now),
-            Conn::External(x, _) => x.endpoint.timer(now).map(|t| t.deadline),
+            Conn::External(x) => x.endpoint.timer(now).map(|t| t.deadline),
         }
     }
 
@@ -208,6 +216,12 @@ pub enum Error {
     Wire(#[from] WireError),
     #[error("the clock is real; only a virtual clock can be advanced")]
     RealClock,
+    #[error("settings.{0}")]
+    Settings(tcp::ConfigError),
+    #[error(
+        "settings: an AUTO pair runs on the server's settings; only MANUAL and EXTERNAL connections take their own"
+    )]
+    SettingsOnAuto,
 }
 
 fn tcp_err(side: Side) -> impl FnOnce(tcp::Error) -> Error {
@@ -277,7 +291,7 @@ pub struct OpenSpec {
     pub iss: Option<u32>,
     /// The server's ISS in a pair.
     pub server_iss: Option<u32>,
-    /// EXTERNAL only: protocol settings for this connection instead of the table's.
+    /// MANUAL and EXTERNAL: protocol settings for this connection instead of the table's.
     pub settings: Option<tcp::Config>,
     /// The port shard (a set of client IPs) the allocator starts in. `None`: the calling
     /// thread's own, so that threads opening at once fill different client IPs under different
@@ -339,6 +353,8 @@ pub struct ConnInfo {
     /// MANUAL: segments on the wire, by direction. EXTERNAL: the outbox, in the endpoint's
     /// direction.
     pub wire: Vec<(Direction, Vec<Segment>)>,
+    /// The settings it runs on: its own, or the table's.
+    pub settings: tcp::Config,
 }
 
 impl ConnInfo {
@@ -546,6 +562,7 @@ impl Table {
                 cfg.shards
             ));
         }
+        tcp.validate().map_err(|e| e.to_string())?;
         let addrs = Addresses::new(&cfg.client_pools, &cfg.servers, cfg.ports)
             .map_err(|e| e.to_string())?;
         let now = clock.now();
@@ -831,6 +848,12 @@ impl Table {
     }
 
     fn open_reserved(&self, c: &counters::Slot, spec: &OpenSpec) -> Result<Opened, Error> {
+        if let Some(own) = &spec.settings {
+            if spec.mode == Mode::Auto {
+                return Err(Error::SettingsOnAuto);
+            }
+            own.validate().map_err(Error::Settings)?;
+        }
         let now = self.clock.now();
         let (id, tuple, claimed) = match spec.tuple {
             Some(tuple) => {
@@ -903,9 +926,9 @@ impl Table {
                 }
                 let mut conn = match spec.mode {
                     Mode::Auto => Conn::Pair(Pair::auto()),
-                    Mode::Manual => Conn::Pair(Pair::manual()),
+                    Mode::Manual => Conn::Pair(Pair::manual(spec.settings.clone())),
                     Mode::External(_) => {
-                        Conn::External(External::new(), spec.settings.clone().map(Box::new))
+                        Conn::External(External::with_settings(spec.settings.clone()))
                     }
                 };
                 let sides: &[Side] = match spec.mode {
@@ -922,12 +945,10 @@ impl Table {
                 let cfg = &self.tcp;
                 let r = SCRATCH.with_borrow_mut(|scratch| match (&mut conn, spec.mode) {
                     (Conn::Pair(p), _) => p.open(cfg, now, iss, server_iss, scratch, &mut tally),
-                    (Conn::External(x, own), Mode::External(Side::Client)) => {
-                        let cfg = own.as_deref().unwrap_or(cfg);
+                    (Conn::External(x), Mode::External(Side::Client)) => {
                         tally.external(x, Side::Client, |x, t| x.connect(cfg, now, iss, t))
                     }
-                    (Conn::External(x, own), _) => {
-                        let cfg = own.as_deref().unwrap_or(cfg);
+                    (Conn::External(x), _) => {
                         x.listen(cfg, now, iss, &mut |t| tally.transition(Side::Server, t))
                     }
                 });
@@ -1008,8 +1029,7 @@ impl Table {
                         }
                     })
                     .map_err(tcp_err(side))?,
-                (Conn::External(x, own), sides) => {
-                    let cfg = own.as_deref().unwrap_or(cfg);
+                (Conn::External(x), sides) => {
                     let role = external_role(x);
                     if sides != Sides::One(role) {
                         return Err(no_side(
@@ -1056,8 +1076,7 @@ impl Table {
                     UserOp::Abort => p.abort(cfg, now, side, s, tally),
                     UserOp::Send(n) => p.send(cfg, now, side, n, s, tally),
                 }),
-                Conn::External(x, own) => {
-                    let cfg = own.as_deref().unwrap_or(cfg);
+                Conn::External(x) => {
                     let role = external_role(x);
                     if role != side {
                         return Err(no_side(id, role, side.as_str()));
@@ -1080,7 +1099,7 @@ impl Table {
         self.with_conn(id, |conn, tally| {
             let before = conn.endpoint(to).map(Endpoint::state);
             let Some(before) = before else {
-                let role = if let Conn::External(x, _) = conn {
+                let role = if let Conn::External(x) = conn {
                     external_role(x)
                 } else {
                     to
@@ -1089,8 +1108,7 @@ impl Table {
             };
             tally.counters.segment(to, SegmentOutcome::Injected, 1);
             let emitted = match conn {
-                Conn::External(x, own) => {
-                    let cfg = own.as_deref().unwrap_or(cfg);
+                Conn::External(x) => {
                     let out = x.inject(cfg, now, seg, &mut |t| tally.transition(to, t));
                     tally
                         .counters
@@ -1147,7 +1165,7 @@ impl Table {
                     WireAction::Duplicate => p.duplicate(dir, count)?,
                     WireAction::Reorder => p.reorder(dir, count)?,
                 },
-                Conn::External(x, _) => {
+                Conn::External(x) => {
                     let role = external_role(x);
                     if from != role {
                         return Err(no_side(id, role, from.as_str()));
@@ -1187,7 +1205,7 @@ impl Table {
             if let Some(o) = outcome {
                 tally.counters.segment(from, o, moved.len() as u64);
             }
-            if matches!(conn, Conn::External(..)) && action == WireAction::Deliver {
+            if matches!(conn, Conn::External(_)) && action == WireAction::Deliver {
                 tally
                     .counters
                     .segment(from.peer(), SegmentOutcome::Delivered, moved.len() as u64);
@@ -1226,7 +1244,7 @@ impl Table {
     }
 
     fn info(&self, id: ConnId, conn: &Conn) -> ConnInfo {
-        let cfg = &self.tcp;
+        let cfg = conn.settings().unwrap_or(&self.tcp);
         let now = self.clock.now();
         let sides = conn
             .sides()
@@ -1264,7 +1282,7 @@ impl Table {
                     ]
                 })
                 .unwrap_or_default(),
-            Conn::External(x, _) => {
+            Conn::External(x) => {
                 vec![(
                     Direction::from_side(external_role(x)),
                     x.outbox().iter().map(|e| e.seg).collect(),
@@ -1280,6 +1298,7 @@ impl Table {
             mode: conn.mode(),
             sides,
             wire,
+            settings: cfg.clone(),
         }
     }
 
@@ -1529,8 +1548,7 @@ impl Table {
                 Conn::Pair(p) => {
                     SCRATCH.with_borrow_mut(|s| p.on_timeout(cfg, now, s, tally));
                 }
-                Conn::External(x, own) => {
-                    let cfg = own.as_deref().unwrap_or(cfg);
+                Conn::External(x) => {
                     let role = external_role(x);
                     tally.external(x, role, |x, t| x.on_timeout(cfg, now, t));
                 }

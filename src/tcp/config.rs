@@ -1,6 +1,7 @@
 //! Protocol settings shared by every endpoint of a table, their defaults per profile, and the one
 //! check of their ranges.
 
+use super::endpoint::MAX_TIMER_MS;
 use super::profile::{Profile, ProfileName};
 
 /// Settings an endpoint reads on every call. Endpoints do not store them: one `Config` serves
@@ -55,6 +56,84 @@ pub struct ConfigError {
     pub setting: &'static str,
     pub value: u64,
     pub reason: String,
+}
+
+/// Settings to change from a starting point, each optional: what flags, an `Open` request or a
+/// scenario file give. [`Overrides::apply`] is the one way a `Config` is made from them, and it
+/// validates the result.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Start from this profile's defaults rather than from the base.
+    pub profile: Option<ProfileName>,
+    /// RFC 5961's challenge ACKs, on or off whatever the profile.
+    pub rfc5961: Option<bool>,
+    pub mss: Option<u16>,
+    pub rcv_wnd: Option<u16>,
+    pub snd_buf: Option<u32>,
+    pub rto_initial_ms: Option<u32>,
+    pub rto_min_ms: Option<u32>,
+    pub rto_max_ms: Option<u32>,
+    pub syn_retries: Option<u8>,
+    pub syn_linear_timeouts: Option<u8>,
+    pub synack_retries: Option<u8>,
+    pub data_retries: Option<u8>,
+    pub orphan_retries: Option<u8>,
+    pub msl_ms: Option<u32>,
+    pub fin_timeout_ms: Option<u32>,
+}
+
+impl Overrides {
+    /// Every setting of `c`, so that applying it to any base gives `c` again.
+    pub fn every(c: &Config) -> Overrides {
+        Overrides {
+            profile: Some(c.profile.name),
+            rfc5961: Some(c.profile.rfc5961),
+            mss: Some(c.mss),
+            rcv_wnd: Some(c.rcv_wnd),
+            snd_buf: Some(c.snd_buf),
+            rto_initial_ms: Some(c.rto_initial_ms),
+            rto_min_ms: Some(c.rto_min_ms),
+            rto_max_ms: Some(c.rto_max_ms),
+            syn_retries: Some(c.syn_retries),
+            syn_linear_timeouts: Some(c.syn_linear_timeouts),
+            synack_retries: Some(c.synack_retries),
+            data_retries: Some(c.data_retries),
+            orphan_retries: Some(c.orphan_retries),
+            msl_ms: Some(c.msl_ms),
+            fin_timeout_ms: Some(c.fin_timeout_ms),
+        }
+    }
+
+    /// `base`, or the profile's defaults if one is named, with every override applied; refused
+    /// if the result is out of range.
+    pub fn apply(&self, base: &Config) -> Result<Config, ConfigError> {
+        let mut c = match self.profile {
+            Some(name) => Config::for_profile(name),
+            None => base.clone(),
+        };
+        if let Some(on) = self.rfc5961 {
+            c.profile.rfc5961 = on;
+        }
+        fn set<T: Copy>(field: &mut T, v: Option<T>) {
+            *field = v.unwrap_or(*field);
+        }
+        set(&mut c.mss, self.mss);
+        set(&mut c.rcv_wnd, self.rcv_wnd);
+        set(&mut c.snd_buf, self.snd_buf);
+        set(&mut c.rto_initial_ms, self.rto_initial_ms);
+        set(&mut c.rto_min_ms, self.rto_min_ms);
+        set(&mut c.rto_max_ms, self.rto_max_ms);
+        set(&mut c.syn_retries, self.syn_retries);
+        set(&mut c.syn_linear_timeouts, self.syn_linear_timeouts);
+        set(&mut c.synack_retries, self.synack_retries);
+        set(&mut c.data_retries, self.data_retries);
+        set(&mut c.orphan_retries, self.orphan_retries);
+        set(&mut c.msl_ms, self.msl_ms);
+        set(&mut c.fin_timeout_ms, self.fin_timeout_ms);
+        c.validate()?;
+        Ok(c)
+    }
 }
 
 /// Linux's `TCP_MIN_MSS`; the largest MSS an IPv4 datagram can carry (65535 − 40).
@@ -117,11 +196,12 @@ impl Config {
             self.syn_linear_timeouts.into(),
             (0, MAX_SYNCNT),
         )?;
-        range("msl_ms", self.msl_ms.into(), (1, u32::MAX.into()))?;
+        // An endpoint holds deadlines up to MAX_TIMER_MS ahead; TIME-WAIT is 2·MSL.
+        range("msl_ms", self.msl_ms.into(), (1, MAX_TIMER_MS / 2))?;
         range(
             "fin_timeout_ms",
             self.fin_timeout_ms.into(),
-            (1, u32::MAX.into()),
+            (1, MAX_TIMER_MS),
         )?;
         Ok(())
     }
@@ -233,6 +313,43 @@ mod tests {
     }
 
     #[test]
+    fn test_overrides_start_from_the_base_or_the_named_profile() {
+        let base = Config {
+            syn_retries: 3,
+            ..Config::default()
+        };
+        let o = Overrides {
+            mss: Some(1000),
+            ..Overrides::default()
+        };
+        let c = o.apply(&base).unwrap();
+        assert_eq!((c.mss, c.syn_retries), (1000, 3));
+        let o = Overrides {
+            profile: Some(ProfileName::Rfc9293),
+            rfc5961: Some(true),
+            ..Overrides::default()
+        };
+        let c = o.apply(&base).unwrap();
+        assert_eq!((c.syn_retries, c.rto_min_ms), (6, 1000));
+        assert_eq!(c.profile.name, ProfileName::Rfc9293);
+        assert!(c.profile.rfc5961 && !c.profile.rtt_estimator);
+        let o = Overrides {
+            mss: Some(0),
+            ..Overrides::default()
+        };
+        assert_eq!(o.apply(&base).unwrap_err().setting, "mss");
+        // `every` round-trips a configuration, whatever the base.
+        let c = Overrides {
+            profile: Some(ProfileName::Rfc9293),
+            mss: Some(536),
+            ..Overrides::default()
+        }
+        .apply(&base)
+        .unwrap();
+        assert_eq!(Overrides::every(&c).apply(&Config::default()), Ok(c));
+    }
+
+    #[test]
     fn test_defaults_of_both_profiles_are_valid() {
         for p in ProfileName::ALL {
             assert_eq!(Config::for_profile(p).validate(), Ok(()), "{p}");
@@ -262,12 +379,12 @@ mod tests {
                 0,
                 127,
             ),
-            ("msl_ms", |c, v| c.msl_ms = v as u32, 1, u32::MAX.into()),
+            ("msl_ms", |c, v| c.msl_ms = v as u32, 1, MAX_TIMER_MS / 2),
             (
                 "fin_timeout_ms",
                 |c, v| c.fin_timeout_ms = v as u32,
                 1,
-                u32::MAX.into(),
+                MAX_TIMER_MS,
             ),
         ];
         for (name, set, lo, hi) in cases {

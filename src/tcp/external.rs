@@ -17,11 +17,12 @@ pub struct Emitted {
     pub seg: Segment,
 }
 
-/// One endpoint and its outbox.
+/// One endpoint, its outbox, and the settings it was opened with if they are its own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct External {
     pub endpoint: Endpoint,
     outbox: VecDeque<Emitted>,
+    settings: Option<Box<Config>>,
 }
 
 struct Outbox<'a, T: FnMut(Transition) + ?Sized> {
@@ -44,6 +45,19 @@ impl External {
         External::default()
     }
 
+    /// An endpoint that uses `settings` instead of the settings each call passes.
+    pub fn with_settings(settings: Option<Config>) -> External {
+        External {
+            settings: settings.map(Box::new),
+            ..External::default()
+        }
+    }
+
+    /// The settings this endpoint was opened with, if it has its own.
+    pub fn settings(&self) -> Option<&Config> {
+        self.settings.as_deref()
+    }
+
     /// Segments waiting for the caller, oldest first.
     pub fn outbox(&self) -> &VecDeque<Emitted> {
         &self.outbox
@@ -55,18 +69,25 @@ impl External {
         self.outbox.drain(..n).collect()
     }
 
+    /// Runs `f` on the endpoint, under its own settings if it has them (else `cfg`), with its
+    /// output going to the outbox.
     fn run<R, T: FnMut(Transition) + ?Sized>(
         &mut self,
+        cfg: &Config,
         now: u64,
         on_transition: &mut T,
-        f: impl FnOnce(&mut Endpoint, &mut Outbox<'_, T>) -> R,
+        f: impl FnOnce(&mut Endpoint, &Config, &mut Outbox<'_, T>) -> R,
     ) -> R {
         let mut out = Outbox {
             at: now,
             queue: &mut self.outbox,
             on_transition,
         };
-        f(&mut self.endpoint, &mut out)
+        f(
+            &mut self.endpoint,
+            self.settings.as_deref().unwrap_or(cfg),
+            &mut out,
+        )
     }
 
     pub fn listen(
@@ -76,7 +97,7 @@ impl External {
         iss: SeqNum,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(now, t, |ep, out| ep.listen(cfg, now, iss, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.listen(cfg, now, iss, out))
     }
     pub fn connect(
         &mut self,
@@ -85,7 +106,7 @@ impl External {
         iss: SeqNum,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(now, t, |ep, out| ep.connect(cfg, now, iss, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.connect(cfg, now, iss, out))
     }
     pub fn send(
         &mut self,
@@ -94,7 +115,7 @@ impl External {
         n: u32,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(now, t, |ep, out| ep.send(cfg, now, n, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.send(cfg, now, n, out))
     }
     pub fn shutdown(
         &mut self,
@@ -102,7 +123,7 @@ impl External {
         now: u64,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(now, t, |ep, out| ep.shutdown(cfg, now, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.shutdown(cfg, now, out))
     }
     pub fn close(
         &mut self,
@@ -110,7 +131,7 @@ impl External {
         now: u64,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(now, t, |ep, out| ep.close(cfg, now, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.close(cfg, now, out))
     }
     pub fn abort(
         &mut self,
@@ -118,7 +139,7 @@ impl External {
         now: u64,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(now, t, |ep, out| ep.abort(cfg, now, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.abort(cfg, now, out))
     }
 
     /// Fires the timer if due; its segments go to the outbox.
@@ -128,7 +149,7 @@ impl External {
         now: u64,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> bool {
-        self.run(now, t, |ep, out| ep.on_timeout(cfg, now, out))
+        self.run(cfg, now, t, |ep, cfg, out| ep.on_timeout(cfg, now, out))
     }
 
     /// The caller's segment arrives. Returns what the endpoint answered (not put in the outbox).
@@ -145,6 +166,7 @@ impl External {
             queue: &mut answer,
             on_transition: t,
         };
+        let cfg = self.settings.as_deref().unwrap_or(cfg);
         self.endpoint.on_segment(cfg, now, seg, &mut out);
         answer.into_iter().map(|e| e.seg).collect()
     }

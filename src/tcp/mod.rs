@@ -21,7 +21,7 @@ pub mod segment;
 pub mod seq;
 pub mod state;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Overrides};
 pub use endpoint::{Call, Endpoint, Error, Output, Recorder};
 pub use external::External;
 pub use pair::{Direction, Pair, Side};

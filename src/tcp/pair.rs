@@ -197,14 +197,25 @@ impl<O: Observer> Output for Emit<'_, O> {
     }
 }
 
+/// What a MANUAL pair keeps besides its endpoints: the wire, and the settings it was opened with
+/// if they are its own. Behind one pointer, so that an AUTO pair pays 8 bytes for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Manual {
+    wire: Wire,
+    settings: Option<Config>,
+}
+
 /// Two endpoints and, in MANUAL mode, the wire between them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pair {
     pub client: Endpoint,
     pub server: Endpoint,
     /// `None` in AUTO mode.
-    wire: Option<Box<Wire>>,
+    manual: Option<Box<Manual>>,
 }
+
+/// Where one endpoint's output goes, and the settings it runs under (see `Pair::route`).
+type Routed<'a> = (&'a mut Endpoint, Target<'a>, &'a Config);
 
 impl Pair {
     /// A pair whose segments are delivered at once.
@@ -212,25 +223,58 @@ impl Pair {
         Pair {
             client: Endpoint::new(),
             server: Endpoint::new(),
-            wire: None,
+            manual: None,
         }
     }
 
-    /// A pair whose segments wait on the wire for the caller.
-    pub fn manual() -> Pair {
+    /// A pair whose segments wait on the wire for the caller. With `settings`, its endpoints use
+    /// them instead of the settings each call passes.
+    pub fn manual(settings: Option<Config>) -> Pair {
         Pair {
             client: Endpoint::new(),
             server: Endpoint::new(),
-            wire: Some(Box::default()),
+            manual: Some(Box::new(Manual {
+                wire: Wire::default(),
+                settings,
+            })),
         }
     }
 
     pub fn is_auto(&self) -> bool {
-        self.wire.is_none()
+        self.manual.is_none()
     }
 
     pub fn wire(&self) -> Option<&Wire> {
-        self.wire.as_deref()
+        self.manual.as_deref().map(|m| &m.wire)
+    }
+
+    /// The settings this pair was opened with, if it has its own.
+    pub fn settings(&self) -> Option<&Config> {
+        self.manual.as_deref().and_then(|m| m.settings.as_ref())
+    }
+
+    /// One endpoint, where its output goes (the AUTO queue or its side of the wire), and the
+    /// settings it runs under: the pair's own, else `cfg`.
+    fn route<'a>(
+        &'a mut self,
+        side: Side,
+        queue: &'a mut Vec<Queued>,
+        cfg: &'a Config,
+    ) -> Routed<'a> {
+        let ep = match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        };
+        match self.manual.as_deref_mut() {
+            Some(Manual { wire, settings }) => {
+                let q = match side {
+                    Side::Client => &mut wire.client_to_server,
+                    Side::Server => &mut wire.server_to_client,
+                };
+                (ep, Target::Wire(q), settings.as_ref().unwrap_or(cfg))
+            }
+            None => (ep, Target::Scratch(queue), cfg),
+        }
     }
 
     pub fn endpoint(&self, side: Side) -> &Endpoint {
@@ -254,7 +298,8 @@ impl Pair {
         }
     }
 
-    /// Runs `f` on one endpoint with its output routed, then (AUTO) pumps until quiet.
+    /// Runs `f` on one endpoint with its output routed and its settings, then (AUTO) pumps
+    /// until quiet.
     fn with<O: Observer, R>(
         &mut self,
         cfg: &Config,
@@ -262,27 +307,18 @@ impl Pair {
         side: Side,
         scratch: &mut Scratch,
         obs: &mut O,
-        f: impl FnOnce(&mut Endpoint, &mut Emit<'_, O>) -> R,
+        f: impl FnOnce(&mut Endpoint, &Config, &mut Emit<'_, O>) -> R,
     ) -> R {
         let r = {
-            let (ep, target) = match (side, self.wire.as_deref_mut()) {
-                (Side::Client, Some(w)) => {
-                    (&mut self.client, Target::Wire(&mut w.client_to_server))
-                }
-                (Side::Server, Some(w)) => {
-                    (&mut self.server, Target::Wire(&mut w.server_to_client))
-                }
-                (Side::Client, None) => (&mut self.client, Target::Scratch(&mut scratch.queue)),
-                (Side::Server, None) => (&mut self.server, Target::Scratch(&mut scratch.queue)),
-            };
+            let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg);
             let mut emit = Emit {
                 side,
                 target,
                 obs: &mut *obs,
             };
-            f(ep, &mut emit)
+            f(ep, cfg, &mut emit)
         };
-        if self.wire.is_none() {
+        if self.manual.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         r
@@ -342,10 +378,10 @@ impl Pair {
                 state: ep.state(),
             });
         }
-        self.with(cfg, now, Side::Server, scratch, obs, |ep, out| {
+        self.with(cfg, now, Side::Server, scratch, obs, |ep, cfg, out| {
             ep.listen(cfg, now, server_iss, out)
         })?;
-        self.with(cfg, now, Side::Client, scratch, obs, |ep, out| {
+        self.with(cfg, now, Side::Client, scratch, obs, |ep, cfg, out| {
             ep.connect(cfg, now, client_iss, out)
         })
     }
@@ -367,7 +403,7 @@ impl Pair {
                 state: self.server.state(),
             });
         }
-        self.with(cfg, now, Side::Client, scratch, obs, |ep, out| {
+        self.with(cfg, now, Side::Client, scratch, obs, |ep, cfg, out| {
             ep.connect(cfg, now, client_iss, out)
         })
     }
@@ -381,7 +417,7 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, out| {
+        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
             ep.send(cfg, now, bytes, out)
         })
     }
@@ -394,7 +430,7 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, out| {
+        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
             ep.shutdown(cfg, now, out)
         })
     }
@@ -407,7 +443,7 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, out| {
+        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
             ep.close(cfg, now, out)
         })
     }
@@ -426,19 +462,9 @@ impl Pair {
         // the client untouched.
         self.client.check_fin_call(half)?;
         self.server.check_fin_call(half)?;
-        let wire = self.wire.is_some();
         // In AUTO, hold delivery until both FINs are out: queue both, then pump.
         for side in Side::BOTH {
-            let (ep, target) = match (side, self.wire.as_deref_mut()) {
-                (Side::Client, Some(w)) => {
-                    (&mut self.client, Target::Wire(&mut w.client_to_server))
-                }
-                (Side::Server, Some(w)) => {
-                    (&mut self.server, Target::Wire(&mut w.server_to_client))
-                }
-                (Side::Client, None) => (&mut self.client, Target::Scratch(&mut scratch.queue)),
-                (Side::Server, None) => (&mut self.server, Target::Scratch(&mut scratch.queue)),
-            };
+            let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg);
             let mut emit = Emit {
                 side,
                 target,
@@ -451,7 +477,7 @@ impl Pair {
             };
             debug_assert!(r.is_ok(), "the dry run above accepted this call");
         }
-        if !wire {
+        if self.manual.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         Ok(())
@@ -465,7 +491,7 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, out| {
+        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
             ep.abort(cfg, now, out)
         })
     }
@@ -498,7 +524,7 @@ impl Pair {
                 (None, None) => return fired,
             };
             // Each timer fires at its own deadline, so the clock seen inside is exact.
-            if self.with(cfg, at, side, scratch, obs, |ep, out| {
+            if self.with(cfg, at, side, scratch, obs, |ep, cfg, out| {
                 ep.on_timeout(cfg, at, out)
             }) {
                 fired += 1;
@@ -516,13 +542,13 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) {
-        self.with(cfg, now, to, scratch, obs, |ep, out| {
+        self.with(cfg, now, to, scratch, obs, |ep, cfg, out| {
             ep.on_segment(cfg, now, seg, out)
         })
     }
 
     fn manual_wire(&self, dir: Direction, requested: u32) -> Result<(), WireError> {
-        let wire = self.wire.as_deref().ok_or(WireError::NotManual)?;
+        let wire = self.wire().ok_or(WireError::NotManual)?;
         let waiting = wire.queue(dir).len() as u32;
         if waiting < requested {
             return Err(WireError::NotEnough {
@@ -549,9 +575,9 @@ impl Pair {
         let mut moved = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let Some(seg) = self
-                .wire
+                .manual
                 .as_deref_mut()
-                .and_then(|w| w.queue_mut(dir).pop_front())
+                .and_then(|m| m.wire.queue_mut(dir).pop_front())
             else {
                 break;
             };
@@ -566,9 +592,9 @@ impl Pair {
     pub fn drop_segments(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
         self.manual_wire(dir, n)?;
         let q = self
-            .wire
+            .manual
             .as_deref_mut()
-            .map(|w| w.queue_mut(dir))
+            .map(|m| m.wire.queue_mut(dir))
             .ok_or(WireError::NotManual)?;
         Ok(q.drain(..n as usize).collect())
     }
@@ -577,9 +603,9 @@ impl Pair {
     pub fn duplicate(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
         self.manual_wire(dir, n)?;
         let q = self
-            .wire
+            .manual
             .as_deref_mut()
-            .map(|w| w.queue_mut(dir))
+            .map(|m| m.wire.queue_mut(dir))
             .ok_or(WireError::NotManual)?;
         let mut copies = Vec::with_capacity(n as usize);
         for i in (0..n as usize).rev() {
@@ -595,9 +621,9 @@ impl Pair {
     pub fn reorder(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
         self.manual_wire(dir, n)?;
         let q = self
-            .wire
+            .manual
             .as_deref_mut()
-            .map(|w| w.queue_mut(dir))
+            .map(|m| m.wire.queue_mut(dir))
             .ok_or(WireError::NotManual)?;
         let moved: Vec<Segment> = q.drain(..n as usize).collect();
         q.extend(moved.iter().copied());

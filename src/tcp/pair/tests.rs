@@ -91,7 +91,7 @@ fn brief(s: &Segment) -> String {
 
 #[test]
 fn test_seed_handshake_and_four_way_close() {
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     assert_eq!(sim.states(), (SynSent, Listen));
     // SYN seq=x
@@ -227,7 +227,7 @@ fn test_simultaneous_open() {
 
 #[test]
 fn test_simultaneous_close_goes_through_closing() {
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     for dir in [C2S, S2C, C2S] {
         sim.deliver(dir);
@@ -287,7 +287,7 @@ fn test_close_both_refused_by_one_side_changes_neither() {
 
 #[test]
 fn test_half_close_with_data_flowing_in_close_wait() {
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     for dir in [C2S, S2C, C2S] {
         sim.deliver(dir);
@@ -359,7 +359,7 @@ fn test_iss_near_wrap_moves_data_and_closes() {
 
 #[test]
 fn test_dropped_final_ack_leaves_server_half_open_until_it_gives_up() {
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     sim.deliver(C2S);
     sim.deliver(S2C);
@@ -382,7 +382,7 @@ fn test_dropped_final_ack_leaves_server_half_open_until_it_gives_up() {
 
 #[test]
 fn test_retransmitted_syn_ack_completes_handshake() {
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     sim.deliver(C2S);
     sim.pair.drop_segments(S2C, 1).unwrap();
@@ -398,7 +398,7 @@ fn test_retransmitted_syn_ack_completes_handshake() {
 
 #[test]
 fn test_duplicate_and_reorder_on_the_wire() {
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     for dir in [C2S, S2C, C2S] {
         sim.deliver(dir);
@@ -433,7 +433,7 @@ fn test_duplicate_and_reorder_on_the_wire() {
 fn test_wire_errors() {
     let mut auto = Pair::auto();
     assert_eq!(auto.drop_segments(C2S, 1), Err(WireError::NotManual));
-    let mut manual = Pair::manual();
+    let mut manual = Pair::manual(None);
     assert_eq!(
         manual.duplicate(S2C, 2),
         Err(WireError::NotEnough {
@@ -442,7 +442,7 @@ fn test_wire_errors() {
             waiting: 0
         })
     );
-    let mut sim = Sim::new(Pair::manual());
+    let mut sim = Sim::new(Pair::manual(None));
     sim.open(X, Y);
     let before = sim.pair.clone();
     assert!(
