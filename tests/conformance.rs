@@ -236,7 +236,11 @@ fn under_rfc9293_the_files_that_show_a_deviation_fail() {
             .remove(0)
             .outcome
     };
-    for same in ["srv-passive-open.json", "srv-passive-close.json", "srv-rst-exact.json"] {
+    for same in [
+        "srv-passive-open.json",
+        "srv-passive-close.json",
+        "srv-rst-exact.json",
+    ] {
         assert!(run_one(same).is_ok(), "{same}: {:?}", run_one(same));
     }
     // RFC 5961's challenge ACK; Linux's 200 ms RTO floor; its linear SYN timeouts; its 60 s
