@@ -19,14 +19,18 @@ fn lifecycle(c: &mut Criterion) {
         let mut iss = 1u32;
         b.iter(|| {
             iss = iss.wrapping_mul(2_654_435_761).wrapping_add(1);
-            let mut p = Pair::auto();
-            p.open(&cfg, 0, SeqNum(iss), SeqNum(!iss), &mut scratch, &mut ())
+            let mut p = Pair::new();
+            p.drive()
+                .open(&cfg, 0, SeqNum(iss), SeqNum(!iss), &mut scratch, &mut ())
                 .unwrap();
-            p.close(&cfg, 1, Side::Client, &mut scratch, &mut ())
+            p.drive()
+                .close(&cfg, 1, Side::Client, &mut scratch, &mut ())
                 .unwrap();
-            p.close(&cfg, 2, Side::Server, &mut scratch, &mut ())
+            p.drive()
+                .close(&cfg, 2, Side::Server, &mut scratch, &mut ())
                 .unwrap();
-            p.on_timeout(&cfg, 2 + cfg.time_wait_ms(), &mut scratch, &mut ());
+            p.drive()
+                .on_timeout(&cfg, 2 + cfg.time_wait_ms(), &mut scratch, &mut ());
             debug_assert_eq!(p.state(Side::Client), State::Closed);
             black_box(p)
         })
@@ -35,11 +39,15 @@ fn lifecycle(c: &mut Criterion) {
     // Simultaneous close: both sides pass through CLOSING and both hold TIME-WAIT.
     group.bench_function("open_simultaneous_close_time_wait", |b| {
         b.iter(|| {
-            let mut p = Pair::auto();
-            p.open(&cfg, 0, SeqNum(7), SeqNum(9), &mut scratch, &mut ())
+            let mut p = Pair::new();
+            p.drive()
+                .open(&cfg, 0, SeqNum(7), SeqNum(9), &mut scratch, &mut ())
                 .unwrap();
-            p.close_both(&cfg, 1, false, &mut scratch, &mut ()).unwrap();
-            p.on_timeout(&cfg, 1 + cfg.time_wait_ms(), &mut scratch, &mut ());
+            p.drive()
+                .close_both(&cfg, 1, false, &mut scratch, &mut ())
+                .unwrap();
+            p.drive()
+                .on_timeout(&cfg, 1 + cfg.time_wait_ms(), &mut scratch, &mut ());
             black_box(p)
         })
     });
@@ -47,18 +55,24 @@ fn lifecycle(c: &mut Criterion) {
     // With 10 kB of data each way in between.
     group.bench_function("open_data_close_time_wait", |b| {
         b.iter(|| {
-            let mut p = Pair::auto();
-            p.open(&cfg, 0, SeqNum(7), SeqNum(9), &mut scratch, &mut ())
+            let mut p = Pair::new();
+            p.drive()
+                .open(&cfg, 0, SeqNum(7), SeqNum(9), &mut scratch, &mut ())
                 .unwrap();
-            p.send(&cfg, 1, Side::Client, 10_000, &mut scratch, &mut ())
+            p.drive()
+                .send(&cfg, 1, Side::Client, 10_000, &mut scratch, &mut ())
                 .unwrap();
-            p.send(&cfg, 1, Side::Server, 10_000, &mut scratch, &mut ())
+            p.drive()
+                .send(&cfg, 1, Side::Server, 10_000, &mut scratch, &mut ())
                 .unwrap();
-            p.close(&cfg, 2, Side::Client, &mut scratch, &mut ())
+            p.drive()
+                .close(&cfg, 2, Side::Client, &mut scratch, &mut ())
                 .unwrap();
-            p.close(&cfg, 2, Side::Server, &mut scratch, &mut ())
+            p.drive()
+                .close(&cfg, 2, Side::Server, &mut scratch, &mut ())
                 .unwrap();
-            p.on_timeout(&cfg, 2 + cfg.time_wait_ms(), &mut scratch, &mut ());
+            p.drive()
+                .on_timeout(&cfg, 2 + cfg.time_wait_ms(), &mut scratch, &mut ());
             black_box(p)
         })
     });

@@ -148,7 +148,7 @@ fn bare_cycles(
         let base = 1 << 60 | round << 48 | k << 40;
         for i in 0..per_thread as u64 {
             let key = ConnId((base + i).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            map.insert(key, Box::new(Conn::Pair(Pair::auto())));
+            map.insert(key, Box::new(Conn::Auto(Pair::new())));
             black_box(map.get(&key).is_some());
             black_box(map.remove(&key));
         }
@@ -178,7 +178,7 @@ fn lifecycle(resident: usize) {
     for i in 0..resident as u64 {
         map.insert(
             ConnId(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            Box::new(Conn::Pair(Pair::auto())),
+            Box::new(Conn::Auto(Pair::new())),
         );
     }
     for threads in [1, 2] {

@@ -10,7 +10,7 @@ use tcpsim::conformance::{self, InProcess};
 use tcpsim::server::{self, ServeConfig};
 use tcpsim::service::Limits;
 use tcpsim::table::{Cidr, TableConfig};
-use tcpsim::tcp::{self, Pair, ProfileName, SeqNum, Side, pair};
+use tcpsim::tcp::{self, ProfileName, SeqNum, Side, pair};
 
 #[derive(Parser)]
 #[command(
@@ -225,6 +225,13 @@ struct TcpArgs {
     /// The RTO's ceiling, ms (1000-120000) [120000].
     #[arg(long, env = "TCPSIM_RTO_MAX_MS")]
     rto_max_ms: Option<u32>,
+    /// TCP_NODELAY on every connection: no Nagle [false].
+    #[arg(long, env = "TCPSIM_NODELAY")]
+    nodelay: Option<bool>,
+    /// The least time between two ACKs for unacceptable segments, ms (Linux
+    /// tcp_invalid_ratelimit; 0: no limit; linux profile only) [500].
+    #[arg(long, env = "TCPSIM_INVALID_RATELIMIT_MS")]
+    invalid_ratelimit_ms: Option<u32>,
 }
 
 impl TcpArgs {
@@ -246,6 +253,8 @@ impl TcpArgs {
             orphan_retries: self.orphan_retries,
             msl_ms: self.msl_ms,
             fin_timeout_ms: self.fin_timeout_ms,
+            invalid_ratelimit_ms: self.invalid_ratelimit_ms,
+            nodelay: self.nodelay,
         }
         .apply(&tcp::Config::default())
     }
@@ -560,48 +569,53 @@ fn load(
 /// The seed's exchange on a MANUAL pair, one segment at a time.
 fn demo() {
     let cfg = tcp::Config::default();
-    let mut p = Pair::manual(None);
+    let mut m = pair::Manual::new(None);
     let mut scratch = pair::Scratch::default();
     let mut now = 0;
-    let show = |p: &Pair, what: &str| {
+    let show = |m: &pair::Manual, what: &str| {
         println!(
             "{what:<44} client {:<12} server {}",
-            p.state(Side::Client).rfc_name(),
-            p.state(Side::Server).rfc_name()
+            m.pair.state(Side::Client).rfc_name(),
+            m.pair.state(Side::Server).rfc_name()
         );
     };
-    p.open(&cfg, now, SeqNum(100), SeqNum(300), &mut scratch, &mut ())
+    m.drive()
+        .open(&cfg, now, SeqNum(100), SeqNum(300), &mut scratch, &mut ())
         .expect("a fresh pair opens");
-    show(&p, "client connects, server listens");
-    let step = |p: &mut Pair, scratch: &mut pair::Scratch, now: u64, dir: pair::Direction| {
-        let moved = p
-            .deliver(&cfg, now, dir, 1, scratch, &mut ())
-            .expect("a segment waits");
-        let arrow = if dir == pair::Direction::ClientToServer {
-            "client -> server"
-        } else {
-            "server -> client"
+    show(&m, "client connects, server listens");
+    let step =
+        |m: &mut pair::Manual, scratch: &mut pair::Scratch, now: u64, dir: pair::Direction| {
+            let moved = m
+                .drive()
+                .deliver(&cfg, now, dir, 1, scratch, &mut ())
+                .expect("a segment waits");
+            let arrow = if dir == pair::Direction::ClientToServer {
+                "client -> server"
+            } else {
+                "server -> client"
+            };
+            show(m, &format!("{arrow} {}", moved[0]));
         };
-        show(p, &format!("{arrow} {}", moved[0]));
-    };
     use pair::Direction::{ClientToServer as C2S, ServerToClient as S2C};
-    step(&mut p, &mut scratch, now, C2S);
-    step(&mut p, &mut scratch, now, S2C);
-    step(&mut p, &mut scratch, now, C2S);
-    p.close(&cfg, now, Side::Client, &mut scratch, &mut ())
+    step(&mut m, &mut scratch, now, C2S);
+    step(&mut m, &mut scratch, now, S2C);
+    step(&mut m, &mut scratch, now, C2S);
+    m.drive()
+        .close(&cfg, now, Side::Client, &mut scratch, &mut ())
         .expect("established closes");
-    show(&p, "client closes");
-    step(&mut p, &mut scratch, now, C2S);
-    step(&mut p, &mut scratch, now, S2C);
-    p.close(&cfg, now, Side::Server, &mut scratch, &mut ())
+    show(&m, "client closes");
+    step(&mut m, &mut scratch, now, C2S);
+    step(&mut m, &mut scratch, now, S2C);
+    m.drive()
+        .close(&cfg, now, Side::Server, &mut scratch, &mut ())
         .expect("close-wait closes");
-    show(&p, "server closes");
-    step(&mut p, &mut scratch, now, S2C);
-    step(&mut p, &mut scratch, now, C2S);
+    show(&m, "server closes");
+    step(&mut m, &mut scratch, now, S2C);
+    step(&mut m, &mut scratch, now, C2S);
     now += cfg.time_wait_ms();
-    p.on_timeout(&cfg, now, &mut scratch, &mut ());
+    m.drive().on_timeout(&cfg, now, &mut scratch, &mut ());
     show(
-        &p,
+        &m,
         &format!("{} s later (2·MSL)", cfg.time_wait_ms() / 1000),
     );
 }

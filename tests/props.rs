@@ -2,6 +2,7 @@
 //! TCB stays sane; an AUTO pair always opens and always closes.
 
 use proptest::prelude::*;
+use tcpsim::tcp::pair::Manual;
 use tcpsim::tcp::pair::{Log, Scratch};
 use tcpsim::tcp::{Config, Direction, Flags, Pair, Segment, SeqNum, Side, State};
 
@@ -98,24 +99,24 @@ proptest! {
         ops in prop::collection::vec(op(), 1..80),
     ) {
         let cfg = Config::default();
-        let mut p = Pair::manual(None);
+        let mut m = Manual::new(None);
         let mut scratch = Scratch::default();
         let mut log = Log::default();
         let mut now = 0u64;
-        p.open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut log).unwrap();
+        m.drive().open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut log).unwrap();
         for op in ops {
             match op {
-                Op::Send(s, n) => { let _ = p.send(&cfg, now, s, n, &mut scratch, &mut log); }
-                Op::Shutdown(s) => { let _ = p.shutdown(&cfg, now, s, &mut scratch, &mut log); }
-                Op::Close(s) => { let _ = p.close(&cfg, now, s, &mut scratch, &mut log); }
-                Op::Abort(s) => { let _ = p.abort(&cfg, now, s, &mut scratch, &mut log); }
-                Op::CloseBoth(half) => { let _ = p.close_both(&cfg, now, half, &mut scratch, &mut log); }
-                Op::Deliver(d) => { let _ = p.deliver(&cfg, now, d, 1, &mut scratch, &mut log); }
-                Op::Drop(d) => { let _ = p.drop_segments(d, 1); }
-                Op::Duplicate(d) => { let _ = p.duplicate(d, 1); }
-                Op::Reorder(d, n) => { let _ = p.reorder(d, n); }
+                Op::Send(s, n) => { let _ = m.drive().send(&cfg, now, s, n, &mut scratch, &mut log); }
+                Op::Shutdown(s) => { let _ = m.drive().shutdown(&cfg, now, s, &mut scratch, &mut log); }
+                Op::Close(s) => { let _ = m.drive().close(&cfg, now, s, &mut scratch, &mut log); }
+                Op::Abort(s) => { let _ = m.drive().abort(&cfg, now, s, &mut scratch, &mut log); }
+                Op::CloseBoth(half) => { let _ = m.drive().close_both(&cfg, now, half, &mut scratch, &mut log); }
+                Op::Deliver(d) => { let _ = m.drive().deliver(&cfg, now, d, 1, &mut scratch, &mut log); }
+                Op::Drop(d) => { let _ = m.drive().drop_segments(d, 1); }
+                Op::Duplicate(d) => { let _ = m.drive().duplicate(d, 1); }
+                Op::Reorder(d, n) => { let _ = m.drive().reorder(d, n); }
                 Op::Forge { to, flags, seq_off, ack_off, len, wnd } => {
-                    let ep = p.endpoint(to);
+                    let ep = m.pair.endpoint(to);
                     let seg = Segment {
                         seq: SeqNum(ep.rcv_nxt().0.wrapping_add(seq_off as u32)),
                         ack: SeqNum(ep.snd_una().0.wrapping_add(ack_off as u32)),
@@ -124,14 +125,14 @@ proptest! {
                         mss: (flags & Flags::SYN.0 != 0).then_some(std::num::NonZeroU16::new(536).unwrap()),
                         flags: Flags(flags),
                     };
-                    p.inject(&cfg, now, to, &seg, &mut scratch, &mut log);
+                    m.drive().inject(&cfg, now, to, &seg, &mut scratch, &mut log);
                 }
                 Op::Advance(ms) => {
                     now += ms;
-                    p.on_timeout(&cfg, now, &mut scratch, &mut log);
+                    m.drive().on_timeout(&cfg, now, &mut scratch, &mut log);
                 }
             }
-            check_invariants(&p, now)?;
+            check_invariants(&m.pair, now)?;
         }
         // Every transition reported chains: each side's next `from` is its previous `to`.
         for side in Side::BOTH {
@@ -141,7 +142,7 @@ proptest! {
                 prop_assert_ne!(t.from, t.to);
                 at = t.to;
             }
-            prop_assert_eq!(at, p.state(side));
+            prop_assert_eq!(at, m.pair.state(side));
         }
     }
 
@@ -153,13 +154,13 @@ proptest! {
         how in 0u8..4,
     ) {
         let cfg = Config::default();
-        let mut p = Pair::auto();
+        let mut p = Pair::new();
         let mut scratch = Scratch::default();
         let mut now = 0u64;
-        p.open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut ()).unwrap();
+        p.drive().open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut ()).unwrap();
         prop_assert_eq!((p.state(Side::Client), p.state(Side::Server)), (State::Established, State::Established));
         for (s, n) in sends {
-            p.send(&cfg, now, s, n, &mut scratch, &mut ()).unwrap();
+            p.drive().send(&cfg, now, s, n, &mut scratch, &mut ()).unwrap();
         }
         for side in Side::BOTH {
             let ep = p.endpoint(side);
@@ -169,21 +170,21 @@ proptest! {
         }
         match how {
             0 => {
-                p.close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
-                p.close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+                p.drive().close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+                p.drive().close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
             }
             1 => {
-                p.close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
-                p.close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+                p.drive().close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+                p.drive().close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
             }
-            2 => p.close_both(&cfg, now, false, &mut scratch, &mut ()).unwrap(),
+            2 => p.drive().close_both(&cfg, now, false, &mut scratch, &mut ()).unwrap(),
             _ => {
-                p.shutdown(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
-                p.shutdown(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+                p.drive().shutdown(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+                p.drive().shutdown(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
             }
         }
         now += cfg.time_wait_ms();
-        p.on_timeout(&cfg, now, &mut scratch, &mut ());
+        p.drive().on_timeout(&cfg, now, &mut scratch, &mut ());
         prop_assert_eq!((p.state(Side::Client), p.state(Side::Server)), (State::Closed, State::Closed));
         prop_assert_eq!(p.deadline(now), None);
     }

@@ -184,6 +184,8 @@ pub fn settings(base: &tcp::Config, s: &pb::TcpSettings) -> Result<tcp::Config, 
         orphan_retries: narrow("orphan_retries", s.orphan_retries)?,
         msl_ms: s.msl_ms,
         fin_timeout_ms: s.fin_timeout_ms,
+        invalid_ratelimit_ms: s.invalid_ratelimit_ms,
+        nodelay: s.nodelay,
     };
     o.apply(base).map_err(|e| {
         invalid(
@@ -211,6 +213,8 @@ pub fn overrides_to_pb(o: &tcp::Overrides) -> pb::TcpSettings {
         rto_max_ms: o.rto_max_ms,
         rcv_wnd: o.rcv_wnd.map(u32::from),
         snd_buf: o.snd_buf,
+        nodelay: o.nodelay,
+        invalid_ratelimit_ms: o.invalid_ratelimit_ms,
     }
 }
 

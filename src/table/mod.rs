@@ -29,7 +29,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 use rustc_hash::FxBuildHasher;
 use tokio::sync::broadcast;
 
-use crate::tcp::pair::{Observer, Scratch, WireError};
+use crate::tcp::pair::{Manual, Observer, PairMut, Scratch, WireError};
 use crate::tcp::{
     self, Direction, Endpoint, External, Pair, Segment, SeqNum, Side, State, Timer, TimerKind,
     Transition,
@@ -61,19 +61,23 @@ impl Mode {
     }
 }
 
-/// What the map holds.
+/// What the map holds (boxed, 104 bytes: an AUTO pair inline, the other kinds behind a pointer
+/// of their own where they are larger).
 #[derive(Clone, Debug)]
 pub enum Conn {
-    Pair(Pair),
+    /// A pair whose segments are delivered at once.
+    Auto(Pair),
+    /// A pair whose segments wait on the wire for the caller.
+    Manual(Box<Manual>),
     /// One endpoint whose peer is the caller.
-    External(External),
+    External(Box<External>),
 }
 
 impl Conn {
     pub fn mode(&self) -> Mode {
         match self {
-            Conn::Pair(p) if p.is_auto() => Mode::Auto,
-            Conn::Pair(_) => Mode::Manual,
+            Conn::Auto(_) => Mode::Auto,
+            Conn::Manual(_) => Mode::Manual,
             Conn::External(x) => Mode::External(external_role(x)),
         }
     }
@@ -81,16 +85,35 @@ impl Conn {
     /// The settings the connection was opened with, if they are its own (MANUAL and EXTERNAL).
     pub fn settings(&self) -> Option<&tcp::Config> {
         match self {
-            Conn::Pair(p) => p.settings(),
+            Conn::Auto(_) => None,
+            Conn::Manual(m) => m.settings(),
             Conn::External(x) => x.settings(),
+        }
+    }
+
+    /// The pair, for AUTO and MANUAL connections.
+    pub fn pair(&self) -> Option<&Pair> {
+        match self {
+            Conn::Auto(p) => Some(p),
+            Conn::Manual(m) => Some(&m.pair),
+            Conn::External(_) => None,
+        }
+    }
+
+    /// The pair driven, for AUTO and MANUAL connections.
+    fn drive(&mut self) -> Option<PairMut<'_>> {
+        match self {
+            Conn::Auto(p) => Some(p.drive()),
+            Conn::Manual(m) => Some(m.drive()),
+            Conn::External(_) => None,
         }
     }
 
     /// The endpoint on `side`, if this connection has one.
     pub fn endpoint(&self, side: Side) -> Option<&Endpoint> {
         match self {
-            Conn::Pair(p) => Some(p.endpoint(side)),
             Conn::External(x) => (external_role(x) == side).then_some(&x.endpoint),
+            pair => pair.pair().map(|p| p.endpoint(side)),
         }
     }
 
@@ -105,8 +128,8 @@ impl Conn {
     /// The earliest armed deadline, on a clock that stands at `now`.
     pub fn deadline(&self, now: u64) -> Option<u64> {
         match self {
-            Conn::Pair(p) => p.deadline(now),
             Conn::External(x) => x.endpoint.timer(now).map(|t| t.deadline),
+            pair => pair.pair().and_then(|p| p.deadline(now)),
         }
     }
 
@@ -122,7 +145,7 @@ impl Conn {
     /// An AUTO pair is removed once both ends are CLOSED; MANUAL and EXTERNAL connections stay
     /// (in CLOSED) until the caller removes them, so that their end can be inspected.
     fn reapable(&self) -> bool {
-        matches!(self, Conn::Pair(p) if p.is_auto() && p.state(Side::Client) == State::Closed && p.state(Side::Server) == State::Closed)
+        matches!(self, Conn::Auto(p) if p.state(Side::Client) == State::Closed && p.state(Side::Server) == State::Closed)
     }
 }
 
@@ -925,10 +948,10 @@ impl Table {
                     }
                 }
                 let mut conn = match spec.mode {
-                    Mode::Auto => Conn::Pair(Pair::auto()),
-                    Mode::Manual => Conn::Pair(Pair::manual(spec.settings.clone())),
+                    Mode::Auto => Conn::Auto(Pair::new()),
+                    Mode::Manual => Conn::Manual(Box::new(Manual::new(spec.settings.clone()))),
                     Mode::External(_) => {
-                        Conn::External(External::with_settings(spec.settings.clone()))
+                        Conn::External(Box::new(External::with_settings(spec.settings.clone())))
                     }
                 };
                 let sides: &[Side] = match spec.mode {
@@ -944,13 +967,16 @@ impl Table {
                 }
                 let cfg = &self.tcp;
                 let r = SCRATCH.with_borrow_mut(|scratch| match (&mut conn, spec.mode) {
-                    (Conn::Pair(p), _) => p.open(cfg, now, iss, server_iss, scratch, &mut tally),
                     (Conn::External(x), Mode::External(Side::Client)) => {
                         tally.external(x, Side::Client, |x, t| x.connect(cfg, now, iss, t))
                     }
                     (Conn::External(x), _) => {
                         x.listen(cfg, now, iss, &mut |t| tally.transition(Side::Server, t))
                     }
+                    (pair, _) => pair
+                        .drive()
+                        .expect("a pair")
+                        .open(cfg, now, iss, server_iss, scratch, &mut tally),
                 });
                 r.expect("a fresh endpoint accepts listen and connect");
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
@@ -969,8 +995,8 @@ impl Table {
                 // out free ports only), and that connection holds the port: nothing to give back.
                 let conn: &mut Conn = entry.get_mut();
                 let states = states_of(conn);
-                let recyclable = matches!(conn, Conn::Pair(_))
-                    && states == [Some(State::Closed), Some(State::TimeWait)];
+                let recyclable =
+                    conn.pair().is_some() && states == [Some(State::Closed), Some(State::TimeWait)];
                 if !recyclable || spec.mode != conn.mode() {
                     c.open_failed(OpenFailure::TupleInUse);
                     return Err(Error::TupleInUse {
@@ -981,15 +1007,11 @@ impl Table {
                 }
                 // Linux: a SYN above RCV.NXT takes over a TIME-WAIT 4-tuple. Our SYN must be
                 // above the old connection's sequence space, so the ISS is placed past it.
-                let Conn::Pair(p) = conn else {
-                    unreachable!("checked above")
-                };
-                let iss = spec.iss.map_or(p.server.rcv_nxt() + (1 << 20), SeqNum);
+                let old = conn.pair().expect("checked above").server.rcv_nxt();
+                let iss = spec.iss.map_or(old + (1 << 20), SeqNum);
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
-                let Conn::Pair(p) = conn else {
-                    unreachable!("checked above")
-                };
                 let cfg = &self.tcp;
+                let mut p = conn.drive().expect("checked above");
                 SCRATCH
                     .with_borrow_mut(|scratch| p.reconnect(cfg, now, iss, scratch, &mut tally))
                     .map_err(tcp_err(Side::Client))?;
@@ -1014,21 +1036,6 @@ impl Table {
         self.with_conn(id, |conn, tally| {
             let half = how == CloseHow::Shutdown;
             match (&mut *conn, sides) {
-                (Conn::Pair(p), Sides::Both) => SCRATCH
-                    .with_borrow_mut(|s| p.close_both(cfg, now, half, s, tally))
-                    .map_err(|e| Error::Tcp {
-                        side: "both",
-                        source: e,
-                    })?,
-                (Conn::Pair(p), Sides::One(side)) => SCRATCH
-                    .with_borrow_mut(|s| {
-                        if half {
-                            p.shutdown(cfg, now, side, s, tally)
-                        } else {
-                            p.close(cfg, now, side, s, tally)
-                        }
-                    })
-                    .map_err(tcp_err(side))?,
                 (Conn::External(x), sides) => {
                     let role = external_role(x);
                     if sides != Sides::One(role) {
@@ -1052,6 +1059,27 @@ impl Table {
                         })
                         .map_err(tcp_err(role))?;
                 }
+                (pair, Sides::Both) => {
+                    let mut p = pair.drive().expect("a pair");
+                    SCRATCH
+                        .with_borrow_mut(|s| p.close_both(cfg, now, half, s, tally))
+                        .map_err(|e| Error::Tcp {
+                            side: "both",
+                            source: e,
+                        })?
+                }
+                (pair, Sides::One(side)) => {
+                    let mut p = pair.drive().expect("a pair");
+                    SCRATCH
+                        .with_borrow_mut(|s| {
+                            if half {
+                                p.shutdown(cfg, now, side, s, tally)
+                            } else {
+                                p.close(cfg, now, side, s, tally)
+                            }
+                        })
+                        .map_err(tcp_err(side))?
+                }
             }
             Ok(states_of(conn))
         })
@@ -1071,11 +1099,7 @@ impl Table {
         let now = self.clock.now();
         let cfg = &self.tcp;
         self.with_conn(id, |conn, tally| {
-            match conn {
-                Conn::Pair(p) => SCRATCH.with_borrow_mut(|s| match op {
-                    UserOp::Abort => p.abort(cfg, now, side, s, tally),
-                    UserOp::Send(n) => p.send(cfg, now, side, n, s, tally),
-                }),
+            match &mut *conn {
                 Conn::External(x) => {
                     let role = external_role(x);
                     if role != side {
@@ -1084,6 +1108,13 @@ impl Table {
                     tally.external(x, role, |x, t| match op {
                         UserOp::Abort => x.abort(cfg, now, t),
                         UserOp::Send(n) => x.send(cfg, now, n, t),
+                    })
+                }
+                pair => {
+                    let mut p = pair.drive().expect("a pair");
+                    SCRATCH.with_borrow_mut(|s| match op {
+                        UserOp::Abort => p.abort(cfg, now, side, s, tally),
+                        UserOp::Send(n) => p.send(cfg, now, side, n, s, tally),
                     })
                 }
             }
@@ -1107,7 +1138,7 @@ impl Table {
                 return Err(no_side(id, role, to.as_str()));
             };
             tally.counters.segment(to, SegmentOutcome::Injected, 1);
-            let emitted = match conn {
+            let emitted = match &mut *conn {
                 Conn::External(x) => {
                     let out = x.inject(cfg, now, seg, &mut |t| tally.transition(to, t));
                     tally
@@ -1115,11 +1146,12 @@ impl Table {
                         .segment(to, SegmentOutcome::Sent, out.len() as u64);
                     out
                 }
-                Conn::Pair(p) => {
+                pair => {
                     let mut log = Collect {
                         inner: tally,
                         segments: Vec::new(),
                     };
+                    let mut p = pair.drive().expect("a pair");
                     SCRATCH.with_borrow_mut(|s| p.inject(cfg, now, to, seg, s, &mut log));
                     log.segments
                 }
@@ -1149,7 +1181,7 @@ impl Table {
             let from = dir.to().peer();
             let mut emitted_at = Vec::new();
             let moved = match conn {
-                Conn::Pair(p) if p.is_auto() => {
+                Conn::Auto(_) => {
                     return Err(Error::WrongMode {
                         op: "wire",
                         id,
@@ -1157,14 +1189,16 @@ impl Table {
                         needs: "MANUAL or EXTERNAL",
                     });
                 }
-                Conn::Pair(p) => match action {
-                    WireAction::Deliver => {
-                        SCRATCH.with_borrow_mut(|s| p.deliver(cfg, now, dir, count, s, tally))?
+                Conn::Manual(m) => {
+                    let mut p = m.drive();
+                    match action {
+                        WireAction::Deliver => SCRATCH
+                            .with_borrow_mut(|s| p.deliver(cfg, now, dir, count, s, tally))?,
+                        WireAction::Drop => p.drop_segments(dir, count)?,
+                        WireAction::Duplicate => p.duplicate(dir, count)?,
+                        WireAction::Reorder => p.reorder(dir, count)?,
                     }
-                    WireAction::Drop => p.drop_segments(dir, count)?,
-                    WireAction::Duplicate => p.duplicate(dir, count)?,
-                    WireAction::Reorder => p.reorder(dir, count)?,
-                },
+                }
                 Conn::External(x) => {
                     let role = external_role(x);
                     if from != role {
@@ -1267,21 +1301,10 @@ impl Table {
             })
             .collect();
         let wire = match conn {
-            Conn::Pair(p) => p
-                .wire()
-                .map(|w| {
-                    vec![
-                        (
-                            Direction::ClientToServer,
-                            w.client_to_server.iter().copied().collect(),
-                        ),
-                        (
-                            Direction::ServerToClient,
-                            w.server_to_client.iter().copied().collect(),
-                        ),
-                    ]
-                })
-                .unwrap_or_default(),
+            Conn::Auto(_) => Vec::new(),
+            Conn::Manual(m) => [Direction::ClientToServer, Direction::ServerToClient]
+                .map(|d| (d, m.wire().queue(d).iter().copied().collect()))
+                .to_vec(),
             Conn::External(x) => {
                 vec![(
                     Direction::from_side(external_role(x)),
@@ -1545,12 +1568,13 @@ impl Table {
                 }
             }
             match conn {
-                Conn::Pair(p) => {
-                    SCRATCH.with_borrow_mut(|s| p.on_timeout(cfg, now, s, tally));
-                }
                 Conn::External(x) => {
                     let role = external_role(x);
                     tally.external(x, role, |x, t| x.on_timeout(cfg, now, t));
+                }
+                pair => {
+                    let mut p = pair.drive().expect("a pair");
+                    SCRATCH.with_borrow_mut(|s| p.on_timeout(cfg, now, s, tally));
                 }
             }
             Ok(fired)

@@ -40,6 +40,15 @@ pub struct Config {
     pub msl_ms: u32,
     /// Linux `tcp_fin_timeout`: how long an orphaned connection may sit in FIN-WAIT-2.
     pub fin_timeout_ms: u32,
+    /// Linux `tcp_invalid_ratelimit`: the least time between two ACKs for unacceptable segments
+    /// (where `profile.oow_rate_limit` is on). 0: no limit.
+    pub invalid_ratelimit_ms: u32,
+    /// `TCP_NODELAY`: no Nagle. Off by default, as on Linux.
+    pub nodelay: bool,
+    /// The length of a jiffy, ms: Linux keeps timeouts in whole jiffies, so at HZ=250 an RTO of
+    /// 200.03 ms is 204 ms. 0 (the default): not modelled, the ideal schedule the conformance
+    /// recordings script (their ±25 ms absorbs the rounding up to the third resend).
+    pub jiffy_ms: u32,
 }
 
 impl Default for Config {
@@ -81,6 +90,8 @@ pub struct Overrides {
     pub orphan_retries: Option<u8>,
     pub msl_ms: Option<u32>,
     pub fin_timeout_ms: Option<u32>,
+    pub invalid_ratelimit_ms: Option<u32>,
+    pub nodelay: Option<bool>,
 }
 
 impl Overrides {
@@ -102,6 +113,8 @@ impl Overrides {
             orphan_retries: Some(c.orphan_retries),
             msl_ms: Some(c.msl_ms),
             fin_timeout_ms: Some(c.fin_timeout_ms),
+            invalid_ratelimit_ms: Some(c.invalid_ratelimit_ms),
+            nodelay: Some(c.nodelay),
         }
     }
 
@@ -131,6 +144,8 @@ impl Overrides {
         set(&mut c.orphan_retries, self.orphan_retries);
         set(&mut c.msl_ms, self.msl_ms);
         set(&mut c.fin_timeout_ms, self.fin_timeout_ms);
+        set(&mut c.invalid_ratelimit_ms, self.invalid_ratelimit_ms);
+        set(&mut c.nodelay, self.nodelay);
         c.validate()?;
         Ok(c)
     }
@@ -164,6 +179,9 @@ impl Config {
             orphan_retries: 0,
             msl_ms: if linux { 30_000 } else { 120_000 },
             fin_timeout_ms: 60_000,
+            invalid_ratelimit_ms: 500,
+            nodelay: false,
+            jiffy_ms: 0,
         }
     }
 
@@ -203,6 +221,13 @@ impl Config {
             self.fin_timeout_ms.into(),
             (1, MAX_TIMER_MS),
         )?;
+        // The rate limit compares 32-bit times, as Linux's jiffies do.
+        range(
+            "invalid_ratelimit_ms",
+            self.invalid_ratelimit_ms.into(),
+            (0, MAX_TIMER_MS),
+        )?;
+        range("jiffy_ms", self.jiffy_ms.into(), (0, 10))?;
         Ok(())
     }
 

@@ -6,8 +6,11 @@
 //! Never reads a clock, spawns, locks or allocates. The caller asks [`Endpoint::timer`] after each
 //! call which deadline to arm, and calls [`Endpoint::on_timeout`] when it falls due.
 //!
-//! Where Linux and a plain reading of RFC 9293 part, this follows Linux; every such place says so
-//! and the README's "Deviations" section lists them all.
+//! Where Linux and a plain reading of RFC 9293 part, the profile (`Config::profile`) decides;
+//! every such place names its switch, and the README's "Deviations" section lists them all.
+//! SEGMENT ARRIVES is in [`arrives`].
+
+mod arrives;
 
 use super::config::{Config, backoff};
 use super::segment::{Flags, Segment};
@@ -104,28 +107,39 @@ pub const MAX_TIMER_MS: u64 = (1 << 31) - 1;
 /// kernel's HZ of 250.
 pub const TCP_TIMEOUT_MIN_MS: u64 = 8;
 
-// Bits of `Endpoint::bits`.
+// Flags in `Endpoint::bits`.
 /// The user closed (not just shut down): data arriving now is answered with RST, and FIN-WAIT-2
 /// times out (Linux `tcp_fin_timeout`), where the profile says so.
-const ORPHANED: u8 = 1 << 0;
+const ORPHANED: u16 = 1 << 0;
 /// The connection came from a passive open: a reset or timed-out SYN-RECEIVED returns to LISTEN.
-const PASSIVE: u8 = 1 << 1;
+const PASSIVE: u16 = 1 << 1;
 /// A segment sent at `rtt_start` is being timed (Karn: never a retransmitted one).
-const RTT_PENDING: u8 = 1 << 2;
+const RTT_PENDING: u16 = 1 << 2;
 /// `srtt`, `rttvar` and `mdev` hold at least one sample.
-const RTT_VALID: u8 = 1 << 3;
+const RTT_VALID: u16 = 1 << 3;
 /// The user asked for a FIN (shutdown or close); it follows the last queued byte.
-const FIN_QUEUED: u8 = 1 << 4;
+const FIN_QUEUED: u16 = 1 << 4;
 /// Our FIN has been sent (it is at `snd_nxt − 1` until acknowledged).
-const FIN_SENT: u8 = 1 << 5;
+const FIN_SENT: u16 = 1 << 5;
 /// A retransmission timeout happened; each ACK that advances SND.UNA resends the next segment,
 /// until everything outstanding is acknowledged.
-const RECOVERY: u8 = 1 << 6;
+const RECOVERY: u16 = 1 << 6;
 /// The timer is armed, at `deadline`.
-const ARMED: u8 = 1 << 7;
+const ARMED: u16 = 1 << 7;
+/// At least 65535 bytes have been acknowledged (Linux `bytes_acked`), so RFC 5961's bound on old
+/// ACKs is the largest window alone. Below that, `bytes_acked` is SND.UNA − ISS (less our SYN if
+/// passive: a request sock's child starts at ISS + 1).
+const ACKED_64K: u16 = 1 << 8;
+/// The top bits of `bits`: Nagle's marker, Linux's `snd_sml` (where the last sub-MSS segment sent
+/// ends), kept as the number of full-sized segments sent since, so that it is SND.NXT − count ·
+/// MSS: after a small segment, Nagle lets only full ones go until it is acknowledged.
+const SMALL_SHIFT: u32 = 9;
+/// The marker when no small segment was sent (or too many full ones since to count).
+const SMALL_NONE: u16 = u16::MAX >> SMALL_SHIFT;
 
-/// One endpoint. 48 bytes: fields are ordered for packing, times are 32 bits wide, and anything
-/// that can be derived (the timer's kind, RCV.WND, the RTO) is.
+/// One endpoint. 52 bytes, four-byte aligned (a pair is 104): fields are ordered for packing,
+/// times are 32 bits wide, and anything that can be derived (the timer's kind, RCV.WND, the RTO,
+/// `bytes_acked`, `snd_sml`) is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     iss: SeqNum,
@@ -142,8 +156,13 @@ pub struct Endpoint {
     /// the segment at SND.UNA was first sent (Linux `retrans_stamp`): the start of the retry
     /// budget.
     rtt_start: u32,
+    /// When the last out-of-window ACK went out (Linux `last_oow_ack_time`): the low 32 bits of
+    /// the clock plus one, 0 if none has (as Linux keeps 0 for "never").
+    last_oow: u32,
     /// SND.WND (no window scaling, so 16 bits).
     snd_wnd: u16,
+    /// The largest window the peer has offered (Linux `max_window`).
+    max_wnd: u16,
     /// Smoothed RTT, in ms.
     srtt: u16,
     /// The RTO's variance term, in ms: Linux's `rttvar` (at least `rto_min_ms`), or RFC 6298's
@@ -153,10 +172,11 @@ pub struct Endpoint {
     mdev: u16,
     /// Effective send MSS: the smaller of ours and the peer's.
     mss: u16,
+    /// Flags, and Nagle's marker in the top bits (`SMALL_SHIFT`).
+    bits: u16,
     state: State,
     /// Retransmissions of the segment at SND.UNA so far; the backoff exponent.
     retries: u8,
-    bits: u8,
 }
 
 impl Default for Endpoint {
@@ -177,14 +197,16 @@ impl Endpoint {
             unsent: 0,
             deadline: 0,
             rtt_start: 0,
+            last_oow: 0,
             snd_wnd: 0,
+            max_wnd: 0,
             srtt: 0,
             rttvar: 0,
             mdev: 0,
             mss: DEFAULT_PEER_MSS,
+            bits: SMALL_NONE << SMALL_SHIFT,
             state: State::Closed,
             retries: 0,
-            bits: 0,
         }
     }
 
@@ -292,16 +314,20 @@ impl Endpoint {
         } else {
             (srtt + (4 * rttvar).max(1)).max(u64::from(cfg.rto_min_ms))
         };
-        rto.min(u64::from(cfg.rto_max_ms))
+        // Linux keeps the RTO in whole jiffies, rounded up (`usecs_to_jiffies`).
+        let jiffy = u64::from(cfg.jiffy_ms.max(1));
+        rto.div_ceil(jiffy)
+            .saturating_mul(jiffy)
+            .min(u64::from(cfg.rto_max_ms))
     }
 
-    fn has(&self, bit: u8) -> bool {
+    fn has(&self, bit: u16) -> bool {
         self.bits & bit != 0
     }
-    fn set(&mut self, bit: u8) {
+    fn set(&mut self, bit: u16) {
         self.bits |= bit;
     }
-    fn clear(&mut self, bit: u8) {
+    fn clear(&mut self, bit: u16) {
         self.bits &= !bit;
     }
 
@@ -323,8 +349,15 @@ impl Endpoint {
         }
         self.state = to;
         match to {
-            State::TimeWait => self.arm(now + cfg.time_wait_ms()),
+            State::TimeWait => {
+                self.arm(now + cfg.time_wait_ms());
+                self.last_oow = 0; // a fresh timewait sock
+            }
             State::FinWait2 => self.arm_fin_timeout(cfg, now),
+            // A passive open's handshake ends in a new (child) socket.
+            State::Established if from == State::SynReceived && self.has(PASSIVE) => {
+                self.last_oow = 0;
+            }
             State::Closed | State::Listen => {
                 self.disarm();
                 self.retries = 0;
@@ -341,6 +374,7 @@ impl Endpoint {
     fn arm_fin_timeout(&mut self, cfg: &Config, now: u64) {
         if self.has(ORPHANED) && cfg.profile.orphan_fin_timeout {
             self.arm(now + u64::from(cfg.fin_timeout_ms));
+            self.last_oow = 0; // a fresh timewait sock
         } else {
             self.disarm();
         }
@@ -646,7 +680,8 @@ impl Endpoint {
 
     // ---- sending -----------------------------------------------------------------------------
 
-    /// Sends queued data as the peer's window allows, then the FIN once the data is all out.
+    /// Sends queued data as the peer's window and Nagle allow, and the FIN after the last byte
+    /// (on the last data segment if that goes out with it, as Linux's `tcp_send_fin` merges it).
     /// Returns how many segments it sent.
     fn transmit(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> u32 {
         let may_send = matches!(
@@ -668,30 +703,40 @@ impl Endpoint {
             }
         }
         let mut sent = 0;
-        while self.unsent > 0 {
-            let in_flight = self.snd_nxt - self.snd_una;
-            let wnd = u32::from(self.snd_wnd);
-            if in_flight >= wnd {
+        loop {
+            let fin = self.has(FIN_QUEUED) && !self.has(FIN_SENT);
+            let mut len = self.unsent.min(self.mss.into());
+            if len > 0 {
+                let (in_flight, wnd) = (self.snd_nxt - self.snd_una, u32::from(self.snd_wnd));
+                if in_flight >= wnd {
+                    break;
+                }
+                len = len.min(wnd - in_flight);
+                if self.nagle_holds(cfg, len) {
+                    break;
+                }
+            } else if !fin {
                 break;
             }
-            let len = self.unsent.min(self.mss.into()).min(wnd - in_flight);
-            let flags = if len == self.unsent {
-                Flags::ACK | Flags::PSH
-            } else {
-                Flags::ACK
-            };
+            let last = len == self.unsent;
+            let mut flags = Flags::ACK;
+            if last && len > 0 {
+                flags |= Flags::PSH;
+            }
+            let with_fin = last && fin;
+            if with_fin {
+                flags |= Flags::FIN;
+            }
             self.start_rtt_if_idle(now);
             out.segment(self.make(cfg, flags, self.snd_nxt, len));
-            self.snd_nxt += len;
+            self.snd_nxt += len + u32::from(with_fin);
             self.unsent -= len;
+            self.sent_new(len);
             sent += 1;
-        }
-        if self.unsent == 0 && self.has(FIN_QUEUED) && !self.has(FIN_SENT) {
-            self.start_rtt_if_idle(now);
-            out.segment(self.make(cfg, Flags::FIN | Flags::ACK, self.snd_nxt, 0));
-            self.snd_nxt += 1;
-            self.set(FIN_SENT);
-            sent += 1;
+            if with_fin {
+                self.set(FIN_SENT);
+                break;
+            }
         }
         // Arm the retransmission timer for what is in flight, or the persist timer when data
         // waits on a zero window (RFC 9293 §3.8.6.1).
@@ -699,6 +744,46 @@ impl Endpoint {
             self.arm(now + self.backed_off_rto(cfg));
         }
         sent
+    }
+
+    /// Nagle's algorithm (RFC 9293 §3.7.4): whether a sub-MSS segment that ends the queued data
+    /// must wait. Linux (`tcp_nagle_check`, Minshall's variant) holds it while a small segment
+    /// is unacknowledged; RFC 1122 while anything is. Never with no-delay, nor with a FIN
+    /// queued to follow it.
+    fn nagle_holds(&self, cfg: &Config, len: u32) -> bool {
+        let small_tail = len < u32::from(self.mss) && len == self.unsent;
+        if cfg.nodelay || !small_tail || self.has(FIN_QUEUED) || self.snd_una == self.snd_nxt {
+            return false;
+        }
+        !cfg.profile.minshall || self.small_unacked()
+    }
+
+    /// Linux's `tcp_minshall_check`: the last small segment sent is not yet acknowledged.
+    fn small_unacked(&self) -> bool {
+        let count = self.bits >> SMALL_SHIFT;
+        if count == SMALL_NONE {
+            return false;
+        }
+        let sml = SeqNum(
+            self.snd_nxt
+                .0
+                .wrapping_sub(u32::from(count) * u32::from(self.mss)),
+        );
+        sml > self.snd_una
+    }
+
+    /// Keeps Nagle's marker after new data (`len` bytes, maybe a FIN) went out: a sub-MSS
+    /// segment is the new small one (`tcp_minshall_update`); a full one counts.
+    fn sent_new(&mut self, len: u32) {
+        let count = self.bits >> SMALL_SHIFT;
+        let count = if len < u32::from(self.mss) {
+            0
+        } else if count + 1 >= SMALL_NONE {
+            SMALL_NONE
+        } else {
+            count + 1
+        };
+        self.bits = (self.bits & ((1 << SMALL_SHIFT) - 1)) | (count << SMALL_SHIFT);
     }
 
     fn start_rtt(&mut self, now: u64) {
@@ -773,314 +858,7 @@ impl Endpoint {
         out.segment(reply);
     }
 
-    // ---- SEGMENT ARRIVES (RFC 9293 §3.10.7) ---------------------------------------------------
-
-    /// A segment from the peer arrives.
-    pub fn on_segment(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
-        match self.state {
-            State::Closed => Self::send_reset_for(seg, out),
-            State::Listen => self.listen_arrives(cfg, now, seg, out),
-            State::SynSent => self.syn_sent_arrives(cfg, now, seg, out),
-            State::TimeWait if cfg.profile.timewait_state_process => {
-                self.time_wait_arrives(cfg, now, seg, out)
-            }
-            _ => self.synchronized_arrives(cfg, now, seg, out),
-        }
-    }
-
-    /// §3.10.7.2.
-    fn listen_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
-        if seg.has(Flags::RST) {
-            return;
-        }
-        if seg.has(Flags::ACK) {
-            Self::send_reset_for(seg, out);
-            return;
-        }
-        if !seg.has(Flags::SYN) {
-            return;
-        }
-        self.take_syn(cfg, seg);
-        self.snd_una = self.iss;
-        self.snd_nxt = self.iss + 1;
-        self.start_rtt(now);
-        self.arm(now + u64::from(cfg.rto_initial_ms));
-        self.send_syn(cfg, true, out);
-        self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
-    }
-
-    /// The peer's SYN: IRS, RCV.NXT, its window and MSS.
-    fn take_syn(&mut self, cfg: &Config, seg: &Segment) {
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq + 1;
-        self.snd_wnd = seg.wnd;
-        self.mss = cfg
-            .mss
-            .min(seg.mss.map_or(DEFAULT_PEER_MSS, NonZeroU16::get));
-        self.retries = 0;
-    }
-
-    /// §3.10.7.3.
-    fn syn_sent_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
-        if seg.has(Flags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
-            // Acknowledges something we never sent: <SEQ=SEG.ACK><CTL=RST> (none for an RST),
-            // stay in SYN-SENT. Linux also takes it as a hint that our SYN was lost, and resends
-            // it at once if it was never resent (`tcp_rcv_synsent_state_process`).
-            if cfg.profile.syn_sent_bad_ack_resend && self.retries == 0 {
-                self.arm(now + TCP_TIMEOUT_MIN_MS);
-            }
-            Self::send_reset_for(seg, out);
-            return;
-        }
-        if seg.has(Flags::RST) {
-            if seg.has(Flags::ACK) {
-                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out); // refused
-            }
-            return;
-        }
-        if !seg.has(Flags::SYN) {
-            return;
-        }
-        self.take_syn(cfg, seg);
-        if seg.has(Flags::ACK) {
-            self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
-            self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
-            // Text or FIN riding on the SYN-ACK is processed as in ESTABLISHED (step 6 on).
-            self.accept_text_and_fin(cfg, now, seg, out);
-            if self.transmit(cfg, now, out) == 0 {
-                self.send_ack(cfg, out);
-            }
-        } else {
-            // Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, SYN-RECEIVED.
-            self.clear(RTT_PENDING);
-            self.arm(now + u64::from(cfg.rto_initial_ms));
-            self.send_syn(cfg, true, out);
-            self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
-        }
-    }
-
-    /// §3.10.7.4 for SYN-RECEIVED through LAST-ACK (and TIME-WAIT where the profile does not
-    /// follow Linux's `tcp_timewait_state_process`).
-    fn synchronized_arrives(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        seg: &Segment,
-        out: &mut impl Output,
-    ) {
-        let syn_only = seg.has(Flags::SYN) && !seg.has(Flags::RST);
-        // Linux (tcp_check_req): a retransmitted SYN in SYN-RECEIVED gets the SYN-ACK again.
-        if cfg.profile.syn_received_resend_syn_ack
-            && self.state == State::SynReceived
-            && syn_only
-            && !seg.has(Flags::ACK)
-            && seg.seq == self.irs
-        {
-            self.send_syn(cfg, true, out);
-            return;
-        }
-        // Linux (tcp_validate_incoming): in a simultaneous open the peer's SYN-ACK repeats the SYN
-        // we already took (SEG.SEQ = IRS), which the acceptability test would refuse; it is the
-        // ACK of our SYN, so it establishes the connection, as RFC 9293's figure 8 draws it. The
-        // SYN is old news to `tcp_data_queue`, which acknowledges it at once: a bare ACK.
-        if cfg.profile.simultaneous_open_syn_ack
-            && self.state == State::SynReceived
-            && syn_only
-            && seg.has(Flags::ACK)
-            && seg.seq == self.irs
-            && seg.ack == self.snd_nxt
-        {
-            self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
-            self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
-            if self.transmit(cfg, now, out) == 0 {
-                self.send_ack(cfg, out);
-            }
-            return;
-        }
-
-        // First: the sequence number.
-        if !self.acceptable(cfg, seg) {
-            if !seg.has(Flags::RST) {
-                self.send_ack(cfg, out);
-            }
-            return;
-        }
-
-        // Second: RST. RFC 5961 §3: reset only at exactly RCV.NXT, else a challenge ACK.
-        if seg.has(Flags::RST) {
-            if cfg.profile.rfc5961 && seg.seq != self.rcv_nxt {
-                self.send_ack(cfg, out);
-            } else {
-                self.reset(cfg, now, Cause::RstReceived, out);
-            }
-            return;
-        }
-
-        // Fourth: SYN.
-        if seg.has(Flags::SYN) {
-            if self.has(ORPHANED) && self.state == State::FinWait2 && cfg.profile.orphan_fin_timeout
-            {
-                // Linux's orphaned FIN-WAIT-2 (a timewait sock) answers with RST and goes.
-                Self::send_reset_for(seg, out);
-                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
-            } else if cfg.profile.rfc5961 {
-                // RFC 5961 §4: a challenge ACK, whatever its sequence number.
-                self.send_ack(cfg, out);
-            } else if self.state == State::SynReceived && self.has(PASSIVE) {
-                // RFC 9293: a passive open's SYN-RECEIVED returns to LISTEN.
-                self.return_to_listen(cfg, now, Cause::SynReceived, out);
-            } else {
-                // RFC 9293 without RFC 5961: a SYN in the window is an error; reset.
-                Self::send_reset_for(seg, out);
-                self.set_state(cfg, now, State::Closed, Cause::SynReceived, out);
-            }
-            return;
-        }
-
-        // Fifth: ACK.
-        if !seg.has(Flags::ACK) {
-            return;
-        }
-        if self.state == State::TimeWait {
-            // RFC 9293: only the peer's FIN can arrive again; acknowledge it, restart 2·MSL.
-            self.send_ack(cfg, out);
-            self.arm(now + cfg.time_wait_ms());
-            return;
-        }
-        if self.state == State::SynReceived {
-            if self.snd_una < seg.ack && seg.ack <= self.snd_nxt {
-                self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
-                self.set_state(cfg, now, State::Established, Cause::AckReceived, out);
-            } else {
-                // <SEQ=SEG.ACK><CTL=RST>, and stay (the peer may be stale).
-                Self::send_reset_for(seg, out);
-                return;
-            }
-        } else {
-            if seg.ack > self.snd_nxt {
-                // Acknowledges something not yet sent.
-                self.send_ack(cfg, out);
-                return;
-            }
-            if self.snd_una < seg.ack {
-                self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
-            } else if seg.ack == self.snd_una {
-                self.snd_wnd = seg.wnd; // window update
-            }
-            let fin_acked = self.has(FIN_SENT) && self.snd_una == self.snd_nxt;
-            if fin_acked {
-                match self.state {
-                    State::FinWait1 => {
-                        self.set_state(cfg, now, State::FinWait2, Cause::AckReceived, out)
-                    }
-                    State::Closing => {
-                        self.set_state(cfg, now, State::TimeWait, Cause::AckReceived, out);
-                        return;
-                    }
-                    State::LastAck => {
-                        self.set_state(cfg, now, State::Closed, Cause::AckReceived, out);
-                        return;
-                    }
-                    _ => {}
-                }
-            }
-        }
-
-        // Seventh and eighth: text and FIN.
-        let need_ack = self.accept_text_and_fin(cfg, now, seg, out);
-        if self.state == State::Closed {
-            return; // reset for data after close
-        }
-        if self.transmit(cfg, now, out) == 0 && need_ack {
-            self.send_ack(cfg, out);
-        }
-    }
-
-    /// An acceptable reset: a passive open's SYN-RECEIVED returns to LISTEN, anything else is
-    /// CLOSED (RFC 9293 §3.10.7.4, second check).
-    fn reset(&mut self, cfg: &Config, now: u64, cause: Cause, out: &mut impl Output) {
-        if self.state == State::SynReceived && self.has(PASSIVE) {
-            self.return_to_listen(cfg, now, cause, out);
-        } else {
-            self.set_state(cfg, now, State::Closed, cause, out);
-        }
-    }
-
-    /// Steps seven (text) and eight (FIN). Returns whether the segment must be acknowledged.
-    fn accept_text_and_fin(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        seg: &Segment,
-        out: &mut impl Output,
-    ) -> bool {
-        let text_start = seg.seq + u32::from(seg.has(Flags::SYN));
-        let text_end = text_start + u32::from(seg.len);
-        let mut need_ack = false;
-        let mut in_order = true;
-        if seg.len > 0 {
-            match self.state {
-                State::Established | State::FinWait1 | State::FinWait2 => {
-                    if self.has(ORPHANED)
-                        && cfg.profile.rst_on_data_after_close
-                        && text_end > self.rcv_nxt
-                    {
-                        // New data after close: RFC 1122 §4.2.2.13 and Linux reset.
-                        Self::send_reset_for(seg, out);
-                        self.set_state(cfg, now, State::Closed, Cause::DataAfterClose, out);
-                        return false;
-                    }
-                    need_ack = true;
-                    if text_start <= self.rcv_nxt {
-                        if text_end > self.rcv_nxt {
-                            self.rcv_nxt = text_end;
-                        }
-                    } else {
-                        // Out of order: not queued (see the README's deviations); a duplicate
-                        // ACK asks for what is missing.
-                        in_order = false;
-                    }
-                }
-                // The peer already sent FIN: text cannot follow. Ignore it.
-                _ => in_order = false,
-            }
-        }
-        // The peer's FIN was already received in CLOSE-WAIT, CLOSING and LAST-ACK: another can
-        // only be forged, and the RFC says to remain (Linux drops it).
-        let fin_expected = matches!(
-            self.state,
-            State::SynReceived | State::Established | State::FinWait1 | State::FinWait2
-        );
-        if seg.has(Flags::FIN) && fin_expected && in_order && text_end == self.rcv_nxt {
-            self.rcv_nxt += 1;
-            need_ack = true;
-            let to = match self.state {
-                // Our FIN is unacknowledged (else we would be in FIN-WAIT-2 by now).
-                State::FinWait1 => State::Closing,
-                State::FinWait2 => State::TimeWait,
-                _ => State::CloseWait,
-            };
-            self.set_state(cfg, now, to, Cause::FinReceived, out);
-        } else if seg.has(Flags::FIN) && fin_expected {
-            need_ack = true; // a FIN behind a gap: ask again for what is missing
-        }
-        need_ack
-    }
-
-    /// The acceptability test of §3.10.7.4, first check. SEG.LEN counts SYN and FIN.
-    fn acceptable(&self, cfg: &Config, seg: &Segment) -> bool {
-        let wnd = u32::from(cfg.rcv_wnd);
-        let len = seg.seg_len();
-        match (len, wnd) {
-            (0, 0) => seg.seq == self.rcv_nxt,
-            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
-            (_, 0) => false,
-            (_, _) => {
-                seg.seq.in_window(self.rcv_nxt, wnd)
-                    || (seg.seq + (len - 1)).in_window(self.rcv_nxt, wnd)
-            }
-        }
-    }
+    // ---- acknowledgment and round-trip time -------------------------------------------------
 
     /// SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged. Takes an RTT sample, clears the
     /// backoff, restarts or stops the retransmission timer, and in recovery resends the next
@@ -1094,7 +872,10 @@ impl Endpoint {
         out: &mut impl Output,
     ) {
         self.snd_una = ack;
-        self.snd_wnd = wnd;
+        self.update_window(wnd);
+        if !self.has(ACKED_64K) && self.bytes_acked() >= u32::from(u16::MAX) {
+            self.set(ACKED_64K);
+        }
         if self.has(RTT_PENDING) {
             self.clear(RTT_PENDING);
             self.rtt_sample(cfg, u64::from((now as u32).wrapping_sub(self.rtt_start)));
@@ -1119,6 +900,18 @@ impl Endpoint {
                 self.retries = 0; // an ACK-clocked resend is not a timeout
             }
         }
+    }
+
+    /// SND.WND from an acceptable ACK, and the largest window seen (Linux `max_window`).
+    fn update_window(&mut self, wnd: u16) {
+        self.snd_wnd = wnd;
+        self.max_wnd = self.max_wnd.max(wnd);
+    }
+
+    /// Linux's `bytes_acked`, while under 64 KiB (`ACKED_64K` says when it is past): our SYN
+    /// counts for an active opener, whose `tcp_ack` takes the SYN-ACK, not for a passive one.
+    fn bytes_acked(&self) -> u32 {
+        (self.snd_una - self.iss).saturating_sub(u32::from(self.has(PASSIVE)))
     }
 
     /// One RTT sample `r` (ms): Linux's `tcp_rtt_estimator`, or RFC 6298 §2.2–2.3.
@@ -1163,46 +956,6 @@ impl Endpoint {
             let srtt = i64::from(self.srtt);
             self.rttvar = clamp((3 * i64::from(self.rttvar) + (srtt - r).abs()) / 4);
             self.srtt = clamp((7 * srtt + r) / 8);
-        }
-    }
-
-    /// TIME-WAIT, as Linux's `tcp_timewait_state_process` (no timestamps, `tcp_rfc1337` = 0).
-    fn time_wait_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
-        let rst = seg.has(Flags::RST);
-        if seg.seq == self.rcv_nxt && (seg.seg_len() == 0 || rst) {
-            if rst {
-                // TIME-WAIT assassination (RFC 1337), as Linux allows by default.
-                self.set_state(cfg, now, State::Closed, Cause::RstReceived, out);
-            } else {
-                self.arm(now + cfg.time_wait_ms());
-            }
-            return;
-        }
-        if seg.has(Flags::SYN)
-            && !rst
-            && !seg.has(Flags::ACK)
-            && seg.seq > self.rcv_nxt
-            && self.has(PASSIVE)
-        {
-            // A new connection on the same 4-tuple: the TIME-WAIT endpoint goes and the listener
-            // takes the SYN, with Linux's ISS (the old SND.NXT + 65535 + 2).
-            let iss = self.snd_nxt + (65535 + 2);
-            *self = Endpoint {
-                state: self.state,
-                ..Endpoint::new()
-            };
-            self.iss = iss;
-            self.set(PASSIVE);
-            self.set_state(cfg, now, State::Listen, Cause::SynInTimeWait, out);
-            self.listen_arrives(cfg, now, seg, out);
-            return;
-        }
-        if !rst {
-            // A retransmitted FIN (or anything else): ACK again and restart 2·MSL.
-            if seg.has(Flags::ACK) {
-                self.arm(now + cfg.time_wait_ms());
-            }
-            self.send_ack(cfg, out);
         }
     }
 }

@@ -197,83 +197,44 @@ impl<O: Observer> Output for Emit<'_, O> {
     }
 }
 
-/// What a MANUAL pair keeps besides its endpoints: the wire, and the settings it was opened with
-/// if they are its own. Behind one pointer, so that an AUTO pair pays 8 bytes for it.
+/// Two endpoints. An AUTO pair is just this (104 bytes): its segments are delivered at once.
+/// A MANUAL pair is one inside a [`Manual`]. Either is driven through a [`PairMut`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Manual {
+pub struct Pair {
+    pub client: Endpoint,
+    pub server: Endpoint,
+}
+
+/// A MANUAL pair: its endpoints, the wire its segments wait on, and the settings it runs on if
+/// it was opened with its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manual {
+    pub pair: Pair,
     wire: Wire,
     settings: Option<Config>,
 }
 
-/// Two endpoints and, in MANUAL mode, the wire between them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pair {
-    pub client: Endpoint,
-    pub server: Endpoint,
-    /// `None` in AUTO mode.
-    manual: Option<Box<Manual>>,
+/// A pair being driven: its endpoints and, for a MANUAL one, its wire and own settings. Every
+/// call on a pair goes through one (`Pair::drive`, `Manual::drive`).
+pub struct PairMut<'a> {
+    ends: &'a mut Pair,
+    link: Option<(&'a mut Wire, Option<&'a Config>)>,
 }
 
-/// Where one endpoint's output goes, and the settings it runs under (see `Pair::route`).
+/// Where one endpoint's output goes, and the settings it runs under (see `PairMut::route`).
 type Routed<'a> = (&'a mut Endpoint, Target<'a>, &'a Config);
 
 impl Pair {
-    /// A pair whose segments are delivered at once.
-    pub fn auto() -> Pair {
-        Pair {
-            client: Endpoint::new(),
-            server: Endpoint::new(),
-            manual: None,
-        }
+    /// Two fresh endpoints in CLOSED.
+    pub fn new() -> Pair {
+        Pair::default()
     }
 
-    /// A pair whose segments wait on the wire for the caller. With `settings`, its endpoints use
-    /// them instead of the settings each call passes.
-    pub fn manual(settings: Option<Config>) -> Pair {
-        Pair {
-            client: Endpoint::new(),
-            server: Endpoint::new(),
-            manual: Some(Box::new(Manual {
-                wire: Wire::default(),
-                settings,
-            })),
-        }
-    }
-
-    pub fn is_auto(&self) -> bool {
-        self.manual.is_none()
-    }
-
-    pub fn wire(&self) -> Option<&Wire> {
-        self.manual.as_deref().map(|m| &m.wire)
-    }
-
-    /// The settings this pair was opened with, if it has its own.
-    pub fn settings(&self) -> Option<&Config> {
-        self.manual.as_deref().and_then(|m| m.settings.as_ref())
-    }
-
-    /// One endpoint, where its output goes (the AUTO queue or its side of the wire), and the
-    /// settings it runs under: the pair's own, else `cfg`.
-    fn route<'a>(
-        &'a mut self,
-        side: Side,
-        queue: &'a mut Vec<Queued>,
-        cfg: &'a Config,
-    ) -> Routed<'a> {
-        let ep = match side {
-            Side::Client => &mut self.client,
-            Side::Server => &mut self.server,
-        };
-        match self.manual.as_deref_mut() {
-            Some(Manual { wire, settings }) => {
-                let q = match side {
-                    Side::Client => &mut wire.client_to_server,
-                    Side::Server => &mut wire.server_to_client,
-                };
-                (ep, Target::Wire(q), settings.as_ref().unwrap_or(cfg))
-            }
-            None => (ep, Target::Scratch(queue), cfg),
+    /// Drives the pair in AUTO mode.
+    pub fn drive(&mut self) -> PairMut<'_> {
+        PairMut {
+            ends: self,
+            link: None,
         }
     }
 
@@ -297,6 +258,64 @@ impl Pair {
             (a, b) => a.or(b),
         }
     }
+}
+
+impl Manual {
+    /// A pair whose segments wait on the wire for the caller. With `settings`, its endpoints use
+    /// them instead of the settings each call passes.
+    pub fn new(settings: Option<Config>) -> Manual {
+        Manual {
+            settings,
+            ..Manual::default()
+        }
+    }
+
+    /// Drives the pair, its segments going onto the wire.
+    pub fn drive(&mut self) -> PairMut<'_> {
+        PairMut {
+            ends: &mut self.pair,
+            link: Some((&mut self.wire, self.settings.as_ref())),
+        }
+    }
+
+    pub fn wire(&self) -> &Wire {
+        &self.wire
+    }
+
+    /// The settings this pair was opened with, if it has its own.
+    pub fn settings(&self) -> Option<&Config> {
+        self.settings.as_ref()
+    }
+}
+
+impl<'a> PairMut<'a> {
+    pub fn state(&self, side: Side) -> State {
+        self.ends.state(side)
+    }
+
+    /// One endpoint, where its output goes (the AUTO queue or its side of the wire), and the
+    /// settings it runs under: the pair's own, else `cfg`.
+    fn route<'b>(
+        &'b mut self,
+        side: Side,
+        queue: &'b mut Vec<Queued>,
+        cfg: &'b Config,
+    ) -> Routed<'b> {
+        let ep = match side {
+            Side::Client => &mut self.ends.client,
+            Side::Server => &mut self.ends.server,
+        };
+        match &mut self.link {
+            Some((wire, settings)) => {
+                let q = match side {
+                    Side::Client => &mut wire.client_to_server,
+                    Side::Server => &mut wire.server_to_client,
+                };
+                (ep, Target::Wire(q), settings.unwrap_or(cfg))
+            }
+            None => (ep, Target::Scratch(queue), cfg),
+        }
+    }
 
     /// Runs `f` on one endpoint with its output routed and its settings, then (AUTO) pumps
     /// until quiet.
@@ -318,7 +337,7 @@ impl Pair {
             };
             f(ep, cfg, &mut emit)
         };
-        if self.manual.is_none() {
+        if self.link.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         r
@@ -342,8 +361,8 @@ impl Pair {
                 }
                 obs.delivered(to, seg);
                 let ep = match to {
-                    Side::Client => &mut self.client,
-                    Side::Server => &mut self.server,
+                    Side::Client => &mut self.ends.client,
+                    Side::Server => &mut self.ends.server,
                 };
                 let mut emit = Emit {
                     side: to,
@@ -367,11 +386,11 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        if self.client.state() != State::Closed || self.server.state() != State::Closed {
-            let ep = if self.client.state() != State::Closed {
-                &self.client
+        if self.ends.client.state() != State::Closed || self.ends.server.state() != State::Closed {
+            let ep = if self.ends.client.state() != State::Closed {
+                &self.ends.client
             } else {
-                &self.server
+                &self.ends.server
             };
             return Err(Error::InvalidInState {
                 call: super::endpoint::Call::Connect,
@@ -397,10 +416,10 @@ impl Pair {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
-        if self.server.state() != State::TimeWait {
+        if self.ends.server.state() != State::TimeWait {
             return Err(Error::InvalidInState {
                 call: super::endpoint::Call::Connect,
-                state: self.server.state(),
+                state: self.ends.server.state(),
             });
         }
         self.with(cfg, now, Side::Client, scratch, obs, |ep, cfg, out| {
@@ -460,8 +479,8 @@ impl Pair {
     ) -> Result<(), Error> {
         // Both sides are checked before either acts, so that a refusal from the server leaves
         // the client untouched.
-        self.client.check_fin_call(half)?;
-        self.server.check_fin_call(half)?;
+        self.ends.client.check_fin_call(half)?;
+        self.ends.server.check_fin_call(half)?;
         // In AUTO, hold delivery until both FINs are out: queue both, then pump.
         for side in Side::BOTH {
             let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg);
@@ -477,7 +496,7 @@ impl Pair {
             };
             debug_assert!(r.is_ok(), "the dry run above accepted this call");
         }
-        if self.manual.is_none() {
+        if self.link.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         Ok(())
@@ -508,11 +527,13 @@ impl Pair {
         let mut fired = 0;
         loop {
             let c = self
+                .ends
                 .client
                 .timer(now)
                 .map(|t| t.deadline)
                 .filter(|&d| d <= now);
             let s = self
+                .ends
                 .server
                 .timer(now)
                 .map(|t| t.deadline)
@@ -548,7 +569,7 @@ impl Pair {
     }
 
     fn manual_wire(&self, dir: Direction, requested: u32) -> Result<(), WireError> {
-        let wire = self.wire().ok_or(WireError::NotManual)?;
+        let (wire, _) = self.link.as_ref().ok_or(WireError::NotManual)?;
         let waiting = wire.queue(dir).len() as u32;
         if waiting < requested {
             return Err(WireError::NotEnough {
@@ -575,9 +596,9 @@ impl Pair {
         let mut moved = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let Some(seg) = self
-                .manual
-                .as_deref_mut()
-                .and_then(|m| m.wire.queue_mut(dir).pop_front())
+                .link
+                .as_mut()
+                .and_then(|(wire, _)| wire.queue_mut(dir).pop_front())
             else {
                 break;
             };
@@ -592,9 +613,9 @@ impl Pair {
     pub fn drop_segments(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
         self.manual_wire(dir, n)?;
         let q = self
-            .manual
-            .as_deref_mut()
-            .map(|m| m.wire.queue_mut(dir))
+            .link
+            .as_mut()
+            .map(|(wire, _)| wire.queue_mut(dir))
             .ok_or(WireError::NotManual)?;
         Ok(q.drain(..n as usize).collect())
     }
@@ -603,9 +624,9 @@ impl Pair {
     pub fn duplicate(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
         self.manual_wire(dir, n)?;
         let q = self
-            .manual
-            .as_deref_mut()
-            .map(|m| m.wire.queue_mut(dir))
+            .link
+            .as_mut()
+            .map(|(wire, _)| wire.queue_mut(dir))
             .ok_or(WireError::NotManual)?;
         let mut copies = Vec::with_capacity(n as usize);
         for i in (0..n as usize).rev() {
@@ -621,9 +642,9 @@ impl Pair {
     pub fn reorder(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
         self.manual_wire(dir, n)?;
         let q = self
-            .manual
-            .as_deref_mut()
-            .map(|m| m.wire.queue_mut(dir))
+            .link
+            .as_mut()
+            .map(|(wire, _)| wire.queue_mut(dir))
             .ok_or(WireError::NotManual)?;
         let moved: Vec<Segment> = q.drain(..n as usize).collect();
         q.extend(moved.iter().copied());

@@ -68,17 +68,41 @@ pub struct Profile {
     /// and a SYN in a synchronized state, get a challenge ACK. Off: RFC 9293's own text, an RST
     /// in the window resets and a SYN in the window is answered with RST and resets.
     pub rfc5961: bool,
-    /// `tcp_check_req`: the peer's SYN again in SYN-RECEIVED (SEG.SEQ = IRS) gets the SYN-ACK
-    /// again. Off: it is outside the window and gets an ACK.
-    pub syn_received_resend_syn_ack: bool,
+    /// `tcp_check_req`, a passive open's SYN-RECEIVED (a request sock): the peer's SYN again
+    /// (SEG.SEQ = IRS) gets the SYN-ACK again and restarts the timer; an ACK other than ISS + 1
+    /// gets RST <SEQ=SEG.ACK> before the sequence number is even looked at; an RST or SYN in the
+    /// window ends the half-open connection (a SYN with RST), with no challenge ACK. Off: the
+    /// checks of the synchronized states, in RFC 9293's order.
+    pub check_req: bool,
+    /// `tcp_sequence`: a segment is acceptable if it does not end before RCV.NXT and does not
+    /// start past the window, so one that ends exactly at RCV.NXT (a duplicate, an old FIN) is
+    /// still taken for its ACK. Off: RFC 9293's test, on its first and last octet.
+    pub tcp_sequence: bool,
+    /// `tcp_reset_check`: after the peer's FIN, an RST at RCV.NXT − 1 resets too. Off: only at
+    /// RCV.NXT (in the window, without RFC 5961).
+    pub reset_check: bool,
+    /// `tcp_oow_rate_limited` (`tcp_invalid_ratelimit`): the ACK for an unacceptable segment, a
+    /// challenge ACK, or an ACK from TIME-WAIT goes out at most once per `invalid_ratelimit_ms`
+    /// per connection; segments with data and no SYN are never limited. Off: each gets its ACK.
+    pub oow_rate_limit: bool,
+    /// `tcp_nagle_check` with Minshall's `tcp_minshall_check`: a sub-MSS segment waits while an
+    /// earlier sub-MSS segment is unacknowledged. Off: RFC 1122's Nagle, while anything is.
+    /// Either way `nodelay` turns Nagle off.
+    pub minshall: bool,
+    /// `tcp_close` on a socket already reset: the application releasing a dead socket, nothing on
+    /// the wire and no error (EXTERNAL endpoints; a pair refuses a second close). Off: RFC 9293's
+    /// "connection does not exist".
+    pub close_after_reset: bool,
     /// `tcp_validate_incoming` and `tcp_data_queue`: in a simultaneous open, the peer's SYN-ACK
     /// arriving in SYN-RECEIVED (SEG.SEQ = IRS) acknowledges our SYN: ESTABLISHED, answered with
     /// a bare ACK. Off: it is outside the window and gets an ACK (RFC 9293 §3.10.7.4, first
     /// check), though the RFC's figure 8 draws it as Linux does.
     pub simultaneous_open_syn_ack: bool,
-    /// `tcp_rcv_state_process` with `RCV_SHUTDOWN`: after close(), new data in FIN-WAIT-1 or
-    /// FIN-WAIT-2 is answered with RST <SEQ=SEG.ACK> and the connection is gone. Off: CLOSE is
-    /// RFC 9293's half-close, and the endpoint keeps receiving.
+    /// `tcp_rcv_state_process` with `RCV_SHUTDOWN`: once the receive side is shut, by close() in
+    /// FIN-WAIT-1 or FIN-WAIT-2, or by the peer's FIN in CLOSE-WAIT, CLOSING or LAST-ACK (for a
+    /// segment starting before RCV.NXT), new data or a FIN behind a gap is answered with RST
+    /// <SEQ=SEG.ACK> and the connection is gone. Off: CLOSE is RFC 9293's half-close, the
+    /// endpoint keeps receiving, and text after the peer's FIN is ignored.
     pub rst_on_data_after_close: bool,
     /// `tcp_fin_timeout` (`tcp_time_wait(sk, TCP_FIN_WAIT2, …)`): an orphaned FIN-WAIT-2 is a
     /// timewait sock, dropped after `fin_timeout_ms`, that answers a SYN with RST. Off: it waits
@@ -109,7 +133,12 @@ impl Profile {
         model_timeout: true,
         syn_sent_bad_ack_resend: true,
         rfc5961: true,
-        syn_received_resend_syn_ack: true,
+        check_req: true,
+        tcp_sequence: true,
+        reset_check: true,
+        oow_rate_limit: true,
+        minshall: true,
+        close_after_reset: true,
         simultaneous_open_syn_ack: true,
         rst_on_data_after_close: true,
         orphan_fin_timeout: true,
@@ -126,7 +155,12 @@ impl Profile {
         model_timeout: false,
         syn_sent_bad_ack_resend: false,
         rfc5961: false,
-        syn_received_resend_syn_ack: false,
+        check_req: false,
+        tcp_sequence: false,
+        reset_check: false,
+        oow_rate_limit: false,
+        minshall: false,
+        close_after_reset: false,
         simultaneous_open_syn_ack: false,
         rst_on_data_after_close: false,
         orphan_fin_timeout: false,
