@@ -8,7 +8,7 @@ use super::config::Config;
 use super::endpoint::{Endpoint, Error, Output};
 use super::segment::Segment;
 use super::seq::SeqNum;
-use super::state::Transition;
+use super::state::{State, Transition};
 
 /// A segment in the outbox and when it was emitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +38,11 @@ impl<T: FnMut(Transition) + ?Sized> Output for Outbox<'_, T> {
     fn transition(&mut self, t: Transition) {
         (self.on_transition)(t);
     }
+}
+
+/// Linux's `tcp_close` on a socket whose connection is gone (`close_after_reset`).
+fn releases_dead_socket(ep: &Endpoint, cfg: &Config) -> bool {
+    ep.state() == State::Closed && cfg.profile.close_after_reset
 }
 
 impl External {
@@ -125,21 +130,34 @@ impl External {
     ) -> Result<(), Error> {
         self.run(cfg, now, t, |ep, cfg, out| ep.shutdown(cfg, now, out))
     }
+    /// close(). On an endpoint already CLOSED (reset, timed out) it is the application releasing
+    /// a dead socket: nothing happens and, where the profile follows Linux, it is no error.
     pub fn close(
         &mut self,
         cfg: &Config,
         now: u64,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| ep.close(cfg, now, out))
+        self.run(cfg, now, t, |ep, cfg, out| {
+            if releases_dead_socket(ep, cfg) {
+                return Ok(());
+            }
+            ep.close(cfg, now, out)
+        })
     }
+    /// Abort (`SO_LINGER` 0, then close); on a CLOSED endpoint, as `close`.
     pub fn abort(
         &mut self,
         cfg: &Config,
         now: u64,
         t: &mut (impl FnMut(Transition) + ?Sized),
     ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| ep.abort(cfg, now, out))
+        self.run(cfg, now, t, |ep, cfg, out| {
+            if releases_dead_socket(ep, cfg) {
+                return Ok(());
+            }
+            ep.abort(cfg, now, out)
+        })
     }
 
     /// Fires the timer if due; its segments go to the outbox.
@@ -169,5 +187,68 @@ impl External {
         let cfg = self.settings.as_deref().unwrap_or(cfg);
         self.endpoint.on_segment(cfg, now, seg, &mut out);
         answer.into_iter().map(|e| e.seg).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::{Call, Flags, ProfileName};
+
+    /// A server endpoint reset by its peer, then released by the application.
+    fn reset_server(cfg: &Config) -> External {
+        let mut x = External::new();
+        let t = &mut |_| {};
+        x.listen(cfg, 0, SeqNum(1000), t).unwrap();
+        let syn = Segment {
+            seq: SeqNum(5000),
+            flags: Flags::SYN,
+            wnd: 1000,
+            ..Segment::default()
+        };
+        x.inject(cfg, 0, &syn, t);
+        let ack = Segment {
+            seq: SeqNum(5001),
+            ack: SeqNum(1001),
+            flags: Flags::ACK,
+            wnd: 1000,
+            ..Segment::default()
+        };
+        x.inject(cfg, 1, &ack, t);
+        let rst = Segment {
+            seq: SeqNum(5001),
+            flags: Flags::RST,
+            ..Segment::default()
+        };
+        x.inject(cfg, 2, &rst, t);
+        assert_eq!(x.endpoint.state(), State::Closed);
+        x
+    }
+
+    #[test]
+    fn close_or_abort_after_a_reset_releases_the_socket() {
+        // Linux: close() on a socket already reset releases it; nothing is sent.
+        let cfg = Config::default();
+        for abort in [false, true] {
+            let mut x = reset_server(&cfg);
+            let before = x.clone();
+            let r = if abort {
+                x.abort(&cfg, 3, &mut |_| {})
+            } else {
+                x.close(&cfg, 3, &mut |_| {})
+            };
+            assert_eq!(r, Ok(()));
+            assert_eq!(x, before, "nothing happens");
+        }
+        // RFC 9293: the connection does not exist.
+        let rfc = Config::for_profile(ProfileName::Rfc9293);
+        let mut x = reset_server(&rfc);
+        assert_eq!(
+            x.close(&rfc, 3, &mut |_| {}),
+            Err(Error::InvalidInState {
+                call: Call::Close,
+                state: State::Closed
+            })
+        );
     }
 }

@@ -929,6 +929,272 @@ fn test_syn_sent_queued_data_goes_after_handshake() {
     assert_eq!(ep.state(), State::Established);
 }
 
+// ---- Linux under random input: the examples, each as Linux answered it --------------
+
+/// The client, ESTABLISHED at t = 10 (SYN-ACK after 10 ms).
+fn client_established() -> Endpoint {
+    let mut ep = socket_syn_sent();
+    drive(&mut ep, 10, peer(Flags::SYN | Flags::ACK, 0, 1, 0));
+    assert_eq!(ep.state(), State::Established);
+    ep
+}
+
+#[test]
+fn test_out_of_window_acks_are_rate_limited_per_connection() {
+    // tcp_oow_rate_limited, tcp_invalid_ratelimit = 500 ms.
+    let mut ep = client_established();
+    assert_eq!(
+        drive(&mut ep, 20, peer(Flags::ACK, far_below, 1, 0)),
+        ["ACK s=1 a=1"]
+    ); // far below
+    assert!(drive(&mut ep, 30, peer(Flags::ACK, 1 + 100_000, 1, 0)).is_empty()); // beyond
+    // A challenge ACK shares the limit: an in-window RST at 40 gets none either.
+    assert!(drive(&mut ep, 40, peer(Flags::RST, 500, 0, 0)).is_empty());
+    // Segments with data are never limited (they are not part of an ACK loop).
+    assert_eq!(
+        drive(&mut ep, 50, peer(Flags::ACK, 1 + 100_000, 1, 100)),
+        ["ACK s=1 a=1"]
+    );
+    assert!(drive(&mut ep, 519, peer(Flags::ACK, far_below, 1, 0)).is_empty());
+    assert_eq!(
+        drive(&mut ep, 520, peer(Flags::ACK, far_below, 1, 0)),
+        ["ACK s=1 a=1"]
+    );
+    assert_eq!(ep.state(), State::Established);
+    // rfc9293 answers every one.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::Established);
+    for t in [20, 30] {
+        let mut rec = Recorder::default();
+        ep.on_segment(&c, t, &peer(Flags::ACK, 1 + 100_000, 1, 0), &mut rec);
+        assert_eq!(segs(&rec), ["ACK s=1 a=1"]);
+    }
+}
+
+#[test]
+fn test_too_old_ack_is_dropped_with_a_challenge_ack() {
+    // RFC 5961 §5.2 as tcp_ack does it. A server that has received 958 bytes and sent none:
+    // bytes_acked = 0, so even SEG.ACK = ISS is too old; the data is dropped.
+    let mut ep = socket_established();
+    drive(&mut ep, 0, peer(Flags::ACK, 1, 1, 958));
+    assert_eq!(ep.rcv_nxt(), SeqNum(IRS + 959));
+    assert_eq!(
+        drive(&mut ep, 10, peer(Flags::ACK | Flags::PSH, 958, 0, 208)),
+        ["ACK s=1 a=959"]
+    );
+    assert_eq!(ep.rcv_nxt(), SeqNum(IRS + 959), "the data was dropped");
+    // A FIN with it is dropped too: still ESTABLISHED (the challenge ACK is rate-limited).
+    let mut ep = socket_established();
+    assert_eq!(
+        drive(&mut ep, 10, peer(Flags::FIN | Flags::ACK, 1, 0, 0)),
+        ["ACK s=1 a=1"]
+    );
+    assert_eq!(ep.state(), State::Established);
+    // A client's bytes_acked counts its SYN (tcp_ack takes the SYN-ACK): SEG.ACK = ISS is an
+    // old ACK, not too old, and its FIN is taken.
+    let mut ep = client_established();
+    assert_eq!(
+        drive(&mut ep, 20, peer(Flags::FIN | Flags::ACK, 1, 0, 0)),
+        ["ACK s=1 a=2"]
+    );
+    assert_eq!(ep.state(), State::CloseWait);
+    // Without RFC 5961 (rfc9293) the old ACK is ignored and the FIN taken.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::Established);
+    ep.on_segment(
+        &c,
+        10,
+        &peer(Flags::FIN | Flags::ACK, 1, 0, 0),
+        &mut Recorder::default(),
+    );
+    assert_eq!(ep.state(), State::CloseWait);
+}
+
+#[test]
+fn test_handshake_rtt_sample_sets_the_servers_first_rto() {
+    // The server measures SYN-ACK → ACK: 50 ms gives 50 + max(2·50, 200) = 250 ms.
+    let mut ep = fixture(State::Listen);
+    drive(&mut ep, 0, peer(Flags::SYN, 0, 0, 0));
+    drive(&mut ep, 50, peer(Flags::ACK, 1, 1, 0));
+    assert_eq!((ep.srtt(), ep.rto_ms(&cfg())), (Some(50), 250));
+}
+
+#[test]
+fn test_jiffies_are_where_rounding_would_go() {
+    // Not modelled by default; with HZ = 250 (4 ms jiffies) a 3 ms round trip's 203 ms RTO is
+    // 204 ms, as Linux's usecs_to_jiffies rounds it.
+    let mut ep = socket_syn_sent();
+    drive(&mut ep, 3, peer(Flags::SYN | Flags::ACK, 0, 1, 0));
+    assert_eq!(ep.rto_ms(&cfg()), 203);
+    let hz250 = Config {
+        jiffy_ms: 4,
+        ..cfg()
+    };
+    assert_eq!(ep.rto_ms(&hz250), 204);
+}
+
+#[test]
+fn test_nagle_holds_a_small_segment_while_a_small_one_is_unacknowledged() {
+    // tcp_nagle_check with Minshall's check (server, MSS 1000).
+    let mut ep = socket_established();
+    let mut rec = Recorder::default();
+    ep.send(&cfg(), 1114, 844, &mut rec).unwrap();
+    assert_eq!(segs(&rec), ["PSH|ACK s=1 a=1 len=844"]);
+    let mut rec = Recorder::default();
+    ep.send(&cfg(), 1124, 693, &mut rec).unwrap();
+    assert!(rec.segments.is_empty(), "held: {:?}", segs(&rec));
+    // More data: a full segment may go (only the small tail waits).
+    let mut rec = Recorder::default();
+    ep.send(&cfg(), 1130, 500, &mut rec).unwrap();
+    assert_eq!(segs(&rec), ["ACK s=845 a=1 len=1000"]);
+    assert_eq!(ep.unsent(), 193);
+    // The ACK of the small segment lets the tail go, though the full one is unacknowledged.
+    assert_eq!(
+        drive(&mut ep, 1140, peer(Flags::ACK, 1, 845, 0)),
+        ["PSH|ACK s=1845 a=1 len=193"]
+    );
+    // With no-delay it goes at once.
+    let nodelay = Config {
+        nodelay: true,
+        ..cfg()
+    };
+    let mut ep = socket_established();
+    ep.send(&nodelay, 0, 844, &mut Recorder::default()).unwrap();
+    let mut rec = Recorder::default();
+    ep.send(&nodelay, 10, 693, &mut rec).unwrap();
+    assert_eq!(segs(&rec), ["PSH|ACK s=845 a=1 len=693"]);
+    // A FIN queued behind held data takes it along (tcp_send_fin merges them).
+    let mut ep = socket_established();
+    ep.send(&cfg(), 0, 844, &mut Recorder::default()).unwrap();
+    ep.send(&cfg(), 10, 693, &mut Recorder::default()).unwrap();
+    let mut rec = Recorder::default();
+    ep.shutdown(&cfg(), 20, &mut rec).unwrap();
+    assert_eq!(segs(&rec), ["FIN|PSH|ACK s=845 a=1 len=693"]);
+}
+
+#[test]
+fn test_rfc_nagle_holds_while_anything_is_unacknowledged() {
+    // RFC 1122's Nagle (rfc9293): the full segment's tail waits even after the first small one
+    // is acknowledged, until everything is.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::Established);
+    ep.send(&c, 0, 844, &mut Recorder::default()).unwrap();
+    ep.send(&c, 1, 1193, &mut Recorder::default()).unwrap();
+    assert_eq!(ep.unsent(), 193);
+    let mut rec = Recorder::default();
+    ep.on_segment(&c, 10, &peer(Flags::ACK, 1, 845, 0), &mut rec);
+    assert!(rec.segments.is_empty());
+    ep.on_segment(&c, 20, &peer(Flags::ACK, 1, 1845, 0), &mut rec);
+    assert_eq!(segs(&rec), ["PSH|ACK s=1845 a=1 len=193"]);
+}
+
+#[test]
+fn test_syn_received_checks_the_ack_before_the_sequence_number() {
+    // tcp_check_req: an ACK other than ISS + 1 gets RST <SEQ=SEG.ACK> even far out of window.
+    let mut ep = socket_syn_received();
+    assert_eq!(
+        drive(&mut ep, 10, peer(Flags::ACK, 1_000_000, 50, 0)),
+        ["RST s=50"]
+    );
+    assert_eq!(ep.state(), State::SynReceived);
+    // With the right ACK, a sequence number out of the window gets an ACK.
+    assert_eq!(
+        drive(&mut ep, 20, peer(Flags::ACK, 1_000_000, 1, 0)),
+        ["ACK s=1 a=1"]
+    );
+    assert_eq!(ep.state(), State::SynReceived);
+    // rfc9293 looks at the sequence number first.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::SynReceived);
+    let mut rec = Recorder::default();
+    ep.on_segment(&c, 10, &peer(Flags::ACK, 1_000_000, 50, 0), &mut rec);
+    assert_eq!(segs(&rec), ["ACK s=1 a=1"]);
+}
+
+#[test]
+fn test_syn_received_repeats_its_syn_ack_rate_limited_and_restarts_its_timer() {
+    let mut ep = socket_syn_received();
+    assert_eq!(
+        drive(&mut ep, 300, peer(Flags::SYN, 0, 0, 0)),
+        ["SYN|ACK s=0 a=1"]
+    );
+    assert_eq!(ep.timer(0).unwrap().deadline, 1300);
+    assert!(drive(&mut ep, 400, peer(Flags::SYN, 0, 0, 0)).is_empty());
+}
+
+#[test]
+fn test_data_after_the_receive_side_is_shut_resets() {
+    // After close(), an out-of-order FIN.
+    let mut ep = socket_established();
+    ep.close(&cfg(), 0, &mut Recorder::default()).unwrap();
+    assert_eq!(
+        drive(&mut ep, 10, peer(Flags::FIN | Flags::ACK, 50, 1, 0)),
+        ["RST s=1"]
+    );
+    assert_eq!(ep.state(), State::Closed);
+    // In CLOSE-WAIT, data overlapping the peer's own FIN.
+    let mut ep = fixture(State::CloseWait);
+    assert_eq!(
+        drive(&mut ep, 10, peer(Flags::ACK | Flags::PSH, 0, 1, 100)),
+        ["RST s=1"]
+    );
+    assert_eq!(ep.state(), State::Closed);
+    // Text starting at or past RCV.NXT in CLOSE-WAIT is ignored (RFC 9293 and Linux alike).
+    let mut ep = fixture(State::CloseWait);
+    assert!(drive(&mut ep, 10, peer(Flags::ACK | Flags::PSH, 2, 1, 100)).is_empty());
+    assert_eq!(ep.state(), State::CloseWait);
+}
+
+#[test]
+fn test_an_old_fin_is_still_acceptable() {
+    // tcp_sequence: a FIN+ACK at RCV.NXT − 1 ends at RCV.NXT, so its ACK (of our FIN) counts:
+    // FIN-WAIT-2, and a duplicate ACK for the old FIN.
+    let mut ep = socket_fin_wait_1();
+    assert_eq!(
+        drive(&mut ep, 10, peer(Flags::FIN | Flags::ACK, 0, 2, 0)),
+        ["ACK s=2 a=1"]
+    );
+    assert_eq!(ep.state(), State::FinWait2);
+    // RFC 9293: unacceptable, an ACK, still FIN-WAIT-1.
+    let c = rfc();
+    let mut ep = fixture_in(&c, State::FinWait1);
+    let mut rec = Recorder::default();
+    ep.on_segment(&c, 10, &peer(Flags::FIN | Flags::ACK, 0, 2, 0), &mut rec);
+    assert_eq!(
+        (segs(&rec), ep.state()),
+        (vec!["ACK s=2 a=1".to_string()], State::FinWait1)
+    );
+}
+
+#[test]
+fn test_rst_at_the_fins_own_number_resets_after_the_peers_fin() {
+    // tcp_reset_check: in CLOSE-WAIT an RST at RCV.NXT − 1 (the FIN's number).
+    let mut ep = fixture(State::CloseWait);
+    assert!(drive(&mut ep, 10, peer(Flags::RST, 1, 0, 0)).is_empty());
+    assert_eq!(ep.state(), State::Closed);
+}
+
+#[test]
+fn test_orphaned_fin_wait_2_takes_only_the_fin() {
+    // A timewait sock in FIN-WAIT-2: a duplicate is ignored, an in-window RST ends it with no
+    // challenge, the FIN at RCV.NXT brings TIME-WAIT.
+    let orphan = || {
+        let mut ep = socket_fin_wait_2();
+        ep.close(&cfg(), 0, &mut Recorder::default()).unwrap();
+        ep
+    };
+    let mut ep = orphan();
+    assert!(drive(&mut ep, 10, peer(Flags::ACK, 1, 2, 0)).is_empty());
+    assert_eq!(
+        drive(&mut ep, 20, peer(Flags::FIN | Flags::ACK, 1, 2, 0)),
+        ["ACK s=2 a=2"]
+    );
+    assert_eq!(ep.state(), State::TimeWait);
+    let mut ep = orphan();
+    assert!(drive(&mut ep, 10, peer(Flags::RST, 500, 0, 0)).is_empty());
+    assert_eq!(ep.state(), State::Closed);
+}
+
 // ---- timers ---------------------------------------------------------------------------------
 
 /// Fires every timer up to `until`, returning (time, segment) for each emission.
