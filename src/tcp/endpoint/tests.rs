@@ -943,6 +943,7 @@ fn client_established() -> Endpoint {
 fn test_out_of_window_acks_are_rate_limited_per_connection() {
     // tcp_oow_rate_limited, tcp_invalid_ratelimit = 500 ms.
     let mut ep = client_established();
+    let far_below = 1u32.wrapping_sub(5000);
     assert_eq!(
         drive(&mut ep, 20, peer(Flags::ACK, far_below, 1, 0)),
         ["ACK s=1 a=1"]
