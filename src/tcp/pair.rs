@@ -149,9 +149,11 @@ struct Queued {
 
 /// AUTO delivery stops after this many segments in one call and drops the rest. Forged segments
 /// can make two endpoints answer each other's ACKs for ever (an "ACK war"), which Linux breaks
-/// with `tcp_invalid_ratelimit`; an endpoint has no room for that timestamp, so the pump bounds
-/// the work instead. A 4 MiB send at the smallest MSS needs about 16 k deliveries.
-pub const AUTO_DELIVERY_LIMIT: u32 = 1 << 16;
+/// with `tcp_invalid_ratelimit` (the `linux` profile does too); without that limit (`rfc9293`)
+/// the pump bounds the work instead. A send of the default 4 MiB buffer at the smallest MSS (88)
+/// needs about 95 k deliveries, its segments and their ACKs; a larger send at that MSS is cut
+/// short and recovered by retransmission.
+pub const AUTO_DELIVERY_LIMIT: u32 = 1 << 17;
 
 /// A misuse of the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
