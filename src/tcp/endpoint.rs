@@ -143,9 +143,13 @@ const SMALL_NONE: u16 = u16::MAX >> SMALL_SHIFT;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     iss: SeqNum,
-    irs: SeqNum,
     snd_una: SeqNum,
     snd_nxt: SeqNum,
+    /// IRS between SND.NXT and RCV.NXT, which a segment's <SEQ><ACK> takes right after one of
+    /// them changed: side by side, they would be read as one 8-byte load, which cannot take its
+    /// value from the 4-byte store still in flight (a store-forwarding stall); apart, they are
+    /// read as two loads, which can.
+    irs: SeqNum,
     rcv_nxt: SeqNum,
     /// Bytes the user has sent that have not yet been put in a segment.
     unsent: u32,
@@ -190,9 +194,9 @@ impl Endpoint {
     pub const fn new() -> Endpoint {
         Endpoint {
             iss: SeqNum(0),
-            irs: SeqNum(0),
             snd_una: SeqNum(0),
             snd_nxt: SeqNum(0),
+            irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             unsent: 0,
             deadline: 0,
@@ -314,11 +318,13 @@ impl Endpoint {
         } else {
             (srtt + (4 * rttvar).max(1)).max(u64::from(cfg.rto_min_ms))
         };
-        // Linux keeps the RTO in whole jiffies, rounded up (`usecs_to_jiffies`).
-        let jiffy = u64::from(cfg.jiffy_ms.max(1));
-        rto.div_ceil(jiffy)
-            .saturating_mul(jiffy)
-            .min(u64::from(cfg.rto_max_ms))
+        // Linux keeps the RTO in whole jiffies, rounded up (`usecs_to_jiffies`); off (0) by
+        // default, and then no division on this path.
+        let rto = match u64::from(cfg.jiffy_ms) {
+            0 | 1 => rto,
+            jiffy => rto.div_ceil(jiffy) * jiffy,
+        };
+        rto.min(u64::from(cfg.rto_max_ms))
     }
 
     fn has(&self, bit: u16) -> bool {
@@ -682,8 +688,17 @@ impl Endpoint {
 
     /// Sends queued data as the peer's window and Nagle allow, and the FIN after the last byte
     /// (on the last data segment if that goes out with it, as Linux's `tcp_send_fin` merges it).
-    /// Returns how many segments it sent.
+    /// Returns how many segments it sent. Most calls (every ACK that arrives) have nothing to
+    /// send: they return here, inlined.
+    #[inline(always)]
     fn transmit(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> u32 {
+        if self.unsent == 0 && (!self.has(FIN_QUEUED) || self.has(FIN_SENT)) {
+            return 0;
+        }
+        self.transmit_queued(cfg, now, out)
+    }
+
+    fn transmit_queued(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> u32 {
         let may_send = matches!(
             self.state,
             State::Established
