@@ -27,6 +27,7 @@ pub fn status(e: table::Error) -> Status {
             Status::failed_precondition(msg)
         }
         E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
+        E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),
         E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
     }
 }

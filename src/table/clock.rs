@@ -11,6 +11,11 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// The latest time a virtual clock may reach: 2^53 ms, about 285 000 years, far enough for
+    /// any scenario, and low enough that a deadline (at most 2^31 ms ahead, see
+    /// `tcp::endpoint::MAX_TIMER_MS`) never overflows, nor a time passed as a JSON number.
+    pub const MAX_MS: u64 = 1 << 53;
+
     pub fn real() -> Clock {
         Clock::Real {
             start: Instant::now(),

@@ -239,6 +239,10 @@ pub enum Error {
     Wire(#[from] WireError),
     #[error("the clock is real; only a virtual clock can be advanced")]
     RealClock,
+    #[error(
+        "{ms} ms from {now} ms would take the clock past its limit of 2^53 ms (about 285 000 years)"
+    )]
+    ClockLimit { now: u64, ms: u64 },
     #[error("settings.{0}")]
     Settings(tcp::ConfigError),
     #[error(
@@ -687,7 +691,7 @@ impl Table {
         let shard = &self.wheels[Self::wheel_of(id)].0;
         {
             let mut w = shard.lock();
-            w.set(id.0, deadline);
+            w.set(id.0, deadline, self.clock.now());
             let n = shard.filings.load(Ordering::Relaxed);
             shard.filings.store(n + 1, Ordering::Release);
             // Only this lock's holder writes the bound: a plain store suffices, and none at all
@@ -1588,9 +1592,16 @@ impl Table {
         if !self.clock.is_virtual() {
             return Err(Error::RealClock);
         }
-        let target = self.clock.now().saturating_add(ms);
+        let now = self.clock.now();
+        let target = now.saturating_add(ms);
+        if target > Clock::MAX_MS {
+            return Err(Error::ClockLimit { now, ms });
+        }
         let mut fired = 0;
         while let Some(t) = self.next_expiration(target) {
+            // A wheel that was not polled for long may report a slot start already past: its
+            // timers then fire now (each at its own deadline), never with the clock moved back.
+            let t = t.max(self.clock.now());
             self.clock.set(t);
             fired += self.run_timers(t);
         }

@@ -702,3 +702,48 @@ fn list_pages_through_matches_in_id_order() {
     assert!(t.list(None, 0, |_| true).is_empty());
     assert_eq!(t.list(None, usize::MAX, |_| true).len(), 300);
 }
+
+/// The clock moves years (in one advance, or day by day) over a table with no timers; a timer
+/// armed afterwards fires at its deadline and every advance returns. Before the wheel kept to
+/// its horizon, the first advance after such a jump spun for ever.
+#[test]
+fn a_clock_moved_years_still_fires_timers_and_returns() {
+    let run = |jumps: Vec<u64>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t = table();
+            for ms in jumps {
+                t.advance(ms).unwrap();
+            }
+            let start = t.now();
+            let id = t.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
+            let deadline = t.get(id).unwrap().sides[0].timer.unwrap().deadline;
+            let fired = t.advance(1500).unwrap().fired;
+            consistent(&t);
+            let _ = tx.send((deadline - start, fired, t.now() - start));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("an advance did not return")
+    };
+    let day = 86_400_000;
+    for jumps in [vec![(1 << 36) + 5], vec![day; 800], vec![40 * 365 * day]] {
+        // The SYN timer is 1 s after the open and fires once within 1.5 s.
+        assert_eq!(run(jumps), (1000, 1, 1500));
+    }
+}
+
+#[test]
+fn the_virtual_clock_stops_at_its_limit() {
+    let t = table();
+    t.advance(Clock::MAX_MS - 10).unwrap();
+    let err = t.advance(11).unwrap_err();
+    assert!(matches!(err, Error::ClockLimit { .. }), "{err}");
+    assert!(err.to_string().starts_with("11 ms from"), "{err}");
+    assert_eq!(
+        t.now(),
+        Clock::MAX_MS - 10,
+        "a refused advance changes nothing"
+    );
+    t.advance(10).unwrap();
+    assert_eq!(t.now(), Clock::MAX_MS);
+}

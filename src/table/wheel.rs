@@ -1,6 +1,7 @@
 //! A hierarchical hashed timing wheel (Varghese & Lauck; the layout of tokio's
 //! `runtime/time/wheel`): six levels of 64 slots, millisecond resolution at level 0 and 64× coarser
-//! at each level above, covering 2^36 ms (about two years) ahead.
+//! at each level above, covering 2^36 ms (about two years) ahead. A deadline further ahead is
+//! filed at that horizon and filed again when its slot comes round, so a clock may move decades.
 //!
 //! Owns: at most one entry per key (a connection id) with its deadline. Insert and cancel are
 //! O(1): entries live in a slab, linked into their slot's list, and an index maps a key to its
@@ -16,6 +17,10 @@ const LEVELS: usize = 6;
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const NIL: u32 = u32::MAX;
+/// The farthest ahead of `elapsed` an entry is filed: one rotation of the top level, less one
+/// millisecond (tokio's `MAX_DURATION`). The top level's slots are a ring over that span: its
+/// current slot, once taken, holds only what is due a rotation later.
+const HORIZON: u64 = (1 << (SLOT_BITS * LEVELS as u32)) - 1;
 
 /// One pending timer: its key, its deadline, and its neighbours in a slot list.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +109,12 @@ impl Wheel {
     }
 
     /// Arms (or re-arms) the timer of `key`. A deadline already past fires at the next poll.
-    pub fn insert(&mut self, key: u64, deadline: u64) {
+    /// `now` is the caller's time: an empty wheel moves to it first, so that a wheel without
+    /// timers never falls behind the clock (a poll only ever moves a wheel that has some).
+    pub fn insert(&mut self, key: u64, deadline: u64, now: u64) {
+        if self.index.is_empty() && self.pending == NIL {
+            self.elapsed = self.elapsed.max(now);
+        }
         if let Some(&e) = self.index.get(&key) {
             if self.entries[e as usize].deadline == deadline {
                 return;
@@ -144,10 +154,10 @@ impl Wheel {
         Some(self.entries[e as usize].deadline)
     }
 
-    /// Arms `key` for `deadline`, or disarms it for `None`.
-    pub fn set(&mut self, key: u64, deadline: Option<u64>) {
+    /// Arms `key` for `deadline`, or disarms it for `None`; `now` as for `insert`.
+    pub fn set(&mut self, key: u64, deadline: Option<u64>, now: u64) {
         match deadline {
-            Some(d) => self.insert(key, d),
+            Some(d) => self.insert(key, d, now),
             None => {
                 self.cancel(key);
             }
@@ -211,9 +221,12 @@ impl Wheel {
         }
     }
 
-    /// Files entry `e` in the slot its deadline falls in, relative to `elapsed`.
+    /// Files entry `e` in the slot its deadline falls in, relative to `elapsed`; a deadline past
+    /// the horizon in the slot of the horizon, from where it is filed again.
     fn file(&mut self, e: u32) {
-        let deadline = self.entries[e as usize].deadline.max(self.elapsed);
+        let deadline = self.entries[e as usize]
+            .deadline
+            .clamp(self.elapsed, self.elapsed.saturating_add(HORIZON));
         let level = level_for(self.elapsed, deadline);
         let slot = ((deadline >> (level as u32 * SLOT_BITS)) & (SLOTS as u64 - 1)) as usize;
         let lv = &mut self.levels[level];
@@ -288,14 +301,21 @@ impl Wheel {
         let slot_range = 1u64 << shift; // time one slot covers
         let level_range = slot_range << SLOT_BITS; // time the whole level covers
         let now_slot = (self.elapsed >> shift) & (SLOTS as u64 - 1);
-        // Rotate so that the current slot is bit 0, then find the first set bit.
-        let rotated = lv.occupied.rotate_right(now_slot as u32);
+        // Rotate so that the current slot is bit 0, then find the first set bit. The top level's
+        // current slot is taken before anything is filed in it again, so what it holds is due a
+        // rotation later: after every other slot of the level.
+        let mut rotated = lv.occupied.rotate_right(now_slot as u32);
+        let top = level == LEVELS - 1;
+        if top && rotated != 1 {
+            rotated &= !1;
+        }
         let zeros = u64::from(rotated.trailing_zeros());
         let slot = (now_slot + zeros) % SLOTS as u64;
         let level_start = self.elapsed & !(level_range - 1);
         let mut at = level_start + slot * slot_range;
-        if at < self.elapsed & !(slot_range - 1) {
-            at += level_range; // wrapped into the next rotation of this level
+        // A slot before the current one is in the next rotation of this level.
+        if at < self.elapsed & !(slot_range - 1) || (top && zeros == 0) {
+            at = at.saturating_add(level_range);
         }
         Some((slot as usize, at.max(self.elapsed)))
     }
@@ -366,8 +386,8 @@ mod tests {
     #[test]
     fn test_fires_at_deadline_not_before() {
         let mut w = Wheel::new(0);
-        w.insert(1, 10);
-        w.insert(2, 5);
+        w.insert(1, 10, 0);
+        w.insert(2, 5, 0);
         assert!(drain(&mut w, 4).is_empty());
         assert_eq!(drain(&mut w, 5), [(2, 5)]);
         assert_eq!(drain(&mut w, 9), []);
@@ -391,7 +411,7 @@ mod tests {
             40_000_000_000,
         ];
         for (k, &d) in deadlines.iter().enumerate() {
-            w.insert(k as u64, d);
+            w.insert(k as u64, d, 0);
         }
         w.check();
         for &d in &deadlines {
@@ -413,7 +433,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let d = (x >> 20) % 10_000_000;
-            w.insert(k, d);
+            w.insert(k, d, 0);
             want.push(d);
         }
         want.sort();
@@ -428,16 +448,16 @@ mod tests {
     #[test]
     fn test_cancel_and_rearm_keep_one_entry_per_key() {
         let mut w = Wheel::new(0);
-        w.insert(7, 100);
-        w.insert(7, 5000); // re-arm
+        w.insert(7, 100, 0);
+        w.insert(7, 5000, 0); // re-arm
         assert_eq!(w.len(), 1);
         assert_eq!(w.deadline(7), Some(5000));
         assert!(drain(&mut w, 100).is_empty());
         assert_eq!(w.cancel(7), Some(5000));
         assert_eq!(w.cancel(7), None);
         assert!(drain(&mut w, 10_000).is_empty());
-        w.insert(8, 1);
-        w.set(8, None);
+        w.insert(8, 1, 0);
+        w.set(8, None, 0);
         assert!(w.is_empty());
         w.check();
     }
@@ -446,7 +466,7 @@ mod tests {
     fn test_past_deadline_fires_at_next_poll() {
         let mut w = Wheel::new(0);
         drain(&mut w, 1000);
-        w.insert(1, 10);
+        w.insert(1, 10, 0);
         assert_eq!(drain(&mut w, 1000), [(1, 10)]);
     }
 
@@ -454,7 +474,7 @@ mod tests {
     fn test_budget_bounds_each_poll_and_cancel_works_mid_drain() {
         let mut w = Wheel::new(0);
         for k in 0..10_000u64 {
-            w.insert(k, 60_000);
+            w.insert(k, 60_000, 0);
         }
         let mut out = vec![];
         // The first poll detaches the level-2 slot holding all of them and re-files 1000.
@@ -462,7 +482,7 @@ mod tests {
         assert!(out.is_empty());
         // Entries still being drained can be cancelled or re-armed.
         assert_eq!(w.cancel(5), Some(60_000));
-        w.insert(9_999, 90_000);
+        w.insert(9_999, 90_000, 0);
         w.check();
         let mut calls = 1;
         loop {
@@ -492,9 +512,9 @@ mod tests {
     fn test_next_expiration() {
         let mut w = Wheel::new(0);
         assert_eq!(w.next_expiration(), None);
-        w.insert(1, 30);
+        w.insert(1, 30, 0);
         assert_eq!(w.next_expiration(), Some(30));
-        w.insert(2, 70_000);
+        w.insert(2, 70_000, 0);
         drain(&mut w, 30);
         let next = w.next_expiration().unwrap();
         assert!(next <= 70_000 && next > 30);
@@ -513,10 +533,105 @@ mod tests {
         let mut w = Wheel::new(0);
         for round in 0..10u64 {
             for k in 0..100u64 {
-                w.insert(k, round * 1000 + 500);
+                w.insert(k, round * 1000 + 500, 0);
             }
             drain(&mut w, round * 1000 + 500);
         }
         assert!(w.entries.len() <= 100);
+    }
+
+    /// Runs `f` on a thread of its own and fails if it does not return within 20 s: a wheel that
+    /// spins must fail its test, not hang it.
+    fn returns<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the wheel did not return: it spins")
+    }
+
+    #[test]
+    fn test_a_timer_armed_years_after_the_last_poll_fires_on_time() {
+        // The defect: an empty wheel, never polled, whose clock moved more than 2^36 ms; a timer
+        // armed then was filed in the top level's current slot and polled for ever.
+        for (gap, steps) in [(3 << 36, 1), (86_400_000, 800), (40 * 365 * 86_400_000, 1)] {
+            let fired = returns(move || {
+                let mut w = Wheel::new(0);
+                let now = gap * steps;
+                w.insert(1, now + 1000, now);
+                let early = drain(&mut w, now + 999);
+                (early, drain(&mut w, now + 1000))
+            });
+            assert_eq!(fired, (vec![], vec![(1, gap * steps + 1000)]));
+        }
+        // Not empty: one timer decades away keeps the wheel from being polled while the clock
+        // moves years; a timer armed then still fires at its deadline, and so does the far one.
+        let fired = returns(|| {
+            let mut w = Wheel::new(0);
+            let year = 365 * 86_400_000u64;
+            w.insert(1, 30 * year, 0);
+            w.insert(2, 5 * year + 7, 5 * year);
+            let mut out = vec![];
+            while w.poll(5 * year + 7, 2, &mut out) {}
+            while w.poll(30 * year, 2, &mut out) {}
+            out
+        });
+        let year = 365 * 86_400_000u64;
+        assert_eq!(fired, [(2, 5 * year + 7), (1, 30 * year)]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Random timers, armed at random times, from a millisecond to decades ahead, and random
+        /// clock moves of the same spread: every poll returns, and every timer fires once, at
+        /// the first poll at or after its deadline, never before.
+        #[test]
+        fn prop_every_timer_fires_once_at_its_deadline(
+            ops in proptest::collection::vec(
+                (0u8..3, 0u64..4, 0u64..1_000_000, 0u64..64),
+                1..60,
+            )
+        ) {
+            let result = returns(move || {
+                let mut w = Wheel::new(0);
+                let mut now = 0u64;
+                let mut armed = std::collections::HashMap::new();
+                let spread = |scale: u64, x: u64| match scale {
+                    0 => x % 1000,                    // milliseconds
+                    1 => x * 10,                      // up to hours
+                    2 => x * 100_000,                 // up to years
+                    _ => x * 1_000_000_000,           // up to decades
+                };
+                for (op, scale, x, key) in ops {
+                    match op {
+                        0 => {
+                            let d = now + spread(scale, x);
+                            w.insert(key, d, now);
+                            armed.insert(key, d);
+                        }
+                        1 => {
+                            w.cancel(key);
+                            armed.remove(&key);
+                        }
+                        _ => {
+                            now += spread(scale, x);
+                            let mut out = vec![];
+                            while w.poll(now, 7, &mut out) {}
+                            for (k, d) in out {
+                                if armed.remove(&k) != Some(d) || d > now {
+                                    return Err(format!("{k} fired at {d} (now {now})"));
+                                }
+                            }
+                            if let Some((k, d)) = armed.iter().find(|&(_, &d)| d <= now) {
+                                return Err(format!("{k} due at {d} did not fire by {now}"));
+                            }
+                        }
+                    }
+                    w.check();
+                }
+                Ok(())
+            });
+            proptest::prop_assert_eq!(result, Ok(()));
+        }
     }
 }
