@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tcpsim::tcp::pair::Scratch;
-use tcpsim::tcp::{Config, Pair, SeqNum, Side, State};
+use tcpsim::tcp::{Call, Config, Pair, SeqNum, Side, State};
 
 fn lifecycle(c: &mut Criterion) {
     let cfg = Config::default();
@@ -24,10 +24,10 @@ fn lifecycle(c: &mut Criterion) {
                 .open(&cfg, 0, SeqNum(iss), SeqNum(!iss), &mut scratch, &mut ())
                 .unwrap();
             p.drive()
-                .close(&cfg, 1, Side::Client, &mut scratch, &mut ())
+                .call(&cfg, 1, Side::Client, Call::Close, &mut scratch, &mut ())
                 .unwrap();
             p.drive()
-                .close(&cfg, 2, Side::Server, &mut scratch, &mut ())
+                .call(&cfg, 2, Side::Server, Call::Close, &mut scratch, &mut ())
                 .unwrap();
             p.drive()
                 .on_timeout(&cfg, 2 + cfg.time_wait_ms(), &mut scratch, &mut ());
@@ -60,16 +60,30 @@ fn lifecycle(c: &mut Criterion) {
                 .open(&cfg, 0, SeqNum(7), SeqNum(9), &mut scratch, &mut ())
                 .unwrap();
             p.drive()
-                .send(&cfg, 1, Side::Client, 10_000, &mut scratch, &mut ())
+                .call(
+                    &cfg,
+                    1,
+                    Side::Client,
+                    Call::Send(10_000),
+                    &mut scratch,
+                    &mut (),
+                )
                 .unwrap();
             p.drive()
-                .send(&cfg, 1, Side::Server, 10_000, &mut scratch, &mut ())
+                .call(
+                    &cfg,
+                    1,
+                    Side::Server,
+                    Call::Send(10_000),
+                    &mut scratch,
+                    &mut (),
+                )
                 .unwrap();
             p.drive()
-                .close(&cfg, 2, Side::Client, &mut scratch, &mut ())
+                .call(&cfg, 2, Side::Client, Call::Close, &mut scratch, &mut ())
                 .unwrap();
             p.drive()
-                .close(&cfg, 2, Side::Server, &mut scratch, &mut ())
+                .call(&cfg, 2, Side::Server, Call::Close, &mut scratch, &mut ())
                 .unwrap();
             p.drive()
                 .on_timeout(&cfg, 2 + cfg.time_wait_ms(), &mut scratch, &mut ());

@@ -17,9 +17,9 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-use tcpsim::table::{Clock, CloseHow, Mode, OpenSpec, Sides, Table, TableConfig};
-use tcpsim::tcp;
+use tcpsim::table::{Clock, Mode, OpenSpec, Sides, Table, TableConfig};
 use tcpsim::tcp::pair::Scratch;
+use tcpsim::tcp::{self, Call};
 
 mod common;
 
@@ -56,7 +56,7 @@ fn through_table(n: u32) -> f64 {
             ids.push(t.open(&spec).unwrap().id);
         }
         for id in ids.drain(..) {
-            t.close(id, Sides::Both, CloseHow::Close).unwrap();
+            t.call(id, Sides::Both, Call::Close).unwrap();
         }
         t.advance(60_000).unwrap();
     }

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
-use tcpsim::table::{Clock, CloseHow, Conn, ConnId, Mode, OpenSpec, Sides, Table, TableConfig};
+use tcpsim::table::{Clock, Conn, ConnId, Mode, OpenSpec, Sides, Table, TableConfig};
 use tcpsim::tcp::pair::Scratch;
-use tcpsim::tcp::{self, Pair};
+use tcpsim::tcp::{self, Call, Pair};
 
 mod common;
 
@@ -118,7 +118,7 @@ fn table_lifecycles(t: &Arc<Table>, threads: usize, per_thread: usize) -> f64 {
                 ids.push(t.open(&spec).unwrap().id);
             }
             for id in ids.drain(..) {
-                t.close(id, Sides::Both, CloseHow::Close).unwrap();
+                t.call(id, Sides::Both, Call::Close).unwrap();
             }
             // Each thread moves the virtual clock past its batch's TIME-WAITs, as each load
             // client's AdvanceClock does: the expiries (anyone's that are due) are part of the
@@ -225,9 +225,9 @@ fn storm(n: usize) {
     let t = Arc::new(table(n + 100_000, 64));
     for _ in 0..n {
         let id = t.open(&OpenSpec::new(Mode::Auto)).unwrap().id;
-        t.close(id, Sides::One(tcpsim::tcp::Side::Client), CloseHow::Close)
+        t.call(id, Sides::One(tcpsim::tcp::Side::Client), Call::Close)
             .unwrap();
-        t.close(id, Sides::One(tcpsim::tcp::Side::Server), CloseHow::Close)
+        t.call(id, Sides::One(tcpsim::tcp::Side::Server), Call::Close)
             .unwrap();
     }
     // All n client TIME-WAITs fall due at 60 000 ms (the virtual clock has not moved).
@@ -247,7 +247,8 @@ fn storm(n: usize) {
             while !done.load(Ordering::Relaxed) {
                 let s = Instant::now();
                 let id = t.open(&spec).unwrap().id;
-                t.abort(id, tcpsim::tcp::Side::Client).unwrap();
+                t.call(id, Sides::One(tcpsim::tcp::Side::Client), Call::Abort)
+                    .unwrap();
                 t.remove(id).ok();
                 let d = s.elapsed();
                 worst = worst.max(d);
@@ -332,7 +333,10 @@ fn main() {
             let n = 20_000_000;
             let s = Instant::now();
             for _ in 0..n {
-                black_box(t.send(id, tcpsim::tcp::Side::Client, 100).unwrap());
+                black_box(
+                    t.call(id, Sides::One(tcpsim::tcp::Side::Client), Call::Send(100))
+                        .unwrap(),
+                );
             }
             println!(
                 "send: {:.1} ns each",

@@ -2,8 +2,8 @@
 //! `tests/conformance/README.md`) against an [`Engine`] and reports pass or fail per file.
 //!
 //! The runner owns the file format, the sequence-number offsets and the matching rules; an
-//! [`Engine`] only performs steps. [`InProcess`] drives the core directly on a virtual clock; the
-//! gRPC API can provide another.
+//! [`Engine`] only performs steps. The engines: the core itself and the connection table
+//! ([`local`]), and a server over gRPC ([`grpc`]).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod grpc;
+pub mod local;
 
-use crate::tcp::{Config, ConfigError, External, Flags, Overrides, Segment, SeqNum, State};
+pub use local::{InProcess, ThroughTable};
+
+use crate::tcp::{Call, Config, ConfigError, Flags, Overrides, Segment, SeqNum, State};
 
 /// How far from its scripted time an expected segment may be emitted (ms).
 pub const TOLERANCE_MS: u64 = 25;
@@ -74,7 +77,7 @@ pub enum Step {
     Close,
     Abort,
     Inject {
-        flags: Vec<String>,
+        flags: Flags,
         seq: u32,
         ack: Option<u32>,
         #[serde(default)]
@@ -88,258 +91,60 @@ pub enum Step {
         ms: u64,
     },
     Expect {
-        flags: Vec<String>,
+        flags: Flags,
         seq: u32,
         ack: Option<u32>,
         #[serde(default)]
         len: u16,
     },
     State {
-        is: String,
+        is: State,
     },
 }
 
-/// A user call the scenario makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UserCall {
-    Listen,
-    Connect,
-    Send(u32),
-    Shutdown,
-    Close,
-    Abort,
+/// Why an engine could not perform a step.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The endpoint refused a user call (in process).
+    #[error(transparent)]
+    Refused(#[from] crate::tcp::Error),
+    /// The table refused a call.
+    #[error(transparent)]
+    Table(#[from] crate::table::Error),
+    /// The server answered a call with an error.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    #[error("the scenario has not opened its endpoint yet (listen or connect)")]
+    NotOpen,
+    /// The server's reply lacks what the call promises.
+    #[error("bad reply: {0}")]
+    BadReply(String),
 }
 
 /// What the runner needs from a simulator: one endpoint on a virtual clock that starts at 0.
 pub trait Engine {
-    /// A fresh endpoint in CLOSED with these settings and this ISS.
-    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String>;
+    /// Forgets the last scenario; the next call (listen or connect) opens an endpoint with these
+    /// settings.
+    fn start(&mut self, cfg: &Config) -> Result<(), EngineError>;
     /// A user call. A refusal is reported as an error.
-    fn call(&mut self, call: UserCall) -> Result<(), String>;
+    fn call(&mut self, call: Call) -> Result<(), EngineError>;
     /// A segment from the peer arrives now.
-    fn inject(&mut self, seg: Segment) -> Result<(), String>;
+    fn inject(&mut self, seg: Segment) -> Result<(), EngineError>;
     /// Moves the clock forward to `t` (ms since start), firing every timer due on the way.
-    fn advance_to(&mut self, t: u64) -> Result<(), String>;
+    fn advance_to(&mut self, t: u64) -> Result<(), EngineError>;
     /// Takes the segments emitted since the last call, oldest first, with their times.
-    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, String>;
-    fn state(&mut self) -> Result<State, String>;
-}
-
-/// The core itself, in EXTERNAL mode, on a virtual clock.
-#[derive(Default)]
-pub struct InProcess {
-    cfg: Config,
-    ext: External,
-    now: u64,
-    iss: SeqNum,
-    answers: Vec<(u64, Segment)>,
-}
-
-impl Engine for InProcess {
-    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String> {
-        self.cfg = cfg.clone();
-        self.ext = External::new();
-        self.now = 0;
-        self.answers.clear();
-        self.iss = iss;
-        Ok(())
-    }
-
-    fn call(&mut self, call: UserCall) -> Result<(), String> {
-        let (cfg, now, iss) = (&self.cfg, self.now, self.iss);
-        let t = &mut |_| {};
-        match call {
-            UserCall::Listen => self.ext.listen(cfg, now, iss, t),
-            UserCall::Connect => self.ext.connect(cfg, now, iss, t),
-            UserCall::Send(n) => self.ext.send(cfg, now, n, t),
-            UserCall::Shutdown => self.ext.shutdown(cfg, now, t),
-            UserCall::Close => self.ext.close(cfg, now, t),
-            UserCall::Abort => self.ext.abort(cfg, now, t),
-        }
-        .map_err(|e| e.to_string())
-    }
-
-    fn inject(&mut self, seg: Segment) -> Result<(), String> {
-        let now = self.now;
-        let answer = self.ext.inject(&self.cfg, now, &seg, &mut |_| {});
-        self.answers.extend(answer.into_iter().map(|s| (now, s)));
-        Ok(())
-    }
-
-    fn advance_to(&mut self, t: u64) -> Result<(), String> {
-        // Fire each timer at its own deadline, in order, so emission times are exact.
-        while let Some(timer) = self.ext.endpoint.timer(self.now) {
-            if timer.deadline > t {
-                break;
-            }
-            self.now = self.now.max(timer.deadline);
-            self.ext.on_timeout(&self.cfg, self.now, &mut |_| {});
-        }
-        self.now = self.now.max(t);
-        Ok(())
-    }
-
-    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, String> {
-        // Answers to injections and outbox entries interleave by time; both are in order.
-        let mut all: Vec<(u64, Segment)> = self
-            .ext
-            .take(usize::MAX)
-            .into_iter()
-            .map(|e| (e.at, e.seg))
-            .collect();
-        all.append(&mut self.answers);
-        all.sort_by_key(|&(at, _)| at);
-        Ok(all)
-    }
-
-    fn state(&mut self) -> Result<State, String> {
-        Ok(self.ext.endpoint.state())
-    }
-}
-
-impl InProcess {
-    pub fn new() -> InProcess {
-        InProcess::default()
-    }
-}
-
-/// The connection table in EXTERNAL mode on a virtual clock: the same path the gRPC API drives.
-#[derive(Default)]
-pub struct ThroughTable {
-    table: Option<crate::table::Table>,
-    id: Option<crate::table::ConnId>,
-    iss: SeqNum,
-    answers: Vec<(u64, Segment)>,
-}
-
-impl ThroughTable {
-    pub fn new() -> ThroughTable {
-        ThroughTable::default()
-    }
-
-    fn table(&self) -> Result<&crate::table::Table, String> {
-        self.table
-            .as_ref()
-            .ok_or_else(|| "no scenario started".to_string())
-    }
-
-    fn id(&self) -> Result<(crate::table::ConnId, crate::tcp::Side), String> {
-        let id = self
-            .id
-            .ok_or("the scenario has not opened its endpoint yet (listen or connect)")?;
-        let info = self.table()?.get(id).map_err(|e| e.to_string())?;
-        Ok((id, info.sides[0].side))
-    }
-}
-
-impl Engine for ThroughTable {
-    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String> {
-        use crate::table::{Clock, Table, TableConfig};
-        let tcp = cfg.clone();
-        let table_cfg = TableConfig {
-            shards: 2,
-            capacity: 4,
-            ..TableConfig::default()
-        };
-        self.table = Some(Table::new(table_cfg, tcp, Clock::virtual_at(0))?);
-        self.id = None;
-        self.iss = iss;
-        self.answers.clear();
-        Ok(())
-    }
-
-    fn call(&mut self, call: UserCall) -> Result<(), String> {
-        use crate::table::{CloseHow, Mode, OpenSpec, Sides};
-        use crate::tcp::Side;
-        let t = self.table()?;
-        let open = |role| {
-            let spec = OpenSpec {
-                iss: Some(self.iss.0),
-                ..OpenSpec::new(Mode::External(role))
-            };
-            t.open(&spec).map(|o| o.id).map_err(|e| e.to_string())
-        };
-        match call {
-            UserCall::Listen => self.id = Some(open(Side::Server)?),
-            UserCall::Connect => self.id = Some(open(Side::Client)?),
-            other => {
-                let (id, side) = self.id()?;
-                let t = self.table()?;
-                let r = match other {
-                    UserCall::Send(n) => t.send(id, side, n),
-                    UserCall::Shutdown => t.close(id, Sides::One(side), CloseHow::Shutdown),
-                    UserCall::Close => t.close(id, Sides::One(side), CloseHow::Close),
-                    _ => t.abort(id, side),
-                };
-                r.map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(())
-    }
-
-    fn inject(&mut self, seg: Segment) -> Result<(), String> {
-        let (id, side) = self.id()?;
-        let t = self.table()?;
-        let now = t.now();
-        let r = t.inject(id, side, &seg).map_err(|e| e.to_string())?;
-        self.answers.extend(r.emitted.into_iter().map(|s| (now, s)));
-        Ok(())
-    }
-
-    fn advance_to(&mut self, at: u64) -> Result<(), String> {
-        let t = self.table()?;
-        let now = t.now();
-        t.advance(at.saturating_sub(now))
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, String> {
-        let mut all = std::mem::take(&mut self.answers);
-        if let Ok((id, side)) = self.id() {
-            let t = self.table()?;
-            let waiting = t
-                .get(id)
-                .map_err(|e| e.to_string())?
-                .wire
-                .first()
-                .map_or(0, |(_, q)| q.len());
-            if waiting > 0 {
-                let dir = crate::tcp::Direction::from_side(side);
-                let w = t
-                    .wire(id, dir, crate::table::WireAction::Deliver, waiting as u32)
-                    .map_err(|e| e.to_string())?;
-                all.extend(w.emitted_at.into_iter().zip(w.moved));
-            }
-        }
-        all.sort_by_key(|&(at, _)| at);
-        Ok(all)
-    }
-
-    fn state(&mut self) -> Result<State, String> {
-        let (id, _) = self.id()?;
-        let info = self.table()?.get(id).map_err(|e| e.to_string())?;
-        Ok(info.sides[0].state)
-    }
+    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, EngineError>;
+    fn state(&mut self) -> Result<State, EngineError>;
 }
 
 /// Where a run failed: the step (0-based, as in the file), what was expected and what came.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("step {step} ({op}): expected {expected}, got {got}")]
 pub struct Mismatch {
     pub step: usize,
     pub op: &'static str,
     pub expected: String,
     pub got: String,
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "step {} ({}): expected {}, got {}",
-            self.step, self.op, self.expected, self.got
-        )
-    }
 }
 
 /// The ISS values every scenario runs with: an ordinary one, and one just below 2^32 so that our
@@ -361,11 +166,11 @@ pub fn run_scenario(
 ) -> Result<(), Mismatch> {
     let iss = SeqNum(iss);
     let peer = |n: u32| SeqNum(n.wrapping_add(peer_offset));
-    let engine_err = |step: usize, op: &'static str, e: String| Mismatch {
+    let engine_err = |step: usize, op: &'static str, e: EngineError| Mismatch {
         step,
         op,
         expected: "the engine to accept the step".into(),
-        got: e,
+        got: e.to_string(),
     };
     let cfg = sc.config.apply(base).map_err(|e| Mismatch {
         step: 0,
@@ -373,9 +178,7 @@ pub fn run_scenario(
         expected: "settings in range".into(),
         got: format!("config.{e}"),
     })?;
-    engine
-        .start(&cfg, iss)
-        .map_err(|e| engine_err(0, "start", e))?;
+    engine.start(&cfg).map_err(|e| engine_err(0, "start", e))?;
     let mut pending: VecDeque<(u64, Segment)> = VecDeque::new();
     let mut script_t: u64 = 0;
     let mut engine_t: u64 = 0;
@@ -406,15 +209,17 @@ pub fn run_scenario(
             | Step::Shutdown
             | Step::Close
             | Step::Abort => {
-                let (call, op) = match step {
-                    Step::Listen => (UserCall::Listen, "listen"),
-                    Step::Connect => (UserCall::Connect, "connect"),
-                    Step::Send { bytes } => (UserCall::Send(*bytes), "send"),
-                    Step::Shutdown => (UserCall::Shutdown, "shutdown"),
-                    Step::Close => (UserCall::Close, "close"),
-                    _ => (UserCall::Abort, "abort"),
+                let call = match step {
+                    Step::Listen => Call::Listen { iss },
+                    Step::Connect => Call::Connect { iss },
+                    Step::Send { bytes } => Call::Send(*bytes),
+                    Step::Shutdown => Call::Shutdown,
+                    Step::Close => Call::Close,
+                    _ => Call::Abort,
                 };
-                engine.call(call).map_err(|e| engine_err(i, op, e))?;
+                engine
+                    .call(call)
+                    .map_err(|e| engine_err(i, call.name(), e))?;
             }
             Step::Inject {
                 flags,
@@ -425,7 +230,7 @@ pub fn run_scenario(
                 mss,
             } => {
                 check_quiet(engine, &mut pending, i, "inject")?;
-                let mut f = parse_flags(flags).map_err(|e| engine_err(i, "inject", e))?;
+                let mut f = *flags;
                 if ack.is_some() {
                     f |= Flags::ACK;
                 }
@@ -455,7 +260,7 @@ pub fn run_scenario(
                 ack,
                 len,
             } => {
-                let want_flags = parse_flags(flags).map_err(|e| engine_err(i, "expect", e))?;
+                let want_flags = *flags;
                 let want = format!(
                     "{} seq={} ack={} len={} at {} ms",
                     Flags(want_flags.0 & !Flags::PSH.0),
@@ -504,9 +309,8 @@ pub fn run_scenario(
                     });
                 }
             }
-            Step::State { is } => {
-                let want = State::parse(is)
-                    .ok_or_else(|| engine_err(i, "state", format!("unknown state {is:?}")))?;
+            Step::State { is: want } => {
+                let want = *want;
                 let got = engine.state().map_err(|e| engine_err(i, "state", e))?;
                 if got != want {
                     return Err(Mismatch {
@@ -520,14 +324,6 @@ pub fn run_scenario(
         }
     }
     check_quiet(engine, &mut pending, sc.steps.len(), "end of file")
-}
-
-fn parse_flags(names: &[String]) -> Result<Flags, String> {
-    names.iter().try_fold(Flags::NONE, |acc, n| {
-        Flags::from_name(n)
-            .map(|f| acc | f)
-            .ok_or_else(|| format!("unknown flag {n:?}"))
-    })
 }
 
 /// A segment in the file's terms: our seq relative to ISS, the peer's ack absolute.
@@ -547,12 +343,35 @@ fn describe(seg: &Segment, iss: SeqNum, peer_offset: u32) -> String {
     )
 }
 
+/// Why a file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("cannot parse: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// A run with ISS variant `variant` (one of [`ISS_VARIANTS`]) did not go as recorded.
+    #[error("{mismatch} [{variant}]")]
+    Mismatch {
+        mismatch: Mismatch,
+        variant: &'static str,
+    },
+}
+
+/// A path given on the command line that names no scenario files.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct PathError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
 /// The outcome for one file.
 #[derive(Debug)]
 pub struct FileReport {
     pub path: PathBuf,
     pub name: String,
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), FileError>,
 }
 
 impl fmt::Display for FileReport {
@@ -564,28 +383,32 @@ impl fmt::Display for FileReport {
     }
 }
 
-/// Parses a scenario file, naming the file and the reason on failure.
-pub fn load(path: &Path) -> Result<Scenario, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("cannot parse: {e}"))
+/// Parses a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, FileError> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// The `*.json` files under each path (a file is taken as it is), sorted.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PathError> {
     let mut files = vec![];
     for p in paths {
+        let err = |source| PathError {
+            path: p.clone(),
+            source,
+        };
         if p.is_dir() {
-            let entries = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let entries = std::fs::read_dir(p).map_err(err)?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "json"))
                 .collect();
             found.sort();
             files.extend(found);
-        } else if p.is_file() {
-            files.push(p.clone());
         } else {
-            return Err(format!("{}: no such file or directory", p.display()));
+            // A file is taken as it is; one that cannot be read fails when it is run.
+            std::fs::metadata(p).map_err(err)?;
+            files.push(p.clone());
         }
     }
     Ok(files)
@@ -609,9 +432,9 @@ pub fn run_files(files: &[PathBuf], engine: &mut dyn Engine, base: &Config) -> V
             };
             let outcome = ISS_VARIANTS
                 .iter()
-                .try_for_each(|&(label, iss, peer_offset)| {
+                .try_for_each(|&(variant, iss, peer_offset)| {
                     run_scenario(engine, &sc, base, iss, peer_offset)
-                        .map_err(|m| format!("{m} [{label}]"))
+                        .map_err(|mismatch| FileError::Mismatch { mismatch, variant })
                 });
             FileReport {
                 path: path.clone(),

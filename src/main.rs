@@ -10,7 +10,7 @@ use tcpsim::conformance::{self, InProcess};
 use tcpsim::server::{self, ServeConfig};
 use tcpsim::service::Limits;
 use tcpsim::table::{Cidr, TableConfig};
-use tcpsim::tcp::{self, ProfileName, SeqNum, Side, pair};
+use tcpsim::tcp::{self, ProfileName};
 
 #[derive(Parser)]
 #[command(
@@ -95,9 +95,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Walks one MANUAL connection through the seed's handshake and four-way close, printing
-    /// every segment and both sides' states.
-    Demo,
 }
 
 #[derive(Args)]
@@ -318,10 +315,6 @@ fn main() -> ExitCode {
             scale,
             json,
         } => load(&scenario, target, token, scale, json),
-        Command::Demo => {
-            demo();
-            ExitCode::SUCCESS
-        }
     }
 }
 
@@ -564,58 +557,4 @@ fn load(
             ExitCode::FAILURE
         }
     }
-}
-
-/// The seed's exchange on a MANUAL pair, one segment at a time.
-fn demo() {
-    let cfg = tcp::Config::default();
-    let mut m = pair::Manual::new(None);
-    let mut scratch = pair::Scratch::default();
-    let mut now = 0;
-    let show = |m: &pair::Manual, what: &str| {
-        println!(
-            "{what:<44} client {:<12} server {}",
-            m.pair.state(Side::Client).rfc_name(),
-            m.pair.state(Side::Server).rfc_name()
-        );
-    };
-    m.drive()
-        .open(&cfg, now, SeqNum(100), SeqNum(300), &mut scratch, &mut ())
-        .expect("a fresh pair opens");
-    show(&m, "client connects, server listens");
-    let step =
-        |m: &mut pair::Manual, scratch: &mut pair::Scratch, now: u64, dir: pair::Direction| {
-            let moved = m
-                .drive()
-                .deliver(&cfg, now, dir, 1, scratch, &mut ())
-                .expect("a segment waits");
-            let arrow = if dir == pair::Direction::ClientToServer {
-                "client -> server"
-            } else {
-                "server -> client"
-            };
-            show(m, &format!("{arrow} {}", moved[0]));
-        };
-    use pair::Direction::{ClientToServer as C2S, ServerToClient as S2C};
-    step(&mut m, &mut scratch, now, C2S);
-    step(&mut m, &mut scratch, now, S2C);
-    step(&mut m, &mut scratch, now, C2S);
-    m.drive()
-        .close(&cfg, now, Side::Client, &mut scratch, &mut ())
-        .expect("established closes");
-    show(&m, "client closes");
-    step(&mut m, &mut scratch, now, C2S);
-    step(&mut m, &mut scratch, now, S2C);
-    m.drive()
-        .close(&cfg, now, Side::Server, &mut scratch, &mut ())
-        .expect("close-wait closes");
-    show(&m, "server closes");
-    step(&mut m, &mut scratch, now, S2C);
-    step(&mut m, &mut scratch, now, C2S);
-    now += cfg.time_wait_ms();
-    m.drive().on_timeout(&cfg, now, &mut scratch, &mut ());
-    show(
-        &m,
-        &format!("{} s later (2·MSL)", cfg.time_wait_ms() / 1000),
-    );
 }

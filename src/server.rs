@@ -72,7 +72,25 @@ pub struct Running {
     /// Where `GET /metrics` is served, if it is.
     pub metrics_addr: Option<SocketAddr>,
     pub table: Arc<Table>,
-    pub done: tokio::task::JoinHandle<Result<(), String>>,
+    pub done: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the listener has no address: {0}")]
+    Listener(std::io::Error),
+    #[error(transparent)]
+    Table(#[from] crate::table::SetupError),
+    #[error("cannot listen for metrics on {at}: {source}")]
+    Metrics {
+        at: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("TLS: {0}")]
+    Tls(tonic::transport::Error),
 }
 
 type Svc = SimulatorServer<SimulatorService>;
@@ -112,8 +130,8 @@ pub async fn start(
     cfg: ServeConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Running, String> {
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+) -> Result<Running, StartError> {
+    let addr = listener.local_addr().map_err(StartError::Listener)?;
     let clock = if cfg.virtual_clock {
         Clock::virtual_at(0)
     } else {
@@ -134,10 +152,11 @@ pub async fn start(
     let metrics = Arc::new(crate::metrics::Metrics::new(table.clone()));
     let metrics_addr = match cfg.metrics_listen {
         Some(at) => {
+            let metrics_err = |source| StartError::Metrics { at, source };
             let l = tokio::net::TcpListener::bind(at)
                 .await
-                .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))?;
-            let bound = l.local_addr().map_err(|e| e.to_string())?;
+                .map_err(metrics_err)?;
+            let bound = l.local_addr().map_err(metrics_err)?;
             tokio::spawn(crate::metrics::serve(metrics.clone(), l, stop_rx.clone()));
             Some(bound)
         }
@@ -149,8 +168,8 @@ pub async fn start(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1().map_err(|e| e.to_string())?;
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| e.to_string())?;
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let simulator = SimulatorServer::new(SimulatorService::new(
         table.clone(),
         cfg.limits.clone(),
@@ -175,7 +194,7 @@ pub async fn start(
         let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(|e| format!("TLS: {e}"))?;
+            .map_err(StartError::Tls)?;
     }
     let serving = builder
         .layer(crate::metrics::GrpcMetricsLayer(metrics.grpc.clone()))
@@ -192,7 +211,7 @@ pub async fn start(
     let grace = cfg.shutdown_grace;
     let done = tokio::spawn(async move {
         tokio::select! {
-            r = serving => r.map_err(|e| e.to_string()),
+            r = serving => r,
             _ = async { if begun_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
                 // The bound is the promise: stop anyway, and say so.
                 eprintln!("warning: calls still in flight after the {} ms grace were cut off", grace.as_millis());

@@ -1331,7 +1331,7 @@ async fn graceful_shutdown_ends_open_streams_and_reports_not_serving() {
     let result = tokio::time::timeout(Duration::from_secs(10), srv.shutdown())
         .await
         .expect("shutdown within the grace");
-    assert_eq!(result, Ok(()));
+    assert!(result.is_ok(), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // Both streams ended cleanly.
     assert!(matches!(watch.message().await, Ok(None) | Err(_)));
@@ -1516,10 +1516,10 @@ fn shutdown_is_bounded_by_the_grace_even_when_a_client_never_lets_go() {
         .unwrap();
     idle.block_on(stuck.stats(pb::StatsRequest {})).unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(
-        rt.block_on(srv.shutdown()),
-        Ok(()),
-        "the server still ends successfully"
+    let ended = rt.block_on(srv.shutdown());
+    assert!(
+        ended.is_ok(),
+        "the server still ends successfully: {ended:?}"
     );
     let took = started.elapsed();
     assert!(

@@ -81,7 +81,7 @@ fn a_wrong_expected_segment_fails_at_its_step() {
 fn a_wrong_state_fails_at_its_step() {
     let mut sc = scenario("srv-passive-open.json");
     sc.steps[6] = Step::State {
-        is: "CLOSE_WAIT".into(),
+        is: tcpsim::tcp::State::CloseWait,
     };
     let m = run(&sc).unwrap_err();
     assert_eq!(
@@ -207,9 +207,40 @@ fn cli_names_a_missing_path() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("/no/such/dir: no such file or directory")
+        err.contains("/no/such/dir: No such file or directory"),
+        "{err}"
     );
+}
+
+#[test]
+fn a_file_naming_an_unknown_flag_or_state_is_refused_when_it_is_read() {
+    let dir = std::env::temp_dir().join(format!("tcpsim-conf-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, step, why) in [
+        (
+            "flag.json",
+            r#"{"op": "inject", "flags": ["SYN", "ECE"], "seq": 0}"#,
+            r#""ECE" is not a control bit"#,
+        ),
+        (
+            "state.json",
+            r#"{"op": "state", "is": "HALF_OPEN"}"#,
+            r#""HALF_OPEN" is not a TCP state"#,
+        ),
+    ] {
+        let path = dir.join(name);
+        let text =
+            format!(r#"{{"name": "n", "role": "server", "steps": [{{"op": "listen"}}, {step}]}}"#);
+        std::fs::write(&path, text).unwrap();
+        let err = conformance::load(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot parse: ") && err.contains(why),
+            "{name}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -251,7 +282,11 @@ fn under_rfc9293_the_files_that_show_a_deviation_fail() {
         ("cli-syn-retransmit-giveup-r2.json", "expect"),
         ("srv-time-wait-duration.json", "state"),
     ] {
-        let why = run_one(differs).unwrap_err();
-        assert!(why.contains(&format!("({at})")), "{differs}: {why}");
+        match run_one(differs) {
+            Err(conformance::FileError::Mismatch { mismatch, .. }) => {
+                assert_eq!(mismatch.op, at, "{differs}: {mismatch}")
+            }
+            other => panic!("{differs}: expected a mismatch, got {other:?}"),
+        }
     }
 }

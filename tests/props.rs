@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use tcpsim::tcp::pair::Manual;
 use tcpsim::tcp::pair::{Log, Scratch};
-use tcpsim::tcp::{Config, Direction, Flags, Pair, Segment, SeqNum, Side, State};
+use tcpsim::tcp::{Call, Config, Direction, Flags, Pair, Segment, SeqNum, Side, State};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -106,10 +106,10 @@ proptest! {
         m.drive().open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut log).unwrap();
         for op in ops {
             match op {
-                Op::Send(s, n) => { let _ = m.drive().send(&cfg, now, s, n, &mut scratch, &mut log); }
-                Op::Shutdown(s) => { let _ = m.drive().shutdown(&cfg, now, s, &mut scratch, &mut log); }
-                Op::Close(s) => { let _ = m.drive().close(&cfg, now, s, &mut scratch, &mut log); }
-                Op::Abort(s) => { let _ = m.drive().abort(&cfg, now, s, &mut scratch, &mut log); }
+                Op::Send(s, n) => { let _ = m.drive().call(&cfg, now, s, Call::Send(n), &mut scratch, &mut log); }
+                Op::Shutdown(s) => { let _ = m.drive().call(&cfg, now, s, Call::Shutdown, &mut scratch, &mut log); }
+                Op::Close(s) => { let _ = m.drive().call(&cfg, now, s, Call::Close, &mut scratch, &mut log); }
+                Op::Abort(s) => { let _ = m.drive().call(&cfg, now, s, Call::Abort, &mut scratch, &mut log); }
                 Op::CloseBoth(half) => { let _ = m.drive().close_both(&cfg, now, half, &mut scratch, &mut log); }
                 Op::Deliver(d) => { let _ = m.drive().deliver(&cfg, now, d, 1, &mut scratch, &mut log); }
                 Op::Drop(d) => { let _ = m.drive().drop_segments(d, 1); }
@@ -160,7 +160,7 @@ proptest! {
         p.drive().open(&cfg, now, SeqNum(client_iss), SeqNum(server_iss), &mut scratch, &mut ()).unwrap();
         prop_assert_eq!((p.state(Side::Client), p.state(Side::Server)), (State::Established, State::Established));
         for (s, n) in sends {
-            p.drive().send(&cfg, now, s, n, &mut scratch, &mut ()).unwrap();
+            p.drive().call(&cfg, now, s, Call::Send(n), &mut scratch, &mut ()).unwrap();
         }
         for side in Side::BOTH {
             let ep = p.endpoint(side);
@@ -170,17 +170,17 @@ proptest! {
         }
         match how {
             0 => {
-                p.drive().close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
-                p.drive().close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+                p.drive().call(&cfg, now, Side::Client, Call::Close, &mut scratch, &mut ()).unwrap();
+                p.drive().call(&cfg, now, Side::Server, Call::Close, &mut scratch, &mut ()).unwrap();
             }
             1 => {
-                p.drive().close(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
-                p.drive().close(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
+                p.drive().call(&cfg, now, Side::Server, Call::Close, &mut scratch, &mut ()).unwrap();
+                p.drive().call(&cfg, now, Side::Client, Call::Close, &mut scratch, &mut ()).unwrap();
             }
             2 => p.drive().close_both(&cfg, now, false, &mut scratch, &mut ()).unwrap(),
             _ => {
-                p.drive().shutdown(&cfg, now, Side::Client, &mut scratch, &mut ()).unwrap();
-                p.drive().shutdown(&cfg, now, Side::Server, &mut scratch, &mut ()).unwrap();
+                p.drive().call(&cfg, now, Side::Client, Call::Shutdown, &mut scratch, &mut ()).unwrap();
+                p.drive().call(&cfg, now, Side::Server, Call::Shutdown, &mut scratch, &mut ()).unwrap();
             }
         }
         now += cfg.time_wait_ms();

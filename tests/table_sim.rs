@@ -9,10 +9,8 @@
 
 use std::sync::Arc;
 
-use tcpsim::table::{
-    Clock, CloseHow, ConnId, Mode, OpenSpec, Sides, Table, TableConfig, WireAction,
-};
-use tcpsim::tcp::{self, Direction, Flags, Segment, SeqNum, Side, State};
+use tcpsim::table::{Clock, ConnId, Mode, OpenSpec, Sides, Table, TableConfig, WireAction};
+use tcpsim::tcp::{self, Call, Direction, Flags, Segment, SeqNum, Side, State};
 
 /// splitmix64: small, fast, and the same everywhere.
 struct Rng(u64);
@@ -125,20 +123,20 @@ impl Driver {
                     Sides::One(r.side())
                 };
                 let how = if r.chance(50) {
-                    CloseHow::Close
+                    Call::Close
                 } else {
-                    CloseHow::Shutdown
+                    Call::Shutdown
                 };
-                let _ = t.close(id, sides, how);
+                let _ = t.call(id, sides, how);
             }
             32..=35 => {
                 let id = self.pick();
-                let _ = t.abort(id, self.rng.side());
+                let _ = t.call(id, Sides::One(self.rng.side()), Call::Abort);
             }
             36..=47 => {
                 let id = self.pick();
                 let (side, n) = (self.rng.side(), self.rng.below(6000) as u32);
-                let _ = t.send(id, side, n);
+                let _ = t.call(id, Sides::One(side), Call::Send(n));
             }
             48..=69 => {
                 let id = self.pick();
@@ -315,8 +313,8 @@ fn concurrent_stress_keeps_counters_equal_to_a_scan() {
         .map(|c| c.id)
         .collect();
     for id in ids {
-        let _ = t.abort(id, Side::Client);
-        let _ = t.abort(id, Side::Server);
+        let _ = t.call(id, Sides::One(Side::Client), Call::Abort);
+        let _ = t.call(id, Sides::One(Side::Server), Call::Abort);
         let _ = t.remove(id);
     }
     t.advance(10_000_000).unwrap();

@@ -7,18 +7,17 @@ use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use super::{Engine, UserCall};
+use super::{Engine, EngineError};
 use crate::service::convert;
 use crate::service::proto as pb;
 use crate::service::proto::simulator_client::SimulatorClient;
-use crate::tcp::{Config, Segment, SeqNum, State};
+use crate::tcp::{Call, Config, Segment, State};
 
 pub struct ViaGrpc {
     rt: tokio::runtime::Runtime,
     client: SimulatorClient<Channel>,
     token: Option<String>,
     settings: pb::TcpSettings,
-    iss: SeqNum,
     /// The server's clock when the scenario started.
     base: u64,
     /// Scenario time the clock stands at.
@@ -28,33 +27,65 @@ pub struct ViaGrpc {
     answers: Vec<(u64, Segment)>,
 }
 
+/// Why the engine could not be set up against a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("{url}: {source}")]
+    Call { url: String, source: EngineError },
+    #[error(
+        "the server at {url} runs a {clock} clock; conformance needs `tcpsim serve --clock virtual`"
+    )]
+    RealClock { url: String, clock: String },
+    #[error("the token is not valid metadata")]
+    Token,
+}
+
 impl ViaGrpc {
-    pub fn connect(url: &str, token: Option<String>) -> Result<ViaGrpc, String> {
+    pub fn connect(url: &str, token: Option<String>) -> Result<ViaGrpc, ConnectError> {
+        if token
+            .as_deref()
+            .is_some_and(|t| format!("Bearer {t}").parse::<MetadataValue<_>>().is_err())
+        {
+            return Err(ConnectError::Token);
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let client = rt
             .block_on(SimulatorClient::connect(url.to_string()))
-            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            .map_err(|source| ConnectError::Unreachable {
+                url: url.into(),
+                source,
+            })?;
         let mut engine = ViaGrpc {
             rt,
             client,
             token,
             settings: pb::TcpSettings::default(),
-            iss: SeqNum(0),
             base: 0,
             now: 0,
             id: None,
             role: 0,
             answers: Vec::new(),
         };
-        let stats = engine.call(|c, r| Box::pin(c.stats(r)), pb::StatsRequest {})?;
+        let stats = engine
+            .call(|c, r| Box::pin(c.stats(r)), pb::StatsRequest {})
+            .map_err(|source| ConnectError::Call {
+                url: url.into(),
+                source,
+            })?;
         if stats.clock != "virtual" {
-            return Err(format!(
-                "the server at {url} runs a {} clock; conformance needs `tcpsim serve --clock virtual`",
-                stats.clock
-            ));
+            return Err(ConnectError::RealClock {
+                url: url.into(),
+                clock: stats.clock,
+            });
         }
         Ok(engine)
     }
@@ -69,26 +100,22 @@ impl ViaGrpc {
             Box<dyn std::future::Future<Output = Result<tonic::Response<A>, tonic::Status>> + '_>,
         >,
         q: Q,
-    ) -> Result<A, String> {
+    ) -> Result<A, EngineError> {
         let mut req = Request::new(q);
-        if let Some(t) = &self.token {
-            let v: MetadataValue<_> = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| "the token is not valid metadata".to_string())?;
+        if let Some(v) = self
+            .token
+            .as_ref()
+            .and_then(|t| format!("Bearer {t}").parse().ok())
+        {
             req.metadata_mut().insert("authorization", v);
         }
         let client = &mut self.client;
         let fut = f(client, req);
-        self.rt
-            .block_on(fut)
-            .map(|r| r.into_inner())
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+        Ok(self.rt.block_on(fut)?.into_inner())
     }
 
-    fn id(&self) -> Result<u64, String> {
-        self.id.ok_or_else(|| {
-            "the scenario has not opened its endpoint yet (listen or connect)".into()
-        })
+    fn id(&self) -> Result<u64, EngineError> {
+        self.id.ok_or(EngineError::NotOpen)
     }
 
     fn side(&self) -> i32 {
@@ -96,14 +123,18 @@ impl ViaGrpc {
     }
 }
 
+/// A segment the server reported, or why it is not one.
+fn segment(field: &str, s: &pb::Segment) -> Result<Segment, EngineError> {
+    convert::segment_from_pb(field, s).map_err(|e| EngineError::BadReply(e.message().into()))
+}
+
 impl Engine for ViaGrpc {
-    fn start(&mut self, cfg: &Config, iss: SeqNum) -> Result<(), String> {
+    fn start(&mut self, cfg: &Config) -> Result<(), EngineError> {
         if let Some(id) = self.id.take() {
             self.call(|c, r| Box::pin(c.remove(r)), pb::RemoveRequest { id })?;
         }
         // Every setting, so that the server's own settings do not matter.
         self.settings = convert::settings_to_pb(cfg);
-        self.iss = iss;
         self.base = self
             .call(|c, r| Box::pin(c.stats(r)), pb::StatsRequest {})?
             .now_ms;
@@ -112,61 +143,55 @@ impl Engine for ViaGrpc {
         Ok(())
     }
 
-    fn call(&mut self, call: UserCall) -> Result<(), String> {
-        let role = match call {
-            UserCall::Listen => Some(pb::Side::Server),
-            UserCall::Connect => Some(pb::Side::Client),
+    fn call(&mut self, call: Call) -> Result<(), EngineError> {
+        let opens = match call {
+            Call::Listen { iss } => Some((pb::Side::Server, iss)),
+            Call::Connect { iss } => Some((pb::Side::Client, iss)),
             _ => None,
         };
-        if let Some(role) = role {
+        if let Some((role, iss)) = opens {
             let req = pb::OpenRequest {
                 mode: pb::Mode::External as i32,
                 role: role as i32,
-                iss: Some(self.iss.0),
+                iss: Some(iss.0),
                 settings: Some(self.settings),
                 ..Default::default()
             };
             let o = self.call(|c, r| Box::pin(c.open(r)), req)?;
-            self.id = Some(
-                o.connections
-                    .first()
-                    .ok_or("Open returned no connection")?
-                    .id,
-            );
+            let first = o.connections.first();
+            let opened =
+                first.ok_or_else(|| EngineError::BadReply("Open opened nothing".into()))?;
+            self.id = Some(opened.id);
             self.role = role as i32;
             return Ok(());
         }
         let (id, side) = (self.id()?, self.side());
+        let close = |how: pb::CloseKind| pb::CloseRequest {
+            id,
+            side,
+            how: how as i32,
+        };
         match call {
-            UserCall::Send(bytes) => self
-                .call(
-                    |c, r| Box::pin(c.send(r)),
-                    pb::SendRequest { id, side, bytes },
-                )
-                .map(drop),
-            UserCall::Shutdown | UserCall::Close => {
-                let how = if call == UserCall::Shutdown {
-                    pb::CloseKind::Shutdown
-                } else {
-                    pb::CloseKind::Close
-                };
-                self.call(
-                    |c, r| Box::pin(c.close(r)),
-                    pb::CloseRequest {
-                        id,
-                        side,
-                        how: how as i32,
-                    },
-                )
-                .map(drop)
+            Call::Send(bytes) => {
+                let req = pb::SendRequest { id, side, bytes };
+                self.call(|c, r| Box::pin(c.send(r)), req).map(drop)
             }
-            _ => self
-                .call(|c, r| Box::pin(c.abort(r)), pb::AbortRequest { id, side })
-                .map(drop),
+            Call::Shutdown => {
+                let req = close(pb::CloseKind::Shutdown);
+                self.call(|c, r| Box::pin(c.close(r)), req).map(drop)
+            }
+            Call::Close => {
+                let req = close(pb::CloseKind::Close);
+                self.call(|c, r| Box::pin(c.close(r)), req).map(drop)
+            }
+            Call::Abort | Call::Listen { .. } | Call::Connect { .. } => {
+                let req = pb::AbortRequest { id, side };
+                self.call(|c, r| Box::pin(c.abort(r)), req).map(drop)
+            }
         }
     }
 
-    fn inject(&mut self, seg: Segment) -> Result<(), String> {
+    fn inject(&mut self, seg: Segment) -> Result<(), EngineError> {
         let req = pb::InjectRequest {
             id: self.id()?,
             to: self.side(),
@@ -174,14 +199,12 @@ impl Engine for ViaGrpc {
         };
         let r = self.call(|c, r| Box::pin(c.inject(r)), req)?;
         for s in &r.emitted {
-            let seg =
-                convert::segment_from_pb("emitted", s).map_err(|e| e.message().to_string())?;
-            self.answers.push((self.now, seg));
+            self.answers.push((self.now, segment("emitted", s)?));
         }
         Ok(())
     }
 
-    fn advance_to(&mut self, t: u64) -> Result<(), String> {
+    fn advance_to(&mut self, t: u64) -> Result<(), EngineError> {
         if t > self.now {
             let millis = t - self.now;
             self.call(
@@ -193,7 +216,7 @@ impl Engine for ViaGrpc {
         Ok(())
     }
 
-    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, String> {
+    fn take_emitted(&mut self) -> Result<Vec<(u64, Segment)>, EngineError> {
         let mut all = std::mem::take(&mut self.answers);
         let Some(id) = self.id else { return Ok(all) };
         let conn = self.call(
@@ -219,17 +242,14 @@ impl Engine for ViaGrpc {
                     .emitted_at_ms
                     .unwrap_or(self.base + self.now)
                     .saturating_sub(self.base);
-                all.push((
-                    at,
-                    convert::segment_from_pb("moved", s).map_err(|e| e.message().to_string())?,
-                ));
+                all.push((at, segment("moved", s)?));
             }
         }
         all.sort_by_key(|&(at, _)| at);
         Ok(all)
     }
 
-    fn state(&mut self) -> Result<State, String> {
+    fn state(&mut self) -> Result<State, EngineError> {
         let conn = self.call(
             |c, r| Box::pin(c.get(r)),
             pb::GetRequest {
@@ -240,10 +260,10 @@ impl Engine for ViaGrpc {
         let s = conn
             .endpoints
             .first()
-            .ok_or("the connection has no endpoint")?
+            .ok_or_else(|| EngineError::BadReply("the connection has no endpoint".into()))?
             .state;
-        Ok(convert::state_from_pb(
-            pb::State::try_from(s).map_err(|_| format!("unknown state {s}"))?,
-        ))
+        let s = pb::State::try_from(s)
+            .map_err(|_| EngineError::BadReply(format!("unknown state {s}")))?;
+        Ok(convert::state_from_pb(s))
     }
 }

@@ -7,28 +7,34 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use tonic::Status;
 
 use super::proto as pb;
-use crate::table::{self, CloseHow, ConnInfo, Mode, Sides, States, WireAction};
+use crate::table::{self, ConnInfo, Mode, Sides, States, WireAction};
 use crate::tcp::{
     self, Cause, Direction, Flags, ProfileName, Segment, SeqNum, Side, State, TimerKind,
 };
 
-/// The single mapping from table errors to gRPC codes.
-pub fn status(e: table::Error) -> Status {
-    use table::Error as E;
-    let msg = e.to_string();
-    match e {
-        E::NotFound(_) => Status::not_found(msg),
-        E::TableFull { .. } | E::PortsExhausted { .. } => Status::resource_exhausted(msg),
-        E::Tcp {
-            source: tcp::Error::SendBufferFull { .. },
-            ..
-        } => Status::resource_exhausted(format!("bytes: {msg}")),
-        E::Tcp { .. } | E::TupleInUse { .. } | E::WrongMode { .. } | E::Wire(_) | E::RealClock => {
-            Status::failed_precondition(msg)
+/// The single mapping from table errors to gRPC codes: one code per cause, the message naming
+/// the field or the state.
+impl From<table::Error> for Status {
+    fn from(e: table::Error) -> Status {
+        use table::Error as E;
+        let msg = e.to_string();
+        match e {
+            E::NotFound(_) => Status::not_found(msg),
+            E::TableFull { .. } | E::PortsExhausted { .. } => Status::resource_exhausted(msg),
+            E::Tcp {
+                source: tcp::Error::SendBufferFull { .. },
+                ..
+            } => Status::resource_exhausted(format!("bytes: {msg}")),
+            E::Tcp { .. }
+            | E::TupleInUse { .. }
+            | E::IssInTimeWait { .. }
+            | E::WrongMode { .. }
+            | E::Wire(_)
+            | E::RealClock => Status::failed_precondition(msg),
+            E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
+            E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),
+            E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
         }
-        E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
-        E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),
-        E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
     }
 }
 
@@ -64,10 +70,11 @@ pub fn sides(field: &str, v: i32) -> Result<Sides, Status> {
     }
 }
 
-pub fn close_how(field: &str, v: i32) -> Result<CloseHow, Status> {
+/// The user call a `CloseKind` asks for: a half-close or a close.
+pub fn close_how(field: &str, v: i32) -> Result<tcp::Call, Status> {
     Ok(match known::<pb::CloseKind>(field, v)? {
-        pb::CloseKind::Shutdown => CloseHow::Shutdown,
-        pb::CloseKind::Close | pb::CloseKind::Unspecified => CloseHow::Close,
+        pb::CloseKind::Shutdown => tcp::Call::Shutdown,
+        pb::CloseKind::Close | pb::CloseKind::Unspecified => tcp::Call::Close,
     })
 }
 

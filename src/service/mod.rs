@@ -20,9 +20,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::table::{self, ConnId, Mode, OpenFailure, OpenSpec, Table};
-use crate::tcp::{Side, State, TimerKind};
-use convert::{invalid, status};
+use crate::table::{self, ConnId, Mode, OpenFailure, OpenSpec, Sides, Table};
+use crate::tcp::{Call, Side, State, TimerKind};
+use convert::invalid;
 use proto as pb;
 use proto::simulator_server::Simulator;
 
@@ -110,12 +110,12 @@ impl Ops {
         spec.server_iss = r.server_iss;
         if let Some(s) = &r.settings {
             if mode == Mode::Auto {
-                return Err(status(table::Error::SettingsOnAuto));
+                return Err(table::Error::SettingsOnAuto.into());
             }
             spec.settings = Some(convert::settings(self.table.tcp_config(), s)?);
         }
         if count == 1 {
-            let o = self.table.open(&spec).map_err(status)?;
+            let o = self.table.open(&spec)?;
             return Ok(pb::OpenResponse {
                 connections: vec![opened_pb(&o)],
                 failed: 0,
@@ -130,7 +130,7 @@ impl Ops {
                     let reason = match &e {
                         table::Error::TableFull { .. } => OpenFailure::TableFull,
                         table::Error::PortsExhausted { .. } => OpenFailure::PortsExhausted,
-                        _ => return Err(status(e)),
+                        _ => return Err(e.into()),
                     };
                     // The table is full or the ports are gone: the rest would fail alike.
                     let rest = count - i;
@@ -149,13 +149,15 @@ impl Ops {
     pub fn close(&self, r: &pb::CloseRequest) -> Result<pb::ConnectionStates, Status> {
         let sides = convert::sides("side", r.side)?;
         let how = convert::close_how("how", r.how)?;
-        let s = self.table.close(ConnId(r.id), sides, how).map_err(status)?;
+        let s = self.table.call(ConnId(r.id), sides, how)?;
         Ok(convert::states_to_pb(r.id, &s))
     }
 
     pub fn abort(&self, r: &pb::AbortRequest) -> Result<pb::ConnectionStates, Status> {
         let side = convert::side("side", r.side)?;
-        let s = self.table.abort(ConnId(r.id), side).map_err(status)?;
+        let s = self
+            .table
+            .call(ConnId(r.id), Sides::One(side), Call::Abort)?;
         Ok(convert::states_to_pb(r.id, &s))
     }
 
@@ -163,8 +165,7 @@ impl Ops {
         let side = convert::side("side", r.side)?;
         let s = self
             .table
-            .send(ConnId(r.id), side, r.bytes)
-            .map_err(status)?;
+            .call(ConnId(r.id), Sides::One(side), Call::Send(r.bytes))?;
         Ok(convert::states_to_pb(r.id, &s))
     }
 
@@ -175,7 +176,7 @@ impl Ops {
             .as_ref()
             .ok_or_else(|| invalid("segment", "required"))?;
         let seg = convert::segment_from_pb("segment", seg)?;
-        let i = self.table.inject(ConnId(r.id), to, &seg).map_err(status)?;
+        let i = self.table.inject(ConnId(r.id), to, &seg)?;
         Ok(pb::InjectResponse {
             before: convert::state_to_pb(i.before) as i32,
             after: convert::state_to_pb(i.after) as i32,
@@ -197,10 +198,7 @@ impl Ops {
                 self.limits.max_wire_count
             )));
         }
-        let w = self
-            .table
-            .wire(ConnId(r.id), dir, action, count)
-            .map_err(status)?;
+        let w = self.table.wire(ConnId(r.id), dir, action, count)?;
         let at = |i: usize| w.emitted_at.get(i).copied();
         let states = convert::states_to_pb(r.id, &w.states);
         Ok(pb::WireResponse {
@@ -216,7 +214,7 @@ impl Ops {
     }
 
     pub fn remove(&self, r: &pb::RemoveRequest) -> Result<pb::RemoveResponse, Status> {
-        self.table.remove(ConnId(r.id)).map_err(status)?;
+        self.table.remove(ConnId(r.id))?;
         Ok(pb::RemoveResponse {})
     }
 
@@ -235,7 +233,7 @@ impl Ops {
             }
             None => ConnId(r.id),
         };
-        let c = self.table.get(id).map_err(status)?;
+        let c = self.table.get(id)?;
         Ok(convert::connection_to_pb(&c))
     }
 
@@ -340,7 +338,7 @@ impl Ops {
         if r.millis > MAX {
             return Err(invalid("millis", format!("{} is over ten years", r.millis)));
         }
-        let a = self.table.advance(r.millis).map_err(status)?;
+        let a = self.table.advance(r.millis)?;
         Ok(pb::AdvanceClockResponse {
             now_ms: a.now,
             timers_fired: a.fired,

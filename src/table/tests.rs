@@ -2,7 +2,9 @@
 //! against a full scan.
 
 use super::*;
-use crate::tcp::Flags;
+use crate::tcp::pair::WireError;
+use crate::tcp::{Call, Direction, Endpoint, Flags, SeqNum, State, TimerKind};
+use std::net::Ipv4Addr;
 
 fn table_with(cfg: TableConfig, tcp: tcp::Config) -> Table {
     Table::new(cfg, tcp, Clock::virtual_at(0)).unwrap()
@@ -51,11 +53,9 @@ fn auto_lifecycle_through_the_table() {
     assert_eq!(s.ports_used, 1);
     consistent(&t);
 
-    t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
-        .unwrap();
+    t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
     assert_eq!(
-        t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
-            .unwrap(),
+        t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap(),
         [Some(State::TimeWait), C]
     );
     assert_eq!(t.stats().counters.timers_pending(TimerKind::TimeWait), 1);
@@ -86,7 +86,7 @@ fn simultaneous_close_leaves_both_in_time_wait_with_one_wheel_entry() {
     let t = table();
     let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
     assert_eq!(
-        t.close(o.id, Sides::Both, CloseHow::Close).unwrap(),
+        t.call(o.id, Sides::Both, Call::Close).unwrap(),
         [Some(State::TimeWait), Some(State::TimeWait)]
     );
     let s = t.stats();
@@ -154,10 +154,8 @@ fn ports_run_out_and_come_back_after_time_wait() {
     );
     // TIME-WAIT keeps its port.
     for &id in &ids {
-        t.close(id, Sides::One(Side::Client), CloseHow::Close)
-            .unwrap();
-        t.close(id, Sides::One(Side::Server), CloseHow::Close)
-            .unwrap();
+        t.call(id, Sides::One(Side::Client), Call::Close).unwrap();
+        t.call(id, Sides::One(Side::Server), Call::Close).unwrap();
     }
     assert!(matches!(
         t.open(&OpenSpec::new(Mode::Auto)),
@@ -224,11 +222,9 @@ fn explicit_tuple_on_server_time_wait_reopens_it_like_linux() {
     };
     let o = t.open(&spec).unwrap();
     // The server closes first: it holds TIME-WAIT; the client ends CLOSED.
-    t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
-        .unwrap();
+    t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap();
     assert_eq!(
-        t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
-            .unwrap(),
+        t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap(),
         [C, Some(State::TimeWait)]
     );
     let again = t.open(&spec).unwrap();
@@ -248,10 +244,8 @@ fn explicit_tuple_on_server_time_wait_reopens_it_like_linux() {
     consistent(&t);
 
     // A client-side TIME-WAIT is not reusable (Linux refuses without timestamps).
-    t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
-        .unwrap();
-    t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
-        .unwrap();
+    t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
+    t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap();
     assert!(matches!(t.open(&spec), Err(Error::TupleInUse { .. })));
     consistent(&t);
 }
@@ -346,7 +340,7 @@ fn external_server_answers_injections_and_queues_timer_segments() {
         Err(Error::NoSuchSide { .. })
     ));
     assert!(matches!(
-        t.send(o.id, Side::Client, 10),
+        t.call(o.id, Sides::One(Side::Client), Call::Send(10)),
         Err(Error::NoSuchSide { .. })
     ));
     assert_eq!(
@@ -363,7 +357,7 @@ fn refused_calls_change_nothing() {
     let t = table();
     let auto = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
     let manual = t.open(&OpenSpec::new(Mode::Manual)).unwrap();
-    t.close(auto.id, Sides::One(Side::Client), CloseHow::Close)
+    t.call(auto.id, Sides::One(Side::Client), Call::Close)
         .unwrap();
     let snapshot = |t: &Table| {
         (
@@ -383,26 +377,35 @@ fn refused_calls_change_nothing() {
         Err(Error::Wire(WireError::NotEnough { .. }))
     ));
     assert!(matches!(
-        t.send(manual.id, Side::Server, 10),
-        Err(Error::Tcp { side: "server", .. })
+        t.call(manual.id, Sides::One(Side::Server), Call::Send(10)),
+        Err(Error::Tcp {
+            side: Sides::One(Side::Server),
+            ..
+        })
     ));
     assert!(matches!(
-        t.send(auto.id, Side::Server, u32::MAX),
+        t.call(auto.id, Sides::One(Side::Server), Call::Send(u32::MAX)),
         Err(Error::Tcp {
             source: tcp::Error::SendBufferFull { .. },
             ..
         })
     ));
     assert!(matches!(
-        t.close(auto.id, Sides::One(Side::Client), CloseHow::Close),
-        Err(Error::Tcp { side: "client", .. })
+        t.call(auto.id, Sides::One(Side::Client), Call::Close),
+        Err(Error::Tcp {
+            side: Sides::One(Side::Client),
+            ..
+        })
     ));
     assert!(matches!(
-        t.close(auto.id, Sides::Both, CloseHow::Close),
-        Err(Error::Tcp { side: "both", .. })
+        t.call(auto.id, Sides::Both, Call::Close),
+        Err(Error::Tcp {
+            side: Sides::Both,
+            ..
+        })
     ));
     assert_eq!(
-        t.send(ConnId(12345), Side::Client, 1),
+        t.call(ConnId(12345), Sides::One(Side::Client), Call::Send(1)),
         Err(Error::NotFound(ConnId(12345)))
     );
     assert_eq!(t.remove(ConnId(12345)), Err(Error::NotFound(ConnId(12345))));
@@ -438,7 +441,7 @@ fn run_timers_expires_in_bounded_batches() {
         .map(|_| t.open(&OpenSpec::new(Mode::Auto)).unwrap().id)
         .collect();
     for &id in &ids {
-        t.close(id, Sides::Both, CloseHow::Close).unwrap();
+        t.call(id, Sides::Both, Call::Close).unwrap();
     }
     t.clock.set(60_000);
     let mut batches = 0;
@@ -568,10 +571,8 @@ fn real_clock_driver_expires_time_wait_and_records_lag() {
         .unwrap();
     with_driver(rt, &t, 1, async {
         let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
-        t.close(o.id, Sides::One(Side::Client), CloseHow::Close)
-            .unwrap();
-        t.close(o.id, Sides::One(Side::Server), CloseHow::Close)
-            .unwrap();
+        t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
+        t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap();
         wait_until("TIME-WAIT never expired", || t.is_empty()).await;
     });
     let c = t.stats().counters;
@@ -595,11 +596,11 @@ fn real_clock_driver_sleeps_until_the_next_deadline_and_wakes_for_a_sooner_one()
         .enable_time()
         .build()
         .unwrap();
-    let asleep_for_an_hour = || t.wake_at.0.load(Ordering::SeqCst) >= HOUR_MS;
+    let asleep_for_an_hour = || t.wake.at.0.load(Ordering::SeqCst) >= HOUR_MS;
     with_driver(rt, &t, HOUR_MS, async {
         wait_until("the idle driver never slept", asleep_for_an_hour).await;
         let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
-        t.close(o.id, Sides::Both, CloseHow::Close).unwrap();
+        t.call(o.id, Sides::Both, Call::Close).unwrap();
         wait_until("the sleeping driver was not woken for TIME-WAIT", || {
             t.is_empty()
         })
@@ -639,7 +640,7 @@ fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
     );
     // Eight more transitions (FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED on each side) fill the
     // buffer of eight; another open's five overflow it, and the watcher is told it lagged.
-    t.close(o.id, Sides::Both, CloseHow::Close).unwrap();
+    t.call(o.id, Sides::Both, Call::Close).unwrap();
     t.advance(60_000).unwrap();
     t.open(&OpenSpec::new(Mode::Auto)).unwrap();
     assert!(matches!(
@@ -647,7 +648,7 @@ fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
         Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
     ));
     drop(w);
-    assert_eq!(t.watchers.load(Ordering::Relaxed), 0);
+    assert_eq!(t.events.watchers.load(Ordering::Relaxed), 0);
 }
 
 #[test]
@@ -679,8 +680,7 @@ fn list_pages_through_matches_in_id_order() {
     for i in 0..300 {
         let id = t.open(&OpenSpec::new(Mode::Auto)).unwrap().id;
         if i % 3 == 0 {
-            t.close(id, Sides::One(Side::Client), CloseHow::Close)
-                .unwrap();
+            t.call(id, Sides::One(Side::Client), Call::Close).unwrap();
             closed.push(id);
         }
     }

@@ -70,28 +70,41 @@ pub enum Error {
     },
 }
 
-/// The user calls of RFC 9293 §3.10 (OPEN split into its passive and active forms; CLOSE split
-/// into a half-close and a full close, as sockets do).
+/// The user calls of RFC 9293 §3.10 (OPEN split into its passive and active forms, each with the
+/// ISS it sends; CLOSE split into a half-close and a full close, as sockets do). Every layer
+/// speaks of user calls in this type, and [`Endpoint::call`] takes them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Call {
-    Listen,
-    Connect,
-    Send,
+    /// Passive OPEN; the SYN-ACK will carry `iss`.
+    Listen { iss: SeqNum },
+    /// Active OPEN: SYN <SEQ=iss>.
+    Connect { iss: SeqNum },
+    /// SEND that many bytes.
+    Send(u32),
+    /// `shutdown(SHUT_WR)`: FIN after the queued data; keep receiving.
     Shutdown,
+    /// `close()`: as shutdown, and the application is gone.
     Close,
+    /// ABORT.
     Abort,
+}
+
+impl Call {
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Listen { .. } => "listen",
+            Call::Connect { .. } => "connect",
+            Call::Send(_) => "send",
+            Call::Shutdown => "shutdown",
+            Call::Close => "close",
+            Call::Abort => "abort",
+        }
+    }
 }
 
 impl std::fmt::Display for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Call::Listen => "listen",
-            Call::Connect => "connect",
-            Call::Send => "send",
-            Call::Shutdown => "shutdown",
-            Call::Close => "close",
-            Call::Abort => "abort",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -388,15 +401,33 @@ impl Endpoint {
 
     // ---- user calls (RFC 9293 §3.10.1–§3.10.5) ----------------------------------------------
 
+    /// A user call. Refused (and nothing changes) where the state does not allow it.
+    pub fn call(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        call: Call,
+        out: &mut impl Output,
+    ) -> Result<(), Error> {
+        match call {
+            Call::Listen { iss } => self.listen(cfg, now, iss, out),
+            Call::Connect { iss } => self.connect(cfg, now, iss, out),
+            Call::Send(n) => self.send(cfg, now, n, out),
+            Call::Shutdown => self.shutdown(cfg, now, out),
+            Call::Close => self.close(cfg, now, out),
+            Call::Abort => self.abort(cfg, now, out),
+        }
+    }
+
     /// Passive OPEN. `iss` is the initial send sequence number the SYN-ACK will carry.
-    pub fn listen(
+    fn listen(
         &mut self,
         cfg: &Config,
         now: u64,
         iss: SeqNum,
         out: &mut impl Output,
     ) -> Result<(), Error> {
-        self.require(Call::Listen, self.state == State::Closed)?;
+        self.require(Call::Listen { iss }, self.state == State::Closed)?;
         *self = Endpoint::new();
         self.iss = iss;
         self.set(PASSIVE);
@@ -405,14 +436,14 @@ impl Endpoint {
     }
 
     /// Active OPEN: send SYN <SEQ=ISS> and enter SYN-SENT.
-    pub fn connect(
+    fn connect(
         &mut self,
         cfg: &Config,
         now: u64,
         iss: SeqNum,
         out: &mut impl Output,
     ) -> Result<(), Error> {
-        self.require(Call::Connect, self.state == State::Closed)?;
+        self.require(Call::Connect { iss }, self.state == State::Closed)?;
         *self = Endpoint::new();
         self.iss = iss;
         self.snd_una = iss;
@@ -425,18 +456,12 @@ impl Endpoint {
     }
 
     /// SEND `n` bytes. Before the handshake completes they are queued (RFC 9293 §3.10.2).
-    pub fn send(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        n: u32,
-        out: &mut impl Output,
-    ) -> Result<(), Error> {
+    fn send(&mut self, cfg: &Config, now: u64, n: u32, out: &mut impl Output) -> Result<(), Error> {
         let open = matches!(
             self.state,
             State::SynSent | State::SynReceived | State::Established | State::CloseWait
         );
-        self.require(Call::Send, open && !self.has(FIN_QUEUED))?;
+        self.require(Call::Send(n), open && !self.has(FIN_QUEUED))?;
         let limit = cfg.snd_buf;
         if u64::from(self.unsent) + u64::from(n) > u64::from(limit) {
             return Err(Error::SendBufferFull {
@@ -466,7 +491,7 @@ impl Endpoint {
     }
 
     /// Half-close (`shutdown(SHUT_WR)`): FIN after the queued data; keep receiving.
-    pub fn shutdown(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
+    fn shutdown(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.check_fin_call(true)?;
         self.fin(cfg, now, Cause::Shutdown, out);
         Ok(())
@@ -475,7 +500,7 @@ impl Endpoint {
     /// Full close: as shutdown, and the application is gone (Linux orphans the socket): data
     /// arriving afterwards is answered with RST and FIN-WAIT-2 times out, where the profile
     /// follows Linux.
-    pub fn close(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
+    fn close(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.check_fin_call(false)?;
         if self.has(FIN_QUEUED) {
             // Already shut down: only the orphaning is new.
@@ -507,7 +532,7 @@ impl Endpoint {
     /// ABORT (Linux: `SO_LINGER` 0 then close). An RST <SEQ=SND.NXT> in the states where both
     /// Linux (`tcp_need_reset`) and RFC 9293 §3.10.5 send one, with <ACK=RCV.NXT> as Linux's
     /// `tcp_send_active_reset` adds; then CLOSED.
-    pub fn abort(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
+    fn abort(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.require(Call::Abort, self.state != State::Closed)?;
         if matches!(
             self.state,

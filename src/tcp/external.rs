@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 
 use super::config::Config;
-use super::endpoint::{Endpoint, Error, Output};
+use super::endpoint::{Call, Endpoint, Error, Output};
+use super::observe::Observer;
+use super::pair::Side;
 use super::segment::Segment;
-use super::seq::SeqNum;
 use super::state::{State, Transition};
 
 /// A segment in the outbox and when it was emitted.
@@ -25,24 +26,30 @@ pub struct External {
     settings: Option<Box<Config>>,
 }
 
-struct Outbox<'a, T: FnMut(Transition) + ?Sized> {
+/// Where the endpoint's output goes: its segments into `queue` (the outbox, or an injection's
+/// answer) and, like its transitions, to the observer, reported for its side.
+struct Reported<'a, O: Observer> {
+    side: Side,
     at: u64,
     queue: &'a mut VecDeque<Emitted>,
-    on_transition: &'a mut T,
+    obs: &'a mut O,
 }
 
-impl<T: FnMut(Transition) + ?Sized> Output for Outbox<'_, T> {
+impl<O: Observer> Output for Reported<'_, O> {
     fn segment(&mut self, seg: Segment) {
+        self.obs.segment(self.side, &seg);
         self.queue.push_back(Emitted { at: self.at, seg });
     }
     fn transition(&mut self, t: Transition) {
-        (self.on_transition)(t);
+        self.obs.transition(self.side, t);
     }
 }
 
 /// Linux's `tcp_close` on a socket whose connection is gone (`close_after_reset`).
-fn releases_dead_socket(ep: &Endpoint, cfg: &Config) -> bool {
-    ep.state() == State::Closed && cfg.profile.close_after_reset
+fn releases_dead_socket(ep: &Endpoint, cfg: &Config, call: Call) -> bool {
+    matches!(call, Call::Close | Call::Abort)
+        && ep.state() == State::Closed
+        && cfg.profile.close_after_reset
 }
 
 impl External {
@@ -63,6 +70,15 @@ impl External {
         self.settings.as_deref()
     }
 
+    /// A server if it was opened with listen (its passive flag stays), else a client.
+    pub fn role(&self) -> Side {
+        if self.endpoint.is_passive() {
+            Side::Server
+        } else {
+            Side::Client
+        }
+    }
+
     /// Segments waiting for the caller, oldest first.
     pub fn outbox(&self) -> &VecDeque<Emitted> {
         &self.outbox
@@ -74,100 +90,44 @@ impl External {
         self.outbox.drain(..n).collect()
     }
 
-    /// Runs `f` on the endpoint, under its own settings if it has them (else `cfg`), with its
-    /// output going to the outbox.
-    fn run<R, T: FnMut(Transition) + ?Sized>(
+    /// A user call; what it sends waits in the outbox. close() or abort on an endpoint already
+    /// CLOSED (reset, timed out) is the application releasing a dead socket: nothing happens
+    /// and, where the profile follows Linux, it is no error.
+    pub fn call(
         &mut self,
         cfg: &Config,
         now: u64,
-        on_transition: &mut T,
-        f: impl FnOnce(&mut Endpoint, &Config, &mut Outbox<'_, T>) -> R,
-    ) -> R {
-        let mut out = Outbox {
+        call: Call,
+        obs: &mut impl Observer,
+    ) -> Result<(), Error> {
+        let side = match call {
+            Call::Listen { .. } => Side::Server,
+            Call::Connect { .. } => Side::Client,
+            _ => self.role(),
+        };
+        let cfg = self.settings.as_deref().unwrap_or(cfg);
+        if releases_dead_socket(&self.endpoint, cfg, call) {
+            return Ok(());
+        }
+        let mut out = Reported {
+            side,
             at: now,
             queue: &mut self.outbox,
-            on_transition,
+            obs,
         };
-        f(
-            &mut self.endpoint,
-            self.settings.as_deref().unwrap_or(cfg),
-            &mut out,
-        )
-    }
-
-    pub fn listen(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        iss: SeqNum,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| ep.listen(cfg, now, iss, out))
-    }
-    pub fn connect(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        iss: SeqNum,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| ep.connect(cfg, now, iss, out))
-    }
-    pub fn send(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        n: u32,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| ep.send(cfg, now, n, out))
-    }
-    pub fn shutdown(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| ep.shutdown(cfg, now, out))
-    }
-    /// close(). On an endpoint already CLOSED (reset, timed out) it is the application releasing
-    /// a dead socket: nothing happens and, where the profile follows Linux, it is no error.
-    pub fn close(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| {
-            if releases_dead_socket(ep, cfg) {
-                return Ok(());
-            }
-            ep.close(cfg, now, out)
-        })
-    }
-    /// Abort (`SO_LINGER` 0, then close); on a CLOSED endpoint, as `close`.
-    pub fn abort(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> Result<(), Error> {
-        self.run(cfg, now, t, |ep, cfg, out| {
-            if releases_dead_socket(ep, cfg) {
-                return Ok(());
-            }
-            ep.abort(cfg, now, out)
-        })
+        self.endpoint.call(cfg, now, call, &mut out)
     }
 
     /// Fires the timer if due; its segments go to the outbox.
-    pub fn on_timeout(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        t: &mut (impl FnMut(Transition) + ?Sized),
-    ) -> bool {
-        self.run(cfg, now, t, |ep, cfg, out| ep.on_timeout(cfg, now, out))
+    pub fn on_timeout(&mut self, cfg: &Config, now: u64, obs: &mut impl Observer) -> bool {
+        let cfg = self.settings.as_deref().unwrap_or(cfg);
+        let mut out = Reported {
+            side: self.role(),
+            at: now,
+            queue: &mut self.outbox,
+            obs,
+        };
+        self.endpoint.on_timeout(cfg, now, &mut out)
     }
 
     /// The caller's segment arrives. Returns what the endpoint answered (not put in the outbox).
@@ -176,15 +136,16 @@ impl External {
         cfg: &Config,
         now: u64,
         seg: &Segment,
-        t: &mut (impl FnMut(Transition) + ?Sized),
+        obs: &mut impl Observer,
     ) -> Vec<Segment> {
+        let cfg = self.settings.as_deref().unwrap_or(cfg);
         let mut answer = VecDeque::new();
-        let mut out = Outbox {
+        let mut out = Reported {
+            side: self.role(),
             at: now,
             queue: &mut answer,
-            on_transition: t,
+            obs,
         };
-        let cfg = self.settings.as_deref().unwrap_or(cfg);
         self.endpoint.on_segment(cfg, now, seg, &mut out);
         answer.into_iter().map(|e| e.seg).collect()
     }
@@ -193,13 +154,14 @@ impl External {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tcp::{Call, Flags, ProfileName};
+    use crate::tcp::{Flags, ProfileName, SeqNum};
 
     /// A server endpoint reset by its peer, then released by the application.
     fn reset_server(cfg: &Config) -> External {
         let mut x = External::new();
-        let t = &mut |_| {};
-        x.listen(cfg, 0, SeqNum(1000), t).unwrap();
+        let t = &mut ();
+        x.call(cfg, 0, Call::Listen { iss: SeqNum(1000) }, t)
+            .unwrap();
         let syn = Segment {
             seq: SeqNum(5000),
             flags: Flags::SYN,
@@ -232,11 +194,8 @@ mod tests {
         for abort in [false, true] {
             let mut x = reset_server(&cfg);
             let before = x.clone();
-            let r = if abort {
-                x.abort(&cfg, 3, &mut |_| {})
-            } else {
-                x.close(&cfg, 3, &mut |_| {})
-            };
+            let call = if abort { Call::Abort } else { Call::Close };
+            let r = x.call(&cfg, 3, call, &mut ());
             assert_eq!(r, Ok(()));
             assert_eq!(x, before, "nothing happens");
         }
@@ -244,7 +203,7 @@ mod tests {
         let rfc = Config::for_profile(ProfileName::Rfc9293);
         let mut x = reset_server(&rfc);
         assert_eq!(
-            x.close(&rfc, 3, &mut |_| {}),
+            x.call(&rfc, 3, Call::Close, &mut ()),
             Err(Error::InvalidInState {
                 call: Call::Close,
                 state: State::Closed

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod endpoint;
 pub mod external;
+pub mod observe;
 pub mod pair;
 pub mod profile;
 pub mod segment;
@@ -24,6 +25,7 @@ pub mod state;
 pub use config::{Config, ConfigError, Overrides};
 pub use endpoint::{Call, Endpoint, Error, Output, Recorder};
 pub use external::External;
+pub use observe::{Log, Observer};
 pub use pair::{Direction, Pair, Side};
 pub use profile::{Profile, ProfileName};
 pub use segment::{Flags, Segment};

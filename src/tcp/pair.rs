@@ -8,7 +8,8 @@
 use std::collections::VecDeque;
 
 use super::config::Config;
-use super::endpoint::{Endpoint, Error, Output};
+use super::endpoint::{Call, Endpoint, Error, Output};
+pub use super::observe::{Log, Observer};
 use super::segment::Segment;
 use super::seq::SeqNum;
 use super::state::{State, Transition};
@@ -60,46 +61,6 @@ impl Direction {
             Direction::ClientToServer => Side::Server,
             Direction::ServerToClient => Side::Client,
         }
-    }
-}
-
-/// What a pair reports besides state: each change of state and each segment put on the wire.
-pub trait Observer {
-    fn transition(&mut self, side: Side, t: Transition) {
-        let _ = (side, t);
-    }
-    fn segment(&mut self, from: Side, seg: &Segment) {
-        let _ = (from, seg);
-    }
-    /// A segment arrived at `to` from the wire (AUTO delivery or a MANUAL deliver).
-    fn delivered(&mut self, to: Side, seg: &Segment) {
-        let _ = (to, seg);
-    }
-    /// AUTO delivery hit [`AUTO_DELIVERY_LIMIT`] and dropped this segment, sent by `from`.
-    fn overflow(&mut self, from: Side, seg: &Segment) {
-        let _ = (from, seg);
-    }
-}
-
-impl Observer for () {}
-
-/// Records every transition and segment, in order.
-#[derive(Default, Debug)]
-pub struct Log {
-    pub transitions: Vec<(Side, Transition)>,
-    pub segments: Vec<(Side, Segment)>,
-    pub overflowed: u32,
-}
-
-impl Observer for Log {
-    fn transition(&mut self, side: Side, t: Transition) {
-        self.transitions.push((side, t));
-    }
-    fn segment(&mut self, from: Side, seg: &Segment) {
-        self.segments.push((from, *seg));
-    }
-    fn overflow(&mut self, _: Side, _: &Segment) {
-        self.overflowed += 1;
     }
 }
 
@@ -395,16 +356,14 @@ impl<'a> PairMut<'a> {
                 &self.ends.server
             };
             return Err(Error::InvalidInState {
-                call: super::endpoint::Call::Connect,
+                call: Call::Connect { iss: client_iss },
                 state: ep.state(),
             });
         }
-        self.with(cfg, now, Side::Server, scratch, obs, |ep, cfg, out| {
-            ep.listen(cfg, now, server_iss, out)
-        })?;
-        self.with(cfg, now, Side::Client, scratch, obs, |ep, cfg, out| {
-            ep.connect(cfg, now, client_iss, out)
-        })
+        let listen = Call::Listen { iss: server_iss };
+        self.call(cfg, now, Side::Server, listen, scratch, obs)?;
+        let connect = Call::Connect { iss: client_iss };
+        self.call(cfg, now, Side::Client, connect, scratch, obs)
     }
 
     /// A new connection on this pair's 4-tuple while the server is in TIME-WAIT and the client
@@ -418,54 +377,28 @@ impl<'a> PairMut<'a> {
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
+        let connect = Call::Connect { iss: client_iss };
         if self.ends.server.state() != State::TimeWait {
             return Err(Error::InvalidInState {
-                call: super::endpoint::Call::Connect,
+                call: connect,
                 state: self.ends.server.state(),
             });
         }
-        self.with(cfg, now, Side::Client, scratch, obs, |ep, cfg, out| {
-            ep.connect(cfg, now, client_iss, out)
-        })
+        self.call(cfg, now, Side::Client, connect, scratch, obs)
     }
 
-    pub fn send<O: Observer>(
+    /// A user call on one side (listen and connect are `open`'s).
+    pub fn call<O: Observer>(
         &mut self,
         cfg: &Config,
         now: u64,
         side: Side,
-        bytes: u32,
+        call: Call,
         scratch: &mut Scratch,
         obs: &mut O,
     ) -> Result<(), Error> {
         self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
-            ep.send(cfg, now, bytes, out)
-        })
-    }
-
-    pub fn shutdown<O: Observer>(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        side: Side,
-        scratch: &mut Scratch,
-        obs: &mut O,
-    ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
-            ep.shutdown(cfg, now, out)
-        })
-    }
-
-    pub fn close<O: Observer>(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        side: Side,
-        scratch: &mut Scratch,
-        obs: &mut O,
-    ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
-            ep.close(cfg, now, out)
+            ep.call(cfg, now, call, out)
         })
     }
 
@@ -491,30 +424,18 @@ impl<'a> PairMut<'a> {
                 target,
                 obs: &mut *obs,
             };
-            let r = if half {
-                ep.shutdown(cfg, now, &mut emit)
-            } else {
-                ep.close(cfg, now, &mut emit)
-            };
+            let r = ep.call(
+                cfg,
+                now,
+                if half { Call::Shutdown } else { Call::Close },
+                &mut emit,
+            );
             debug_assert!(r.is_ok(), "the dry run above accepted this call");
         }
         if self.link.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         Ok(())
-    }
-
-    pub fn abort<O: Observer>(
-        &mut self,
-        cfg: &Config,
-        now: u64,
-        side: Side,
-        scratch: &mut Scratch,
-        obs: &mut O,
-    ) -> Result<(), Error> {
-        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
-            ep.abort(cfg, now, out)
-        })
     }
 
     /// Fires every timer due at or before `now`, earliest first (a fired timer may arm another

@@ -36,6 +36,20 @@ impl Flags {
     }
 }
 
+/// From a list of names (`["SYN", "ACK"]`), as scenario files write control bits.
+impl<'de> serde::Deserialize<'de> for Flags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Flags, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        names.iter().try_fold(Flags::NONE, |acc, n| {
+            Flags::from_name(n).map(|f| acc | f).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{n:?} is not a control bit (FIN, SYN, RST, PSH, ACK, URG)"
+                ))
+            })
+        })
+    }
+}
+
 impl std::ops::BitOr for Flags {
     type Output = Flags;
     fn bitor(self, rhs: Flags) -> Flags {

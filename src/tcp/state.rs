@@ -80,6 +80,19 @@ impl State {
     }
 }
 
+/// From either spelling (`"TIME-WAIT"`, `"TIME_WAIT"`), as scenario files name states.
+impl<'de> serde::Deserialize<'de> for State {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        let name = String::deserialize(d)?;
+        State::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{name:?} is not a TCP state (one of {})",
+                State::ALL.map(State::ident).join(", ")
+            ))
+        })
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.rfc_name())

@@ -16,7 +16,7 @@ pub struct TestServer {
     pub table: Arc<Table>,
     pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<Result<(), String>>,
+    done: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl TestServer {
@@ -51,7 +51,7 @@ impl TestServer {
     }
 
     /// Stops the server and waits for it to end.
-    pub async fn shutdown(mut self) -> Result<(), String> {
+    pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
         let _ = self.stop.take().unwrap().send(());
         self.done.await.unwrap()
     }

@@ -84,7 +84,7 @@ impl Sim {
     }
 
     fn close(&mut self, side: Side) {
-        self.with(|p, cfg, now, s, log| p.close(cfg, now, side, s, log))
+        self.with(|p, cfg, now, s, log| p.call(cfg, now, side, Call::Close, s, log))
             .unwrap();
     }
 }
@@ -205,8 +205,10 @@ fn test_simultaneous_open() {
     let c = cfg();
     let (mut a, mut b) = (Endpoint::new(), Endpoint::new());
     let (mut ra, mut rb) = (Recorder::default(), Recorder::default());
-    a.connect(&c, 0, SeqNum(X), &mut ra).unwrap();
-    b.connect(&c, 0, SeqNum(Y), &mut rb).unwrap();
+    a.call(&c, 0, Call::Connect { iss: SeqNum(X) }, &mut ra)
+        .unwrap();
+    b.call(&c, 0, Call::Connect { iss: SeqNum(Y) }, &mut rb)
+        .unwrap();
     assert_eq!(brief(&ra.segments[0]), "SYN seq=100");
     assert_eq!(brief(&rb.segments[0]), "SYN seq=300");
     let (syn_a, syn_b) = (ra.segments[0], rb.segments[0]);
@@ -300,13 +302,13 @@ fn test_half_close_with_data_flowing_in_close_wait() {
     for dir in [C2S, S2C, C2S] {
         sim.deliver(dir);
     }
-    sim.with(|p, cfg, _, s, log| p.shutdown(cfg, 0, Side::Client, s, log))
+    sim.with(|p, cfg, _, s, log| p.call(cfg, 0, Side::Client, Call::Shutdown, s, log))
         .unwrap();
     assert_eq!(sim.deliver(C2S), "FIN|ACK seq=101 ack=301");
     assert_eq!(sim.deliver(S2C), "ACK seq=301 ack=102");
     assert_eq!(sim.states(), (FinWait2, CloseWait));
     // The server keeps sending; the half-closed client keeps receiving.
-    sim.with(|p, cfg, _, s, log| p.send(cfg, 0, Side::Server, 2000, s, log))
+    sim.with(|p, cfg, _, s, log| p.call(cfg, 0, Side::Server, Call::Send(2000), s, log))
         .unwrap();
     assert_eq!(sim.deliver(S2C), "ACK seq=301 ack=102 len=1460");
     assert_eq!(sim.deliver(S2C), "PSH|ACK seq=1761 ack=102 len=540");
@@ -324,9 +326,9 @@ fn test_iss_near_wrap_moves_data_and_closes() {
     let mut sim = Sim::auto();
     sim.open(u32::MAX - 1, u32::MAX);
     assert_eq!(sim.states(), (Established, Established));
-    sim.with(|p, cfg, _, s, log| p.send(cfg, 0, Side::Client, 10_000, s, log))
+    sim.with(|p, cfg, _, s, log| p.call(cfg, 0, Side::Client, Call::Send(10_000), s, log))
         .unwrap();
-    sim.with(|p, cfg, _, s, log| p.send(cfg, 0, Side::Server, 7_000, s, log))
+    sim.with(|p, cfg, _, s, log| p.call(cfg, 0, Side::Server, Call::Send(7_000), s, log))
         .unwrap();
     let (c, s) = (&sim.m.pair.client, &sim.m.pair.server);
     assert_eq!(c.snd_nxt(), SeqNum(u32::MAX - 1) + 1 + 10_000);
@@ -386,7 +388,7 @@ fn test_duplicate_and_reorder_on_the_wire() {
     for dir in [C2S, S2C, C2S] {
         sim.deliver(dir);
     }
-    sim.with(|p, cfg, _, s, log| p.send(cfg, 0, Side::Client, 2000, s, log))
+    sim.with(|p, cfg, _, s, log| p.call(cfg, 0, Side::Client, Call::Send(2000), s, log))
         .unwrap();
     assert_eq!(sim.m.drive().duplicate(C2S, 1).unwrap().len(), 1);
     assert_eq!(sim.m.wire().client_to_server.len(), 3);

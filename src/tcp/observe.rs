@@ -1,0 +1,49 @@
+//! What the drivers of endpoints (a pair, an EXTERNAL endpoint) report to their caller: one
+//! observer trait, and a log of everything for tests.
+
+use super::pair::Side;
+use super::segment::Segment;
+use super::state::Transition;
+
+/// What a driver of endpoints reports, side by side: each change of state and each segment
+/// sent, and for a pair what its wire did with them. A pair and an EXTERNAL endpoint report
+/// through this one trait.
+pub trait Observer {
+    fn transition(&mut self, side: Side, t: Transition) {
+        let _ = (side, t);
+    }
+    fn segment(&mut self, from: Side, seg: &Segment) {
+        let _ = (from, seg);
+    }
+    /// A segment arrived at `to` from the wire (AUTO delivery or a MANUAL deliver).
+    fn delivered(&mut self, to: Side, seg: &Segment) {
+        let _ = (to, seg);
+    }
+    /// AUTO delivery hit its limit (`pair::AUTO_DELIVERY_LIMIT`) and dropped this segment, sent
+    /// by `from`.
+    fn overflow(&mut self, from: Side, seg: &Segment) {
+        let _ = (from, seg);
+    }
+}
+
+impl Observer for () {}
+
+/// Records every transition and segment, in order.
+#[derive(Default, Debug)]
+pub struct Log {
+    pub transitions: Vec<(Side, Transition)>,
+    pub segments: Vec<(Side, Segment)>,
+    pub overflowed: u32,
+}
+
+impl Observer for Log {
+    fn transition(&mut self, side: Side, t: Transition) {
+        self.transitions.push((side, t));
+    }
+    fn segment(&mut self, from: Side, seg: &Segment) {
+        self.segments.push((from, *seg));
+    }
+    fn overflow(&mut self, _: Side, _: &Segment) {
+        self.overflowed += 1;
+    }
+}
