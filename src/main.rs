@@ -1,12 +1,15 @@
-//! The `tcpsim` command line.
+//! The `tcpsim` command line: flags to settings, and one error path. Every default comes from
+//! the library's `Default` impls and constants; nothing here decides a value.
 
 use std::net::{SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use tcpsim::conformance::{self, InProcess};
+use anyhow::{Context, bail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tcpsim::client::{self, Target};
+use tcpsim::conformance;
 use tcpsim::server::{self, ServeConfig};
 use tcpsim::service::Limits;
 use tcpsim::table::{Cidr, TableConfig};
@@ -41,15 +44,11 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Asks a server's grpc.health.v1 service; exits 0 only when it is SERVING.
     Health {
-        /// The server, as a URL (https:// for TLS).
-        #[arg(long, env = "TCPSIM_ADDR", default_value = "http://127.0.0.1:50051")]
-        addr: String,
-        /// PEM CA certificate to trust for https:// (a self-signed server's own certificate).
-        #[arg(long, env = "TCPSIM_TLS_CA")]
-        tls_ca: Option<PathBuf>,
-        /// The name the server's certificate is for, if not the URL's host.
-        #[arg(long, env = "TCPSIM_TLS_DOMAIN")]
-        tls_domain: Option<String>,
+        /// The server: a URL (https:// for TLS) or HOST:PORT.
+        #[arg(long, visible_alias = "addr", env = "TCPSIM_TARGET", default_value_t)]
+        target: Target,
+        #[command(flatten)]
+        connection: Connection,
     },
     /// Runs conformance scenario files (recorded from Linux) against the engine, once with an
     /// ordinary ISS and once with an ISS just below 2^32. Exits non-zero if any file fails.
@@ -61,15 +60,15 @@ enum Command {
         /// EXTERNAL mode on a virtual clock.
         #[arg(long, value_enum, default_value = "core")]
         via: Via,
-        /// Run them through a server's gRPC API instead (it must use a virtual clock).
+        /// Run them through a server's gRPC API instead (it must use a virtual clock): a URL or
+        /// HOST:PORT.
         #[arg(long, env = "TCPSIM_TARGET")]
-        target: Option<String>,
-        /// Bearer token for --target.
-        #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        target: Option<Target>,
+        #[command(flatten)]
+        connection: Connection,
         /// The profile the engine runs (the recordings are Linux's: under `rfc9293` the files
         /// where RFC 9293 and Linux part fail, which shows where they do).
-        #[arg(long, default_value = "linux", value_parser = profile_name)]
+        #[arg(long, default_value_t = ProfileName::Linux, value_parser = profile_name)]
         profile: ProfileName,
     },
     /// Runs a load scenario (YAML: phases of opens, closes, faults, churn and expectations)
@@ -77,17 +76,16 @@ enum Command {
     Load {
         /// The scenario file (see scenarios/).
         scenario: PathBuf,
-        /// Servers, comma-separated; connections are spread over them.
+        /// Servers (URLs or HOST:PORT), comma-separated; connections are spread over them.
         #[arg(
             long,
             env = "TCPSIM_TARGET",
             value_delimiter = ',',
-            default_value = "http://127.0.0.1:50051"
+            default_values_t = [Target::default()]
         )]
-        target: Vec<String>,
-        /// Bearer token.
-        #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        target: Vec<Target>,
+        #[command(flatten)]
+        connection: Connection,
         /// Multiply every count, rate and expected occupancy (0.1 runs a scenario small).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
@@ -97,10 +95,38 @@ enum Command {
     },
 }
 
+/// How the client commands reach a server, beyond its address.
+#[derive(Args)]
+struct Connection {
+    /// Bearer token sent with every call (the server's --token).
+    #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM CA certificate to trust for https:// (a self-signed server's own certificate).
+    #[arg(long, env = "TCPSIM_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// The name the server's certificate is for, if not the target's host.
+    #[arg(long, env = "TCPSIM_TLS_DOMAIN")]
+    tls_domain: Option<String>,
+}
+
+impl Connection {
+    fn options(self) -> anyhow::Result<client::Options> {
+        let tls_ca_pem = match &self.tls_ca {
+            Some(path) => Some(read(path, "--tls-ca")?),
+            None => None,
+        };
+        Ok(client::Options {
+            token: self.token,
+            tls_ca_pem,
+            tls_domain: self.tls_domain,
+        })
+    }
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// Address to serve gRPC on.
-    #[arg(long, env = "TCPSIM_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "TCPSIM_LISTEN", default_value_t = server::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// A real clock, or a virtual one that moves only on AdvanceClock.
     #[arg(long, env = "TCPSIM_CLOCK", value_enum, default_value = "real")]
@@ -108,17 +134,17 @@ struct ServeArgs {
     #[command(flatten)]
     tcp: TcpArgs,
     /// Connections to pre-size the table for.
-    #[arg(long, env = "TCPSIM_CAPACITY", default_value_t = 1 << 16)]
+    #[arg(long, env = "TCPSIM_CAPACITY", default_value_t = TableConfig::default().capacity)]
     capacity: usize,
     /// Most connections; opens beyond are refused.
-    #[arg(long, env = "TCPSIM_MAX_CONNECTIONS", default_value_t = 10_000_000)]
+    #[arg(long, env = "TCPSIM_MAX_CONNECTIONS", default_value_t = TableConfig::default().max_connections)]
     max_connections: usize,
     /// Client address pools (CIDR blocks, comma-separated).
     #[arg(
         long,
         env = "TCPSIM_CLIENT_POOLS",
         value_delimiter = ',',
-        default_value = "10.0.0.0/16"
+        default_values_t = TableConfig::default().client_pools
     )]
     client_pools: Vec<Cidr>,
     /// Server addr:ports connections go to (comma-separated).
@@ -126,38 +152,46 @@ struct ServeArgs {
         long,
         env = "TCPSIM_SERVERS",
         value_delimiter = ',',
-        default_value = "10.255.0.1:80"
+        default_values_t = TableConfig::default().servers
     )]
     servers: Vec<SocketAddrV4>,
     /// Ephemeral port range (Linux ip_local_port_range).
-    #[arg(long, env = "TCPSIM_PORTS", default_value = "32768-60999", value_parser = port_range)]
-    ports: (u16, u16),
+    #[arg(long, env = "TCPSIM_PORTS", default_value_t = PortRange::from(TableConfig::default().ports))]
+    ports: PortRange,
     /// Seeds the ISS of each connection (runs on a virtual clock replay exactly).
-    #[arg(long, env = "TCPSIM_SEED", default_value_t = 0x7463_7073_696d)]
+    #[arg(long, env = "TCPSIM_SEED", default_value_t = TableConfig::default().seed)]
     seed: u64,
     /// Most connections one Open may ask for.
-    #[arg(long, env = "TCPSIM_MAX_OPEN_BATCH", default_value_t = 10_000)]
+    #[arg(long, env = "TCPSIM_MAX_OPEN_BATCH", default_value_t = Limits::default().max_open_batch)]
     max_open_batch: u32,
     /// Most connections per List page.
-    #[arg(long, env = "TCPSIM_MAX_PAGE_SIZE", default_value_t = 1_000)]
+    #[arg(long, env = "TCPSIM_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size)]
     max_page_size: u32,
     /// Most segments one Wire call may move.
-    #[arg(long, env = "TCPSIM_MAX_WIRE_COUNT", default_value_t = 1_024)]
+    #[arg(long, env = "TCPSIM_MAX_WIRE_COUNT", default_value_t = Limits::default().max_wire_count)]
     max_wire_count: u32,
     /// Events a Watch subscriber may have queued before it misses some.
-    #[arg(long, env = "TCPSIM_WATCH_BUFFER", default_value_t = 1_024)]
+    #[arg(long, env = "TCPSIM_WATCH_BUFFER", default_value_t = Limits::default().watch_buffer)]
     watch_buffer: usize,
     /// Largest gRPC message, either way.
-    #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = ServeConfig::default().max_message_bytes)]
     max_message_bytes: usize,
     /// How long in-flight calls may take to finish after SIGINT or SIGTERM.
-    #[arg(long, env = "TCPSIM_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "TCPSIM_SHUTDOWN_GRACE_MS",
+        default_value_t = ServeConfig::default().shutdown_grace.as_millis() as u64
+    )]
     shutdown_grace_ms: u64,
     /// Require `authorization: Bearer <token>` on every Simulator call.
-    #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "TCPSIM_TOKEN", hide_env_values = true, value_parser = token)]
     token: Option<String>,
     /// Serve Prometheus metrics (GET /metrics) on this address; "off" for none.
-    #[arg(long, env = "TCPSIM_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = metrics_listen)]
+    #[arg(
+        long,
+        env = "TCPSIM_METRICS_LISTEN",
+        default_value_t = MetricsListen(Some(server::DEFAULT_METRICS_LISTEN))
+    )]
     metrics_listen: MetricsListen,
     /// Serve TLS: PEM certificate chain (with --tls-key).
     #[arg(long, env = "TCPSIM_TLS_CERT", requires = "tls_key")]
@@ -167,93 +201,108 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
-/// Protocol settings: a profile, and any setting changed from its defaults. Each is checked
-/// against its range before the server starts.
-#[derive(Args)]
+/// Protocol settings: a profile, and any setting changed from its defaults. Each flag is the
+/// `tcp::Overrides` field of the same name (they are matched by name, and a test checks that
+/// every field has its flag); each is checked against its range before the server starts. The
+/// defaults shown in `--help` are read from `tcp::Config::for_profile`.
+#[derive(Args, serde::Serialize)]
 struct TcpArgs {
     /// Follow Linux (`linux`, what the conformance recordings check) or a plain reading of
     /// RFC 9293 with RFC 6298's timers (`rfc9293`). The profile sets the defaults below where
     /// the two differ.
     #[arg(long, env = "TCPSIM_PROFILE", value_parser = profile_name)]
     profile: Option<ProfileName>,
-    /// RFC 5961's challenge ACKs [linux: true; rfc9293: false].
+    /// RFC 5961's challenge ACKs.
     #[arg(long, env = "TCPSIM_RFC5961")]
     rfc5961: Option<bool>,
-    /// MSL in ms; TIME-WAIT lasts 2·MSL [linux: 30000, Linux's fixed 60 s TIME-WAIT; rfc9293:
-    /// 120000].
+    /// MSL in ms; TIME-WAIT lasts 2·MSL (Linux's is a fixed 60 s).
     #[arg(long, env = "TCPSIM_MSL_MS")]
     msl_ms: Option<u32>,
-    /// How long an orphaned connection may stay in FIN-WAIT-2, ms (Linux tcp_fin_timeout)
-    /// [60000].
+    /// How long an orphaned connection may stay in FIN-WAIT-2, ms (Linux tcp_fin_timeout).
     #[arg(long, env = "TCPSIM_FIN_TIMEOUT_MS")]
     fin_timeout_ms: Option<u32>,
-    /// SYN retransmissions (Linux tcp_syn_retries, 1-127) [6].
+    /// SYN retransmissions (Linux tcp_syn_retries, 1-127).
     #[arg(long, env = "TCPSIM_SYN_RETRIES")]
     syn_retries: Option<u8>,
-    /// SYN retransmissions 1 s apart before doubling (Linux tcp_syn_linear_timeouts) [linux: 4;
-    /// rfc9293: 0].
+    /// SYN retransmissions 1 s apart before doubling (Linux tcp_syn_linear_timeouts).
     #[arg(long, env = "TCPSIM_SYN_LINEAR_TIMEOUTS")]
     syn_linear_timeouts: Option<u8>,
-    /// SYN-ACK retransmissions (Linux tcp_synack_retries) [5].
+    /// SYN-ACK retransmissions (Linux tcp_synack_retries).
     #[arg(long, env = "TCPSIM_SYNACK_RETRIES")]
     synack_retries: Option<u8>,
-    /// Data and FIN retransmissions (Linux tcp_retries2) [15].
+    /// Data and FIN retransmissions (Linux tcp_retries2).
     #[arg(long, env = "TCPSIM_DATA_RETRIES")]
     data_retries: Option<u8>,
     /// Retransmissions of a closed connection's data or FIN; 0 acts as 8 (Linux
-    /// tcp_orphan_retries; linux profile only) [0].
+    /// tcp_orphan_retries; linux profile only).
     #[arg(long, env = "TCPSIM_ORPHAN_RETRIES")]
     orphan_retries: Option<u8>,
-    /// Our MSS, bytes (88-65495) [1460].
+    /// Our MSS, bytes (88-65495).
     #[arg(long, env = "TCPSIM_MSS")]
     mss: Option<u16>,
-    /// The receive window advertised, bytes (1-65535) [65535].
+    /// The receive window advertised, bytes (1-65535).
     #[arg(long, env = "TCPSIM_RCV_WND")]
     rcv_wnd: Option<u16>,
-    /// Most bytes a Send may leave queued [4194304].
+    /// Most bytes a Send may leave queued.
     #[arg(long, env = "TCPSIM_SND_BUF")]
     snd_buf: Option<u32>,
-    /// The RTO before any RTT sample, ms [1000].
+    /// The RTO before any RTT sample, ms.
     #[arg(long, env = "TCPSIM_RTO_INITIAL_MS")]
     rto_initial_ms: Option<u32>,
-    /// The RTO's floor, ms [linux: 200; rfc9293: 1000].
+    /// The RTO's floor, ms.
     #[arg(long, env = "TCPSIM_RTO_MIN_MS")]
     rto_min_ms: Option<u32>,
-    /// The RTO's ceiling, ms (1000-120000) [120000].
+    /// The RTO's ceiling, ms (1000-120000).
     #[arg(long, env = "TCPSIM_RTO_MAX_MS")]
     rto_max_ms: Option<u32>,
-    /// TCP_NODELAY on every connection: no Nagle [false].
+    /// TCP_NODELAY on every connection: no Nagle.
     #[arg(long, env = "TCPSIM_NODELAY")]
     nodelay: Option<bool>,
     /// The least time between two ACKs for unacceptable segments, ms (Linux
-    /// tcp_invalid_ratelimit; 0: no limit; linux profile only) [500].
+    /// tcp_invalid_ratelimit; 0: no limit; linux profile only).
     #[arg(long, env = "TCPSIM_INVALID_RATELIMIT_MS")]
     invalid_ratelimit_ms: Option<u32>,
 }
 
 impl TcpArgs {
-    /// The settings these flags ask for, checked.
-    fn config(&self) -> Result<tcp::Config, tcp::ConfigError> {
-        tcp::Overrides {
-            profile: self.profile,
-            rfc5961: self.rfc5961,
-            mss: self.mss,
-            rcv_wnd: self.rcv_wnd,
-            snd_buf: self.snd_buf,
-            rto_initial_ms: self.rto_initial_ms,
-            rto_min_ms: self.rto_min_ms,
-            rto_max_ms: self.rto_max_ms,
-            syn_retries: self.syn_retries,
-            syn_linear_timeouts: self.syn_linear_timeouts,
-            synack_retries: self.synack_retries,
-            data_retries: self.data_retries,
-            orphan_retries: self.orphan_retries,
-            msl_ms: self.msl_ms,
-            fin_timeout_ms: self.fin_timeout_ms,
-            invalid_ratelimit_ms: self.invalid_ratelimit_ms,
-            nodelay: self.nodelay,
-        }
-        .apply(&tcp::Config::default())
+    /// The settings these flags ask for, checked; an out-of-range one is named as its flag.
+    fn config(&self) -> anyhow::Result<tcp::Config> {
+        let overrides: tcp::Overrides = serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .context("the protocol flags do not match tcp::Overrides")?;
+        overrides.apply(&tcp::Config::default()).map_err(|e| {
+            anyhow::anyhow!(
+                "--{} (TCPSIM_{}): {} is out of range: {}",
+                e.setting.replace('_', "-"),
+                e.setting.to_ascii_uppercase(),
+                e.value,
+                e.reason
+            )
+        })
+    }
+
+    /// Each protocol setting's default per profile, by flag id: "1460", or "linux: 200,
+    /// rfc9293: 1000" where the profiles differ.
+    fn defaults() -> Vec<(String, String)> {
+        let of = |p| serde_json::to_value(tcp::Overrides::every(&tcp::Config::for_profile(p)));
+        let (Ok(serde_json::Value::Object(linux)), Ok(serde_json::Value::Object(rfc))) =
+            (of(ProfileName::Linux), of(ProfileName::Rfc9293))
+        else {
+            return vec![];
+        };
+        linux
+            .into_iter()
+            .map(|(id, l)| {
+                let r = &rfc[&id];
+                // The profile's own default is linux's; the others may differ by profile.
+                let shown = if id == "profile" || &l == r {
+                    l.to_string()
+                } else {
+                    format!("linux: {l}, rfc9293: {r}")
+                };
+                (id, shown.replace('"', ""))
+            })
+            .collect()
     }
 }
 
@@ -261,108 +310,153 @@ fn profile_name(s: &str) -> Result<ProfileName, String> {
     ProfileName::parse(s).ok_or_else(|| format!("{s:?} is not a profile: linux or rfc9293"))
 }
 
+fn token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("an empty token would let anyone in; leave --token out for none".into());
+    }
+    Ok(s.to_string())
+}
+
+/// `--metrics-listen`: an address, or "off".
 #[derive(Clone, Copy)]
 struct MetricsListen(Option<SocketAddr>);
 
-fn metrics_listen(s: &str) -> Result<MetricsListen, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(MetricsListen(None));
+impl std::fmt::Display for MetricsListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("off"),
+        }
     }
-    s.parse()
-        .map(|a| MetricsListen(Some(a)))
-        .map_err(|_| format!("{s:?} is not an address:port (or \"off\")"))
 }
 
-fn port_range(s: &str) -> Result<(u16, u16), String> {
-    let (lo, hi) = s
-        .split_once('-')
-        .ok_or_else(|| format!("{s:?}: expected LOW-HIGH, e.g. 32768-60999"))?;
-    let lo: u16 = lo
-        .trim()
-        .parse()
-        .map_err(|_| format!("{lo:?} is not a port"))?;
-    let hi: u16 = hi
-        .trim()
-        .parse()
-        .map_err(|_| format!("{hi:?} is not a port"))?;
-    if lo == 0 || lo > hi {
-        return Err(format!(
-            "{s:?}: the range must start above 0 and not end before it starts"
-        ));
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MetricsListen, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(MetricsListen(None));
+        }
+        s.parse()
+            .map(|a| MetricsListen(Some(a)))
+            .map_err(|_| format!("{s:?} is not an address:port (or \"off\")"))
     }
-    Ok((lo, hi))
+}
+
+/// `--ports LOW-HIGH`.
+#[derive(Clone, Copy)]
+struct PortRange(u16, u16);
+
+impl From<(u16, u16)> for PortRange {
+    fn from((lo, hi): (u16, u16)) -> PortRange {
+        PortRange(lo, hi)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("{s:?}: expected LOW-HIGH, e.g. 32768-60999"))?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("{p:?} is not a port"))
+        };
+        let (lo, hi) = (port(lo)?, port(hi)?);
+        if lo == 0 || lo > hi {
+            return Err(format!(
+                "{s:?}: the range must start above 0 and not end before it starts"
+            ));
+        }
+        Ok(PortRange(lo, hi))
+    }
+}
+
+/// The command line, with each protocol flag's help naming its defaults.
+fn command() -> clap::Command {
+    let defaults = TcpArgs::defaults();
+    Cli::command().mut_subcommand("serve", |serve| {
+        defaults.into_iter().fold(serve, |serve, (id, shown)| {
+            serve.mut_arg(id, |arg| {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                arg.help(format!("{help} [default: {shown}]"))
+            })
+        })
+    })
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", client::causes(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command; its error is printed once, by `main`.
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Serve(args) => serve(*args),
-        Command::Health {
-            addr,
-            tls_ca,
-            tls_domain,
-        } => health(&addr, tls_ca, tls_domain),
+        Command::Health { target, connection } => health(&target, connection.options()?),
         Command::Conformance {
             paths,
             via,
             target,
-            token,
+            connection,
             profile,
-        } => run_conformance(&paths, via, target, token, profile),
+        } => run_conformance(&paths, via, target, connection.options()?, profile),
         Command::Load {
             scenario,
             target,
-            token,
+            connection,
             scale,
             json,
-        } => load(&scenario, target, token, scale, json),
+        } => load(&scenario, target, connection.options()?, scale, json),
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime starts")
+        .context("cannot start a runtime")
 }
 
-fn serve(a: ServeArgs) -> ExitCode {
-    let tcp = match a.tcp.config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "error: --{} (TCPSIM_{}): {} is out of range: {}",
-                e.setting.replace('_', "-"),
-                e.setting.to_ascii_uppercase(),
-                e.value,
-                e.reason
-            );
-            return ExitCode::FAILURE;
-        }
-    };
+fn read(path: &Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let tcp = a.tcp.config()?;
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => match (std::fs::read(cert), std::fs::read(key)) {
-            (Ok(cert_pem), Ok(key_pem)) => Some(server::Tls { cert_pem, key_pem }),
-            (Err(e), _) => {
-                eprintln!("error: --tls-cert {}: {e}", cert.display());
-                return ExitCode::FAILURE;
-            }
-            (_, Err(e)) => {
-                eprintln!("error: --tls-key {}: {e}", key.display());
-                return ExitCode::FAILURE;
-            }
-        },
+        (Some(cert), Some(key)) => Some(server::Tls {
+            cert_pem: read(cert, "--tls-cert")?,
+            key_pem: read(key, "--tls-key")?,
+        }),
         _ => None,
     };
-    let defaults = TableConfig::default();
     let cfg = ServeConfig {
         table: TableConfig {
             capacity: a.capacity,
             max_connections: a.max_connections,
             client_pools: a.client_pools,
             servers: a.servers,
-            ports: a.ports,
+            ports: (a.ports.0, a.ports.1),
             seed: a.seed,
-            ..defaults
+            ..TableConfig::default()
         },
         tcp,
         virtual_clock: matches!(a.clock, ClockKind::Virtual),
@@ -379,115 +473,49 @@ fn serve(a: ServeArgs) -> ExitCode {
         metrics_listen: a.metrics_listen.0,
     };
     let clock = if cfg.virtual_clock { "virtual" } else { "real" };
-    runtime().block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(a.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: cannot listen on {}: {e}", a.listen);
-                return ExitCode::FAILURE;
-            }
-        };
-        let running = match server::start(cfg, listener, server::signal()).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let running = server::start(cfg, listener, server::signal()).await?;
         eprintln!(
             "tcpsim serving gRPC on {} ({clock} clock); SIGINT or SIGTERM stops it",
             running.addr
         );
-        match running.done.await {
-            Ok(Ok(())) => {
-                eprintln!("tcpsim stopped");
-                ExitCode::SUCCESS
-            }
-            Ok(Err(e)) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        running.done.await.context("the server task failed")??;
+        eprintln!("tcpsim stopped");
+        Ok(ExitCode::SUCCESS)
     })
 }
 
-fn health(addr: &str, tls_ca: Option<PathBuf>, tls_domain: Option<String>) -> ExitCode {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    let r: Result<i32, String> = runtime().block_on(async {
-        let mut endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
-            .map_err(|e| format!("{addr:?} is not a URL: {e}"))?
-            .connect_timeout(Duration::from_secs(3));
-        if let Some(ca) = &tls_ca {
-            let pem = std::fs::read(ca).map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
-            let mut tls = tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
-            if let Some(d) = &tls_domain {
-                tls = tls.domain_name(d.clone());
-            }
-            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
-        }
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-        let mut c = HealthClient::new(channel);
-        let resp = c
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(resp.into_inner().status)
-    });
-    match r {
-        Ok(s) if s == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => {
-            println!("SERVING");
-            ExitCode::SUCCESS
-        }
-        Ok(s) => {
-            println!(
-                "{}",
-                tonic_health::pb::health_check_response::ServingStatus::try_from(s)
-                    .map_or("UNKNOWN", |s| s.as_str_name())
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn health(target: &Target, opts: client::Options) -> anyhow::Result<ExitCode> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let status = runtime()?.block_on(opts.health(target))?;
+    println!("{}", status.as_str_name());
+    Ok(if status == ServingStatus::Serving {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn run_conformance(
     paths: &[PathBuf],
     via: Via,
-    target: Option<String>,
-    token: Option<String>,
+    target: Option<Target>,
+    opts: client::Options,
     profile: ProfileName,
-) -> ExitCode {
+) -> anyhow::Result<ExitCode> {
     let base = tcp::Config::for_profile(profile);
-    let files = match conformance::collect(paths) {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let files = conformance::collect(paths)?;
     let reports = match (target, via) {
-        (Some(url), _) => match conformance::grpc::ViaGrpc::connect(&url, token) {
-            Ok(mut engine) => conformance::run_files(&files, &mut engine, &base),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        (None, Via::Core) => conformance::run_files(&files, &mut InProcess::new(), &base),
+        (Some(target), _) => {
+            let mut engine = conformance::grpc::ViaGrpc::connect(&target, &opts)?;
+            conformance::run_files(&files, &mut engine, &base)
+        }
+        (None, Via::Core) => {
+            conformance::run_files(&files, &mut conformance::InProcess::new(), &base)
+        }
         (None, Via::Table) => {
             conformance::run_files(&files, &mut conformance::ThroughTable::new(), &base)
         }
@@ -497,64 +525,98 @@ fn run_conformance(
         println!("{r}");
     }
     println!("{} passed, {} failed", reports.len() - failed, failed);
-    if failed > 0 || reports.is_empty() {
+    Ok(if failed > 0 || reports.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 fn load(
-    path: &std::path::Path,
-    targets: Vec<String>,
-    token: Option<String>,
+    path: &Path,
+    targets: Vec<Target>,
+    client: client::Options,
     scale: f64,
     json: bool,
-) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     // Every check on the file happens before anything is sent.
-    let scenario = match tcpsim::load::parse(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
+    let scenario = tcpsim::load::parse(&text).with_context(|| path.display().to_string())?;
     if !(scale > 0.0 && scale.is_finite()) {
-        eprintln!("error: --scale {scale} must be above 0");
-        return ExitCode::FAILURE;
+        bail!("--scale {scale} must be above 0");
     }
     let opts = tcpsim::load::Options {
         targets,
-        token,
+        client,
         scale,
         progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    match runtime().block_on(tcpsim::load::run(&scenario, &opts)) {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report serializes")
-                );
-            } else {
-                print!("{}", tcpsim::load::render(&report));
-            }
-            if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+    let report = runtime()?.block_on(tcpsim::load::run(&scenario, &opts))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", tcpsim::load::render(&report));
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        command().debug_assert();
+    }
+
+    /// Each protocol flag is an `Overrides` field of the same name, and each field has its flag.
+    #[test]
+    fn every_protocol_setting_has_its_flag() {
+        let fields: Vec<String> = TcpArgs::defaults().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(fields.len(), 17);
+        let serve = command();
+        let serve = serve.find_subcommand("serve").unwrap();
+        for id in &fields {
+            let arg = serve.get_arguments().find(|a| a.get_id() == id.as_str());
+            let help = arg.and_then(|a| a.get_help()).map(|h| h.to_string());
+            let help = help.unwrap_or_else(|| panic!("no --{id}"));
+            assert!(help.contains("[default: "), "--{id}: {help}");
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        let rto_min = serve
+            .get_arguments()
+            .find(|a| a.get_id() == "rto_min_ms")
+            .unwrap();
+        assert!(
+            rto_min
+                .get_help()
+                .unwrap()
+                .to_string()
+                .ends_with("[default: linux: 200, rfc9293: 1000]")
+        );
+    }
+
+    #[test]
+    fn flags_reach_the_settings_by_name() {
+        let cli = Cli::try_parse_from([
+            "tcpsim",
+            "serve",
+            "--profile",
+            "rfc9293",
+            "--mss",
+            "1000",
+            "--nodelay",
+            "true",
+        ])
+        .unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("serve")
+        };
+        let c = a.tcp.config().unwrap();
+        assert_eq!(c.profile.name, ProfileName::Rfc9293);
+        assert_eq!((c.mss, c.nodelay, c.rto_min_ms), (1000, true, 1000));
     }
 }

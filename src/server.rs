@@ -6,7 +6,7 @@
 //! (with a warning) — either way it ends successfully.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,14 @@ use crate::service::proto::simulator_server::SimulatorServer;
 use crate::service::{Limits, SimulatorService, proto};
 use crate::table::{Clock, Table, TableConfig, drive_timers};
 use crate::tcp;
+
+/// Where `serve` listens for gRPC unless told otherwise (and where clients look by default).
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50051));
+/// Where `serve` serves `GET /metrics` unless told otherwise (the OpenTelemetry Prometheus
+/// exporter's customary port).
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9464));
 
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]

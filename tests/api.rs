@@ -1480,7 +1480,9 @@ fn conformance_scenarios_pass_through_the_grpc_api() {
     let srv = rt.block_on(virtual_server());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
     let files = tcpsim::conformance::collect(&[dir]).unwrap();
-    let mut engine = tcpsim::conformance::grpc::ViaGrpc::connect(&srv.url, None).unwrap();
+    let target = srv.url.parse().unwrap();
+    let mut engine =
+        tcpsim::conformance::grpc::ViaGrpc::connect(&target, &Default::default()).unwrap();
     let reports =
         tcpsim::conformance::run_files(&files, &mut engine, &tcpsim::tcp::Config::default());
     let failed: Vec<String> = reports

@@ -4,19 +4,16 @@
 //! relative to the server's clock when a scenario starts.
 
 use tonic::Request;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 
 use super::{Engine, EngineError};
+use crate::client::{Client, ClientError, Options, Target};
 use crate::service::convert;
 use crate::service::proto as pb;
-use crate::service::proto::simulator_client::SimulatorClient;
-use crate::tcp::{Call, Config, Segment, State};
+use crate::tcp::{Call, Config, Segment, SeqNum, State};
 
 pub struct ViaGrpc {
     rt: tokio::runtime::Runtime,
-    client: SimulatorClient<Channel>,
-    token: Option<String>,
+    client: Client,
     settings: pb::TcpSettings,
     /// The server's clock when the scenario started.
     base: u64,
@@ -32,42 +29,25 @@ pub struct ViaGrpc {
 pub enum ConnectError {
     #[error("cannot start a runtime: {0}")]
     Runtime(#[from] std::io::Error),
-    #[error("cannot reach {url}: {source}")]
-    Unreachable {
-        url: String,
-        source: tonic::transport::Error,
-    },
-    #[error("{url}: {source}")]
-    Call { url: String, source: EngineError },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{target}: {source}")]
+    Call { target: Target, source: EngineError },
     #[error(
-        "the server at {url} runs a {clock} clock; conformance needs `tcpsim serve --clock virtual`"
+        "the server at {target} runs a {clock} clock; conformance needs `tcpsim serve --clock virtual`"
     )]
-    RealClock { url: String, clock: String },
-    #[error("the token is not valid metadata")]
-    Token,
+    RealClock { target: Target, clock: String },
 }
 
 impl ViaGrpc {
-    pub fn connect(url: &str, token: Option<String>) -> Result<ViaGrpc, ConnectError> {
-        if token
-            .as_deref()
-            .is_some_and(|t| format!("Bearer {t}").parse::<MetadataValue<_>>().is_err())
-        {
-            return Err(ConnectError::Token);
-        }
+    pub fn connect(target: &Target, opts: &Options) -> Result<ViaGrpc, ConnectError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let client = rt
-            .block_on(SimulatorClient::connect(url.to_string()))
-            .map_err(|source| ConnectError::Unreachable {
-                url: url.into(),
-                source,
-            })?;
+        let client = rt.block_on(opts.connect(target))?;
         let mut engine = ViaGrpc {
             rt,
             client,
-            token,
             settings: pb::TcpSettings::default(),
             base: 0,
             now: 0,
@@ -78,40 +58,51 @@ impl ViaGrpc {
         let stats = engine
             .call(|c, r| Box::pin(c.stats(r)), pb::StatsRequest {})
             .map_err(|source| ConnectError::Call {
-                url: url.into(),
+                target: target.clone(),
                 source,
             })?;
         if stats.clock != "virtual" {
             return Err(ConnectError::RealClock {
-                url: url.into(),
+                target: target.clone(),
                 clock: stats.clock,
             });
         }
         Ok(engine)
     }
 
-    /// One unary call, with the token if any.
+    /// One unary call.
     fn call<Q, A>(
         &mut self,
         f: impl FnOnce(
-            &mut SimulatorClient<Channel>,
+            &mut Client,
             Request<Q>,
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<tonic::Response<A>, tonic::Status>> + '_>,
         >,
         q: Q,
     ) -> Result<A, EngineError> {
-        let mut req = Request::new(q);
-        if let Some(v) = self
-            .token
-            .as_ref()
-            .and_then(|t| format!("Bearer {t}").parse().ok())
-        {
-            req.metadata_mut().insert("authorization", v);
-        }
-        let client = &mut self.client;
-        let fut = f(client, req);
+        let fut = f(&mut self.client, Request::new(q));
         Ok(self.rt.block_on(fut)?.into_inner())
+    }
+
+    /// Listen or connect: an EXTERNAL endpoint with the scenario's settings and this ISS.
+    fn open(&mut self, role: pb::Side, iss: SeqNum) -> Result<(), EngineError> {
+        let req = pb::OpenRequest {
+            mode: pb::Mode::External as i32,
+            role: role as i32,
+            iss: Some(iss.0),
+            settings: Some(self.settings),
+            ..Default::default()
+        };
+        let o = self.call(|c, r| Box::pin(c.open(r)), req)?;
+        let opened = o.connections.first();
+        self.id = Some(
+            opened
+                .ok_or_else(|| EngineError::BadReply("Open opened nothing".into()))?
+                .id,
+        );
+        self.role = role as i32;
+        Ok(())
     }
 
     fn id(&self) -> Result<u64, EngineError> {
@@ -144,48 +135,35 @@ impl Engine for ViaGrpc {
     }
 
     fn call(&mut self, call: Call) -> Result<(), EngineError> {
-        let opens = match call {
-            Call::Listen { iss } => Some((pb::Side::Server, iss)),
-            Call::Connect { iss } => Some((pb::Side::Client, iss)),
-            _ => None,
-        };
-        if let Some((role, iss)) = opens {
-            let req = pb::OpenRequest {
-                mode: pb::Mode::External as i32,
-                role: role as i32,
-                iss: Some(iss.0),
-                settings: Some(self.settings),
-                ..Default::default()
-            };
-            let o = self.call(|c, r| Box::pin(c.open(r)), req)?;
-            let first = o.connections.first();
-            let opened =
-                first.ok_or_else(|| EngineError::BadReply("Open opened nothing".into()))?;
-            self.id = Some(opened.id);
-            self.role = role as i32;
-            return Ok(());
-        }
-        let (id, side) = (self.id()?, self.side());
-        let close = |how: pb::CloseKind| pb::CloseRequest {
+        let close = |id, side, how: pb::CloseKind| pb::CloseRequest {
             id,
             side,
             how: how as i32,
         };
         match call {
+            Call::Listen { iss } => self.open(pb::Side::Server, iss),
+            Call::Connect { iss } => self.open(pb::Side::Client, iss),
             Call::Send(bytes) => {
-                let req = pb::SendRequest { id, side, bytes };
+                let req = pb::SendRequest {
+                    id: self.id()?,
+                    side: self.side(),
+                    bytes,
+                };
                 self.call(|c, r| Box::pin(c.send(r)), req).map(drop)
             }
             Call::Shutdown => {
-                let req = close(pb::CloseKind::Shutdown);
+                let req = close(self.id()?, self.side(), pb::CloseKind::Shutdown);
                 self.call(|c, r| Box::pin(c.close(r)), req).map(drop)
             }
             Call::Close => {
-                let req = close(pb::CloseKind::Close);
+                let req = close(self.id()?, self.side(), pb::CloseKind::Close);
                 self.call(|c, r| Box::pin(c.close(r)), req).map(drop)
             }
-            Call::Abort | Call::Listen { .. } | Call::Connect { .. } => {
-                let req = pb::AbortRequest { id, side };
+            Call::Abort => {
+                let req = pb::AbortRequest {
+                    id: self.id()?,
+                    side: self.side(),
+                };
                 self.call(|c, r| Box::pin(c.abort(r)), req).map(drop)
             }
         }

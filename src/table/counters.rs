@@ -98,6 +98,23 @@ impl OpenFailure {
     }
 }
 
+/// By its name in scenario files and the API (`ports_exhausted`).
+impl<'de> serde::Deserialize<'de> for OpenFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OpenFailure, D::Error> {
+        let name = String::deserialize(d)?;
+        let known = OpenFailure::ALL.map(OpenFailure::as_str);
+        OpenFailure::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{name:?} is not a refusal reason ({})",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
 /// Upper bounds (ms) of the timer-lag histogram's buckets; the last bucket is +Inf.
 pub const LAG_BUCKETS_MS: [u64; 11] = [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
 

@@ -70,7 +70,7 @@ pub struct ConfigError {
 /// Settings to change from a starting point, each optional: what flags, an `Open` request or a
 /// scenario file give. [`Overrides::apply`] is the one way a `Config` is made from them, and it
 /// validates the result.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
     /// Start from this profile's defaults rather than from the base.

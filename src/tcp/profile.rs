@@ -13,7 +13,7 @@
 use std::fmt;
 
 /// Which reading of TCP a set of switches started from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProfileName {
     /// The Linux kernel's TCP (6.x, the conformance recordings' kernel).

@@ -1,0 +1,307 @@
+//! The load scenario format: phases as YAML, deserialized straight into typed values (modes,
+//! sides, states, refusal reasons, addresses), and the checks a file must pass before anything
+//! is sent. Every error names the line or the phase, and the reason.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+
+use crate::table::OpenFailure;
+use crate::tcp::{Overrides, State};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Each phase is a one-key map: `- open: {count: 10}`.
+    #[serde(with = "serde_norway::with::singleton_map_recursive")]
+    pub phases: Vec<Phase>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeName {
+    Auto,
+    Manual,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SideName {
+    Client,
+    Server,
+    Both,
+}
+
+impl SideName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SideName::Client => "client",
+            SideName::Server => "server",
+            SideName::Both => "both",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HowName {
+    Shutdown,
+    #[default]
+    Close,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Open(OpenPhase),
+    Hold(HoldPhase),
+    Close(ClosePhase),
+    Abort(AbortPhase),
+    Send(SendPhase),
+    SynFlood(SynFloodPhase),
+    DropFins(DropFinsPhase),
+    Churn(ChurnPhase),
+    Expect(ExpectPhase),
+}
+
+/// MANUAL connections only: `side` closes and its FIN is lost on the wire, so it stays in
+/// FIN-WAIT-1 (or LAST-ACK) retransmitting the FIN, onto the wire where nothing delivers it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropFinsPhase {
+    #[serde(default = "one")]
+    pub fraction: f64,
+    pub side: SideName,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPhase {
+    pub count: u64,
+    #[serde(default)]
+    pub rate: u64,
+    #[serde(default = "auto")]
+    pub mode: ModeName,
+    #[serde(default)]
+    pub client_ip: Option<Ipv4Addr>,
+    /// MANUAL only: deliver the SYN, the SYN-ACK and the final ACK, so the pair is ESTABLISHED
+    /// and later phases (drop_fins) can act on it.
+    #[serde(default)]
+    pub handshake: bool,
+    /// MANUAL only: the connections' own protocol settings, as `Open` takes them (`profile:
+    /// rfc9293`, `mss: 1000`, …); AUTO pairs run on the server's.
+    #[serde(default)]
+    pub settings: Option<Overrides>,
+}
+
+fn auto() -> ModeName {
+    ModeName::Auto
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldPhase {
+    pub ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosePhase {
+    #[serde(default = "one")]
+    pub fraction: f64,
+    pub side: SideName,
+    #[serde(default)]
+    pub how: HowName,
+    #[serde(default)]
+    pub rate: u64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortPhase {
+    #[serde(default = "one")]
+    pub fraction: f64,
+    pub side: SideName,
+    #[serde(default)]
+    pub rate: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendPhase {
+    pub bytes: u32,
+    #[serde(default = "one")]
+    pub fraction: f64,
+    pub side: SideName,
+    #[serde(default)]
+    pub rate: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynFloodPhase {
+    pub count: u64,
+    #[serde(default)]
+    pub rate: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnPhase {
+    /// Connections opened (and closed) per second.
+    pub rate: u64,
+    pub ms: u64,
+    /// Which side closes first (it holds the TIME-WAIT); both: a simultaneous close.
+    #[serde(default = "client")]
+    pub close: SideName,
+    #[serde(default)]
+    pub client_ip: Option<Ipv4Addr>,
+}
+
+fn client() -> SideName {
+    SideName::Client
+}
+
+/// A check on the servers, summed over them: the endpoints in `state` (on `side`, or both), or
+/// the opens refused so far for `refused`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectPhase {
+    #[serde(default)]
+    pub side: Option<SideName>,
+    #[serde(default)]
+    pub state: Option<State>,
+    #[serde(default)]
+    pub refused: Option<OpenFailure>,
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
+}
+
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Open(_) => "open",
+            Phase::Hold(_) => "hold",
+            Phase::Close(_) => "close",
+            Phase::Abort(_) => "abort",
+            Phase::Send(_) => "send",
+            Phase::SynFlood(_) => "syn_flood",
+            Phase::DropFins(_) => "drop_fins",
+            Phase::Churn(_) => "churn",
+            Phase::Expect(_) => "expect",
+        }
+    }
+}
+
+/// Why a scenario file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("line {line}, column {column}: {message}")]
+    At {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Yaml(String),
+    #[error("phases: a scenario needs at least one phase")]
+    NoPhases,
+    /// Phase `index` (1-based, as a reader counts) of kind `kind`.
+    #[error("phase {index} ({kind}): {why}")]
+    Phase {
+        index: usize,
+        kind: &'static str,
+        why: String,
+    },
+}
+
+/// Parses and checks a scenario.
+pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    let sc: Scenario = serde_norway::from_str(text).map_err(|e| match e.location() {
+        Some(l) => ScenarioError::At {
+            line: l.line(),
+            column: l.column(),
+            message: e.to_string(),
+        },
+        None => ScenarioError::Yaml(e.to_string()),
+    })?;
+    if sc.phases.is_empty() {
+        return Err(ScenarioError::NoPhases);
+    }
+    for (i, p) in sc.phases.iter().enumerate() {
+        check(p).map_err(|why| ScenarioError::Phase {
+            index: i + 1,
+            kind: p.name(),
+            why,
+        })?;
+    }
+    Ok(sc)
+}
+
+/// What the types cannot say: counts above 0, fractions in [0, 1], sides a phase can act on.
+fn check(p: &Phase) -> Result<(), String> {
+    let fraction = |f: f64| {
+        if (0.0..=1.0).contains(&f) {
+            Ok(())
+        } else {
+            Err(format!("fraction {f} is not between 0 and 1"))
+        }
+    };
+    let one_side = |side: SideName, what: &str| {
+        if side == SideName::Both {
+            Err(format!("side: {what}"))
+        } else {
+            Ok(())
+        }
+    };
+    match p {
+        Phase::Open(o) if o.count == 0 => Err("count must be at least 1".into()),
+        Phase::Open(o) if o.handshake && o.mode != ModeName::Manual => Err(
+            "handshake: only MANUAL connections wait for one (AUTO ones complete it alone)".into(),
+        ),
+        Phase::Open(OpenPhase {
+            settings: Some(settings),
+            mode,
+            ..
+        }) => {
+            if *mode != ModeName::Manual {
+                return Err("settings: AUTO pairs run on the server's settings; only MANUAL connections take their own".into());
+            }
+            settings
+                .apply(&crate::tcp::Config::default())
+                .map(drop)
+                .map_err(|e| format!("settings.{e}"))
+        }
+        Phase::Close(c) => fraction(c.fraction),
+        Phase::Abort(a) => {
+            one_side(a.side, "abort one side, client or server")?;
+            fraction(a.fraction)
+        }
+        Phase::Send(s) => {
+            one_side(s.side, "send from one side, client or server")?;
+            fraction(s.fraction)
+        }
+        Phase::DropFins(d) => {
+            one_side(d.side, "one side closes and loses its FIN")?;
+            fraction(d.fraction)
+        }
+        Phase::SynFlood(f) if f.count == 0 => Err("count must be at least 1".into()),
+        Phase::Churn(c) if c.rate == 0 || c.ms == 0 => Err("rate and ms must be above 0".into()),
+        Phase::Expect(e) if e.min.is_none() && e.max.is_none() => {
+            Err("give min, max or both".into())
+        }
+        Phase::Expect(e) if e.state.is_some() == e.refused.is_some() => {
+            Err("name either a state or a refusal reason".into())
+        }
+        _ => Ok(()),
+    }
+}
