@@ -3,7 +3,7 @@
 //! It is tonic-prost's codec with three differences. Together they took `Run` from 3.0–3.4 to
 //! 4.0–4.5 M Send operations/s on this machine (`cargo bench --bench api -- stream`).
 //!
-//! - The `Run` stream's common commands and results are read and written by hand (`wire`),
+//! - The `Run` stream's common commands and results are read and written by hand (`fast_path`),
 //!   falling back to prost for anything else.
 //! - A message that arrived in one piece (nearly all of them) is decoded from a plain byte slice.
 //!   prost decodes through the `Buf` trait, and tonic's `DecodeBuf` advances a `BytesMut` for
@@ -56,7 +56,7 @@ impl<T: Message + 'static> Encoder for ProtoEncoder<T> {
     type Error = Status;
 
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        if super::wire::encode(&item, buf) {
+        if super::fast_path::encode(&item, buf) {
             return Ok(());
         }
         // An EncodeBuf grows as needed, so encoding cannot run out of room.
@@ -80,7 +80,7 @@ impl<U: Message + Default + 'static> Decoder for ProtoDecoder<U> {
         let len = buf.remaining();
         let decoded = if buf.chunk().len() == len {
             let bytes = buf.chunk();
-            let decoded = super::wire::decode::<U>(bytes).map_or_else(|| U::decode(bytes), Ok);
+            let decoded = super::fast_path::decode::<U>(bytes).map_or_else(|| U::decode(bytes), Ok);
             buf.advance(len);
             decoded
         } else {

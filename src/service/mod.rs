@@ -8,8 +8,8 @@
 
 pub mod codec;
 pub mod convert;
+pub mod fast_path;
 pub mod proto;
-mod wire;
 
 use std::collections::HashMap;
 use std::pin::Pin;
