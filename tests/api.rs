@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 mod common;
-use common::TestServer;
+use common::{TestServer, open_req};
 
 async fn virtual_server() -> TestServer {
     TestServer::start(ServeConfig {
@@ -32,37 +32,10 @@ fn small() -> ServeConfig {
     }
 }
 
-fn open_req(mode: pb::Mode) -> pb::OpenRequest {
-    pb::OpenRequest {
-        mode: mode as i32,
-        ..Default::default()
-    }
-}
-
-/// Opens one connection and returns its id.
-async fn open_id(c: &mut SimulatorClient<Channel>, r: pb::OpenRequest) -> u64 {
-    c.open(r).await.unwrap().into_inner().connections[0].id
-}
-
 const EST: i32 = pb::State::Established as i32;
 
 fn st(s: pb::State) -> i32 {
     s as i32
-}
-
-async fn states(c: &mut SimulatorClient<Channel>, id: u64) -> (i32, i32) {
-    let conn = c
-        .get(pb::GetRequest { id, tuple: None })
-        .await
-        .unwrap()
-        .into_inner();
-    let state = |side: pb::Side| {
-        conn.endpoints
-            .iter()
-            .find(|e| e.side == side as i32)
-            .map_or(0, |e| e.state)
-    };
-    (state(pb::Side::Client), state(pb::Side::Server))
 }
 
 #[tokio::test]
@@ -70,7 +43,7 @@ async fn every_rpc_on_its_normal_path() {
     let srv = virtual_server().await;
     let mut c = srv.client().await;
 
-    let o = c.open(open_req(pb::Mode::Auto)).await.unwrap().into_inner();
+    let o = c.open(open_req(pb::Mode::Auto)).await;
     assert_eq!(o.connections.len(), 1);
     let a = &o.connections[0];
     assert_eq!((a.client, a.server), (EST, EST));
@@ -82,18 +55,14 @@ async fn every_rpc_on_its_normal_path() {
             side: pb::Side::Client as i32,
             bytes: 5000,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!((s.client, s.server), (EST, EST));
     let conn = c
         .get(pb::GetRequest {
             id: a.id,
             tuple: None,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     let client = conn
         .endpoints
         .iter()
@@ -106,9 +75,7 @@ async fn every_rpc_on_its_normal_path() {
             id: 0,
             tuple: a.tuple.clone(),
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(by_tuple.id, a.id);
 
     let closed = c
@@ -117,9 +84,7 @@ async fn every_rpc_on_its_normal_path() {
             side: pb::Side::Both as i32,
             how: 0,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(
         (closed.client, closed.server),
         (st(pb::State::TimeWait), st(pb::State::TimeWait))
@@ -130,9 +95,7 @@ async fn every_rpc_on_its_normal_path() {
             count: 50,
             ..open_req(pb::Mode::Auto)
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!((batch.connections.len(), batch.failed), (50, 0));
     let b = batch.connections[0].id;
     let ab = c
@@ -140,9 +103,7 @@ async fn every_rpc_on_its_normal_path() {
             id: b,
             side: pb::Side::Client as i32,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(ab.client, st(pb::State::Closed));
 
     let list = c
@@ -152,9 +113,7 @@ async fn every_rpc_on_its_normal_path() {
             page_size: 20,
             page_token: String::new(),
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(list.connections.len(), 20);
     assert!(!list.next_page_token.is_empty());
     let rest = c
@@ -164,9 +123,7 @@ async fn every_rpc_on_its_normal_path() {
             page_size: 100,
             page_token: list.next_page_token,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(
         rest.connections.len(),
         29,
@@ -174,7 +131,7 @@ async fn every_rpc_on_its_normal_path() {
     );
     assert!(rest.next_page_token.is_empty());
 
-    let stats = c.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    let stats = c.stats(pb::StatsRequest {}).await;
     assert_eq!(stats.clock, "virtual");
     let occ = |side: pb::Side, state: pb::State| {
         stats
@@ -192,34 +149,29 @@ async fn every_rpc_on_its_normal_path() {
         "every (side, state) is listed, zeros included"
     );
 
-    let adv = c
-        .advance_clock(pb::AdvanceClockRequest { millis: 60_000 })
-        .await
-        .unwrap()
-        .into_inner();
+    let adv = c.advance(60_000).await;
     assert_eq!(adv.now_ms, 60_000);
     assert!(adv.timers_fired >= 2);
     assert_eq!(
-        c.get(pb::GetRequest {
-            id: a.id,
-            tuple: None
-        })
-        .await
-        .unwrap_err()
-        .code(),
+        c.raw
+            .get(pb::GetRequest {
+                id: a.id,
+                tuple: None
+            })
+            .await
+            .unwrap_err()
+            .code(),
         Code::NotFound
     );
 
     // MANUAL: the wire, Inject, Remove.
-    let m = open_id(
-        &mut c,
-        pb::OpenRequest {
+    let m = c
+        .open_id(pb::OpenRequest {
             iss: Some(100),
             server_iss: Some(300),
             ..open_req(pb::Mode::Manual)
-        },
-    )
-    .await;
+        })
+        .await;
     let w = c
         .wire(pb::WireRequest {
             id: m,
@@ -227,9 +179,7 @@ async fn every_rpc_on_its_normal_path() {
             action: pb::WireAction::Deliver as i32,
             count: 1,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!((w.moved[0].seq, w.moved[0].flags.unwrap().syn), (100, true));
     assert_eq!(w.server, st(pb::State::SynReceived));
     let rst = pb::Segment {
@@ -246,16 +196,15 @@ async fn every_rpc_on_its_normal_path() {
             to: pb::Side::Server as i32,
             segment: Some(rst),
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     assert_eq!(
         (i.before, i.after),
         (st(pb::State::SynReceived), st(pb::State::Listen))
     );
-    c.remove(pb::RemoveRequest { id: m }).await.unwrap();
+    c.remove(pb::RemoveRequest { id: m }).await;
     assert_eq!(
-        c.get(pb::GetRequest { id: m, tuple: None })
+        c.raw
+            .get(pb::GetRequest { id: m, tuple: None })
             .await
             .unwrap_err()
             .code(),
@@ -275,15 +224,13 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         .await
         .unwrap()
         .into_inner();
-    let id = open_id(
-        &mut c,
-        pb::OpenRequest {
+    let id = c
+        .open_id(pb::OpenRequest {
             iss: Some(1000),
             server_iss: Some(5000),
             ..open_req(pb::Mode::Manual)
-        },
-    )
-    .await;
+        })
+        .await;
     let c2s = pb::Direction::ClientToServer as i32;
     let s2c = pb::Direction::ServerToClient as i32;
     let deliver = |direction| pb::WireRequest {
@@ -293,56 +240,28 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         count: 1,
     };
     // SYN seq=x; SYN-ACK seq=y ack=x+1; ACK seq=x+1 ack=y+1.
-    let syn = c
-        .wire(deliver(c2s))
-        .await
-        .unwrap()
-        .into_inner()
-        .moved
-        .remove(0);
+    let syn = c.wire(deliver(c2s)).await.moved.remove(0);
     assert_eq!(
         (syn.seq, syn.flags.unwrap().syn, syn.flags.unwrap().ack),
         (1000, true, false)
     );
-    let synack = c
-        .wire(deliver(s2c))
-        .await
-        .unwrap()
-        .into_inner()
-        .moved
-        .remove(0);
+    let synack = c.wire(deliver(s2c)).await.moved.remove(0);
     assert_eq!((synack.seq, synack.ack), (5000, 1001));
-    let ack = c
-        .wire(deliver(c2s))
-        .await
-        .unwrap()
-        .into_inner()
-        .moved
-        .remove(0);
+    let ack = c.wire(deliver(c2s)).await.moved.remove(0);
     assert_eq!((ack.seq, ack.ack), (1001, 5001));
-    assert_eq!(states(&mut c, id).await, (EST, EST));
+    assert_eq!(c.states(id).await, (EST, EST));
     // Four-way close: FIN seq=u; ACK u+1; FIN seq=w ack=u+1; ACK w+1.
     c.close(pb::CloseRequest {
         id,
         side: pb::Side::Client as i32,
         how: 0,
     })
-    .await
-    .unwrap();
-    let fin = c
-        .wire(deliver(c2s))
-        .await
-        .unwrap()
-        .into_inner()
-        .moved
-        .remove(0);
+    .await;
+    let fin = c.wire(deliver(c2s)).await.moved.remove(0);
     assert_eq!((fin.seq, fin.flags.unwrap().fin), (1001, true));
+    assert_eq!(c.wire(deliver(s2c)).await.moved[0].ack, 1002);
     assert_eq!(
-        c.wire(deliver(s2c)).await.unwrap().into_inner().moved[0].ack,
-        1002
-    );
-    assert_eq!(
-        states(&mut c, id).await,
+        c.states(id).await,
         (st(pb::State::FinWait2), st(pb::State::CloseWait))
     );
     c.close(pb::CloseRequest {
@@ -350,29 +269,17 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         side: pb::Side::Server as i32,
         how: 0,
     })
-    .await
-    .unwrap();
-    let fin2 = c
-        .wire(deliver(s2c))
-        .await
-        .unwrap()
-        .into_inner()
-        .moved
-        .remove(0);
+    .await;
+    let fin2 = c.wire(deliver(s2c)).await.moved.remove(0);
     assert_eq!((fin2.seq, fin2.ack), (5001, 1002));
+    assert_eq!(c.wire(deliver(c2s)).await.moved[0].ack, 5002);
     assert_eq!(
-        c.wire(deliver(c2s)).await.unwrap().into_inner().moved[0].ack,
-        5002
-    );
-    assert_eq!(
-        states(&mut c, id).await,
+        c.states(id).await,
         (st(pb::State::TimeWait), st(pb::State::Closed))
     );
-    c.advance_clock(pb::AdvanceClockRequest { millis: 60_000 })
-        .await
-        .unwrap();
+    c.advance(60_000).await;
     assert_eq!(
-        states(&mut c, id).await,
+        c.states(id).await,
         (st(pb::State::Closed), st(pb::State::Closed))
     );
 
@@ -432,7 +339,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
 async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
     let srv = virtual_server().await;
     let mut c = srv.client().await;
-    let id = open_id(&mut c, open_req(pb::Mode::Manual)).await;
+    let id = c.open_id(open_req(pb::Mode::Manual)).await;
     let wire = |direction: pb::Direction, action: pb::WireAction| pb::WireRequest {
         id,
         direction: direction as i32,
@@ -440,21 +347,15 @@ async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
         count: 1,
     };
     use pb::Direction::{ClientToServer as C2S, ServerToClient as S2C};
-    c.wire(wire(C2S, pb::WireAction::Deliver)).await.unwrap();
-    c.wire(wire(S2C, pb::WireAction::Deliver)).await.unwrap();
-    c.wire(wire(C2S, pb::WireAction::Drop)).await.unwrap();
-    assert_eq!(states(&mut c, id).await, (EST, st(pb::State::SynReceived)));
+    c.wire(wire(C2S, pb::WireAction::Deliver)).await;
+    c.wire(wire(S2C, pb::WireAction::Deliver)).await;
+    c.wire(wire(C2S, pb::WireAction::Drop)).await;
+    assert_eq!(c.states(id).await, (EST, st(pb::State::SynReceived)));
     // SYN-ACK retransmissions at 1, 3, 7, 15, 31 s, each left on the wire and dropped.
     let mut retransmitted = 0;
     for _ in 0..62 {
-        c.advance_clock(pb::AdvanceClockRequest { millis: 1000 })
-            .await
-            .unwrap();
-        let conn = c
-            .get(pb::GetRequest { id, tuple: None })
-            .await
-            .unwrap()
-            .into_inner();
+        c.advance(1000).await;
+        let conn = c.get_id(id).await;
         let waiting = conn
             .wire
             .iter()
@@ -466,16 +367,13 @@ async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
                 count: waiting as u32,
                 ..wire(S2C, pb::WireAction::Drop)
             })
-            .await
-            .unwrap();
+            .await;
         }
-        assert_eq!(states(&mut c, id).await.1, st(pb::State::SynReceived));
+        assert_eq!(c.states(id).await.1, st(pb::State::SynReceived));
     }
     assert_eq!(retransmitted, 5);
-    c.advance_clock(pb::AdvanceClockRequest { millis: 1000 })
-        .await
-        .unwrap(); // 63 s: given up
-    assert_eq!(states(&mut c, id).await, (EST, st(pb::State::Listen)));
+    c.advance(1000).await; // 63 s: given up
+    assert_eq!(c.states(id).await, (EST, st(pb::State::Listen)));
     srv.shutdown().await.unwrap();
 }
 
@@ -500,29 +398,20 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
     })
     .await;
     let mut c = srv.client().await;
-    let auto = c
-        .open(open_req(pb::Mode::Auto))
-        .await
-        .unwrap()
-        .into_inner()
-        .connections[0]
-        .clone();
-    let manual = open_id(&mut c, open_req(pb::Mode::Manual)).await;
-    let ext = open_id(
-        &mut c,
-        pb::OpenRequest {
+    let auto = c.open(open_req(pb::Mode::Auto)).await.connections[0].clone();
+    let manual = c.open_id(open_req(pb::Mode::Manual)).await;
+    let ext = c
+        .open_id(pb::OpenRequest {
             role: pb::Side::Server as i32,
             ..open_req(pb::Mode::External)
-        },
-    )
-    .await;
+        })
+        .await;
     c.close(pb::CloseRequest {
         id: auto.id,
         side: pb::Side::Client as i32,
         how: 0,
     })
-    .await
-    .unwrap();
+    .await;
     let id = auto.id;
 
     let snapshot = |c: &mut SimulatorClient<Channel>| {
@@ -573,13 +462,13 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open without a mode",
         InvalidArgument,
         "mode",
-        c.open(pb::OpenRequest::default())
+        c.raw.open(pb::OpenRequest::default())
     );
     check!(
         "open with an unknown mode",
         InvalidArgument,
         "mode",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             mode: 42,
             ..Default::default()
         })
@@ -588,7 +477,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open over the batch cap",
         ResourceExhausted,
         "count",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             count: 101,
             ..open_req(pb::Mode::Auto)
         })
@@ -597,13 +486,13 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open EXTERNAL without a role",
         InvalidArgument,
         "role",
-        c.open(open_req(pb::Mode::External))
+        c.raw.open(open_req(pb::Mode::External))
     );
     check!(
         "open EXTERNAL with SIDE_BOTH",
         InvalidArgument,
         "role",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             role: side(pb::Side::Both),
             ..open_req(pb::Mode::External)
         })
@@ -612,7 +501,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open AUTO with a role",
         InvalidArgument,
         "role",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             role: side(pb::Side::Client),
             ..open_req(pb::Mode::Auto)
         })
@@ -621,7 +510,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with a malformed client",
         InvalidArgument,
         "tuple.client",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             tuple: Some(pb::FourTuple {
                 client: "nope".into(),
                 server: "10.255.0.1:80".into()
@@ -633,7 +522,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with a client outside the pools",
         InvalidArgument,
         "tuple",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             tuple: Some(pb::FourTuple {
                 client: "192.0.2.1:4000".into(),
                 server: "10.255.0.1:80".into()
@@ -645,7 +534,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open toward an unknown server",
         InvalidArgument,
         "server",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             server: "10.9.9.9:22".into(),
             ..open_req(pb::Mode::Auto)
         })
@@ -654,7 +543,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with a malformed client_ip",
         InvalidArgument,
         "client_ip",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             client_ip: "10.0.0".into(),
             ..open_req(pb::Mode::Auto)
         })
@@ -663,7 +552,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open an explicit tuple with count 2",
         InvalidArgument,
         "tuple",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             count: 2,
             tuple: auto.tuple.clone(),
             ..open_req(pb::Mode::Auto)
@@ -673,7 +562,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open a 4-tuple in use",
         FailedPrecondition,
         "in use",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             tuple: auto.tuple.clone(),
             ..open_req(pb::Mode::Auto)
         })
@@ -682,7 +571,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open a pair with settings",
         InvalidArgument,
         "settings",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             settings: Some(pb::TcpSettings::default()),
             ..open_req(pb::Mode::Auto)
         })
@@ -691,7 +580,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with syn_retries over 255",
         InvalidArgument,
         "settings.syn_retries",
-        c.open(pb::OpenRequest {
+        c.raw.open(pb::OpenRequest {
             role: side(pb::Side::Client),
             settings: Some(pb::TcpSettings {
                 syn_retries: Some(256),
@@ -714,7 +603,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with an MSS of 0",
         InvalidArgument,
         "settings.mss: 0 is out of range: allowed 88..=65495",
-        c.open(with_settings(
+        c.raw.open(with_settings(
             pb::Mode::External,
             pb::TcpSettings {
                 mss: Some(0),
@@ -726,7 +615,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with an MSS over 65535",
         InvalidArgument,
         "settings.mss",
-        c.open(with_settings(
+        c.raw.open(with_settings(
             pb::Mode::Manual,
             pb::TcpSettings {
                 mss: Some(70_000),
@@ -738,7 +627,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with no SYN retries",
         InvalidArgument,
         "settings.syn_retries: 0 is out of range",
-        c.open(with_settings(
+        c.raw.open(with_settings(
             pb::Mode::Manual,
             pb::TcpSettings {
                 syn_retries: Some(0),
@@ -750,7 +639,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with an RTO ceiling under 1 s",
         InvalidArgument,
         "settings.rto_max_ms: 500 is out of range: allowed 1000..=120000",
-        c.open(with_settings(
+        c.raw.open(with_settings(
             pb::Mode::Manual,
             pb::TcpSettings {
                 rto_max_ms: Some(500),
@@ -762,7 +651,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "open with an unknown profile",
         InvalidArgument,
         "settings.profile",
-        c.open(with_settings(
+        c.raw.open(with_settings(
             pb::Mode::Manual,
             pb::TcpSettings {
                 profile: 7,
@@ -774,7 +663,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "close an unknown id",
         NotFound,
         "12345",
-        c.close(pb::CloseRequest {
+        c.raw.close(pb::CloseRequest {
             id: 12345,
             side: side(pb::Side::Client),
             how: 0
@@ -784,7 +673,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "close without a side",
         InvalidArgument,
         "side",
-        c.close(pb::CloseRequest {
+        c.raw.close(pb::CloseRequest {
             id,
             side: 0,
             how: 0
@@ -794,7 +683,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "close with an unknown kind",
         InvalidArgument,
         "how",
-        c.close(pb::CloseRequest {
+        c.raw.close(pb::CloseRequest {
             id,
             side: side(pb::Side::Server),
             how: 9
@@ -804,7 +693,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "close twice",
         FailedPrecondition,
         "FIN-WAIT-2",
-        c.close(pb::CloseRequest {
+        c.raw.close(pb::CloseRequest {
             id,
             side: side(pb::Side::Client),
             how: 0
@@ -814,7 +703,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "abort with SIDE_BOTH",
         InvalidArgument,
         "side",
-        c.abort(pb::AbortRequest {
+        c.raw.abort(pb::AbortRequest {
             id,
             side: side(pb::Side::Both)
         })
@@ -823,7 +712,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "send from a LISTEN server",
         FailedPrecondition,
         "LISTEN",
-        c.send(pb::SendRequest {
+        c.raw.send(pb::SendRequest {
             id: manual,
             side: side(pb::Side::Server),
             bytes: 10
@@ -833,7 +722,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "send past the send buffer",
         ResourceExhausted,
         "bytes",
-        c.send(pb::SendRequest {
+        c.raw.send(pb::SendRequest {
             id,
             side: side(pb::Side::Server),
             bytes: u32::MAX
@@ -843,7 +732,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "send on the missing side of EXTERNAL",
         InvalidArgument,
         "side",
-        c.send(pb::SendRequest {
+        c.raw.send(pb::SendRequest {
             id: ext,
             side: side(pb::Side::Client),
             bytes: 1
@@ -853,7 +742,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "inject without a segment",
         InvalidArgument,
         "segment",
-        c.inject(pb::InjectRequest {
+        c.raw.inject(pb::InjectRequest {
             id,
             to: side(pb::Side::Client),
             segment: None
@@ -863,7 +752,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "inject a window over 16 bits",
         InvalidArgument,
         "segment.window",
-        c.inject(pb::InjectRequest {
+        c.raw.inject(pb::InjectRequest {
             id,
             to: side(pb::Side::Client),
             segment: Some(pb::Segment {
@@ -876,7 +765,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "inject a huge payload length",
         InvalidArgument,
         "segment.length",
-        c.inject(pb::InjectRequest {
+        c.raw.inject(pb::InjectRequest {
             id,
             to: side(pb::Side::Client),
             segment: Some(pb::Segment {
@@ -889,7 +778,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "inject without a target side",
         InvalidArgument,
         "to",
-        c.inject(pb::InjectRequest {
+        c.raw.inject(pb::InjectRequest {
             id,
             to: 0,
             segment: seg(pb::Flags {
@@ -902,7 +791,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "wire on an AUTO connection",
         FailedPrecondition,
         "AUTO",
-        c.wire(pb::WireRequest {
+        c.raw.wire(pb::WireRequest {
             id,
             direction: 1,
             action: 1,
@@ -913,7 +802,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "wire without a direction",
         InvalidArgument,
         "direction",
-        c.wire(pb::WireRequest {
+        c.raw.wire(pb::WireRequest {
             id: manual,
             direction: 0,
             action: 1,
@@ -924,7 +813,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "wire with an unknown action",
         InvalidArgument,
         "action",
-        c.wire(pb::WireRequest {
+        c.raw.wire(pb::WireRequest {
             id: manual,
             direction: 1,
             action: 7,
@@ -935,7 +824,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "wire more than waits",
         FailedPrecondition,
         "wait",
-        c.wire(pb::WireRequest {
+        c.raw.wire(pb::WireRequest {
             id: manual,
             direction: 1,
             action: 1,
@@ -946,7 +835,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "wire over the per-call cap",
         ResourceExhausted,
         "count",
-        c.wire(pb::WireRequest {
+        c.raw.wire(pb::WireRequest {
             id: manual,
             direction: 1,
             action: 1,
@@ -957,7 +846,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "get with a malformed tuple",
         InvalidArgument,
         "tuple.server",
-        c.get(pb::GetRequest {
+        c.raw.get(pb::GetRequest {
             id: 0,
             tuple: Some(pb::FourTuple {
                 client: "10.0.0.1:1".into(),
@@ -969,7 +858,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "list a page over the cap",
         ResourceExhausted,
         "page_size",
-        c.list(pb::ListRequest {
+        c.raw.list(pb::ListRequest {
             page_size: 51,
             ..Default::default()
         })
@@ -978,7 +867,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "list with a forged token",
         InvalidArgument,
         "page_token",
-        c.list(pb::ListRequest {
+        c.raw.list(pb::ListRequest {
             page_token: "abc".into(),
             ..Default::default()
         })
@@ -987,7 +876,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "list with an unknown state",
         InvalidArgument,
         "state",
-        c.list(pb::ListRequest {
+        c.raw.list(pb::ListRequest {
             state: 99,
             ..Default::default()
         })
@@ -996,13 +885,14 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "advance over ten years",
         InvalidArgument,
         "millis",
-        c.advance_clock(pb::AdvanceClockRequest { millis: u64::MAX })
+        c.raw
+            .advance_clock(pb::AdvanceClockRequest { millis: u64::MAX })
     );
     check!(
         "remove an unknown id",
         NotFound,
         "id",
-        c.remove(pb::RemoveRequest { id: 7 })
+        c.raw.remove(pb::RemoveRequest { id: 7 })
     );
 
     let mut wrong = vec![];
@@ -1029,7 +919,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
     );
     srv.table.verify().unwrap();
     // Still serving.
-    c.open(open_req(pb::Mode::Auto)).await.unwrap();
+    c.open(open_req(pb::Mode::Auto)).await;
     srv.shutdown().await.unwrap();
 }
 
@@ -1038,6 +928,7 @@ async fn advance_clock_on_a_real_clock_is_a_failed_precondition() {
     let srv = TestServer::start(small()).await;
     let mut c = srv.client().await;
     let e = c
+        .raw
         .advance_clock(pb::AdvanceClockRequest { millis: 1 })
         .await
         .unwrap_err();
@@ -1059,8 +950,9 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                 } else {
                     pb::Mode::Auto
                 };
-                let id = open_id(&mut c, open_req(mode)).await;
+                let id = c.open_id(open_req(mode)).await;
                 let _ = c
+                    .raw
                     .send(pb::SendRequest {
                         id,
                         side: pb::Side::Client as i32,
@@ -1068,6 +960,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                     })
                     .await;
                 let _ = c
+                    .raw
                     .wire(pb::WireRequest {
                         id,
                         direction: 1,
@@ -1081,6 +974,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                     pb::CloseKind::Shutdown
                 };
                 let _ = c
+                    .raw
                     .close(pb::CloseRequest {
                         id,
                         side: pb::Side::Both as i32,
@@ -1089,6 +983,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                     .await;
                 if i % 7 == 0 {
                     let _ = c
+                        .raw
                         .abort(pb::AbortRequest {
                             id,
                             side: pb::Side::Server as i32,
@@ -1096,11 +991,9 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                         .await;
                 }
                 if k == 0 && i % 5 == 0 {
-                    c.advance_clock(pb::AdvanceClockRequest { millis: 20_000 })
-                        .await
-                        .unwrap();
+                    c.advance(20_000).await;
                 }
-                let _ = c.stats(pb::StatsRequest {}).await.unwrap();
+                let _ = c.raw.stats(pb::StatsRequest {}).await;
             }
         }));
     }
@@ -1232,8 +1125,8 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
     use prost::Message;
     let srv = virtual_server().await;
     let mut c = srv.client().await;
-    let id = open_id(&mut c, open_req(pb::Mode::Auto)).await;
-    let before = (srv.stats().await, states(&mut c, id).await);
+    let id = c.open_id(open_req(pb::Mode::Auto)).await;
+    let before = (srv.stats().await, c.states(id).await);
     let channel = Channel::from_shared(srv.url.clone())
         .unwrap()
         .connect()
@@ -1290,7 +1183,7 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
     assert!(e.message().contains("Command"), "{e:?}");
 
     // A zero-byte Send changes no state, so everything is as it was.
-    assert_eq!((srv.stats().await, states(&mut c, id).await), before);
+    assert_eq!((srv.stats().await, c.states(id).await), before);
     srv.shutdown().await.unwrap();
 }
 
@@ -1434,7 +1327,7 @@ async fn bearer_token_is_required_when_set() {
     })
     .await;
     let mut c = srv.client().await;
-    let e = c.stats(pb::StatsRequest {}).await.unwrap_err();
+    let e = c.raw.stats(pb::StatsRequest {}).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("missing"));
     let mut wrong = Request::new(pb::StatsRequest {});
@@ -1442,14 +1335,14 @@ async fn bearer_token_is_required_when_set() {
         .metadata_mut()
         .insert("authorization", "Bearer nope".parse().unwrap());
     assert_eq!(
-        c.stats(wrong).await.unwrap_err().code(),
+        c.raw.stats(wrong).await.unwrap_err().code(),
         Code::Unauthenticated
     );
     let mut right = Request::new(pb::StatsRequest {});
     right
         .metadata_mut()
         .insert("authorization", "Bearer s3cret".parse().unwrap());
-    assert!(c.stats(right).await.is_ok());
+    assert!(c.raw.stats(right).await.is_ok());
     // Health needs no token (container health checks).
     let mut health = tonic_health::pb::health_client::HealthClient::new(
         Channel::from_shared(srv.url.clone())
@@ -1604,7 +1497,7 @@ async fn virtual_clock_opens_replay_the_same_tuples_whatever_thread_answers() {
         let mut c = s.client().await;
         let mut tuples = vec![];
         for _ in 0..40 {
-            let o = c.open(open_req(pb::Mode::Auto)).await.unwrap().into_inner();
+            let o = c.open(open_req(pb::Mode::Auto)).await;
             let t = o.connections[0].tuple.clone().unwrap();
             tuples.push(t.client);
             // Hand the next call to whichever worker is free.
@@ -1633,7 +1526,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
                 .into_inner()
         }
     };
-    let auto = open_id(&mut c, open_req(pb::Mode::Auto)).await;
+    let auto = c.open_id(open_req(pb::Mode::Auto)).await;
     let s = get(&mut c, auto).await.settings.unwrap();
     assert_eq!(s.profile, pb::Profile::Linux as i32);
     assert_eq!(
@@ -1645,14 +1538,12 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
         profile: pb::Profile::Rfc9293 as i32,
         ..Default::default()
     };
-    let manual = open_id(
-        &mut c,
-        pb::OpenRequest {
+    let manual = c
+        .open_id(pb::OpenRequest {
             settings: Some(rfc),
             ..open_req(pb::Mode::Manual)
-        },
-    )
-    .await;
+        })
+        .await;
     let s = get(&mut c, manual).await.settings.unwrap();
     assert_eq!(s.profile, pb::Profile::Rfc9293 as i32);
     assert_eq!(
@@ -1683,8 +1574,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
             side: side as i32,
             how: 0,
         })
-        .await
-        .unwrap();
+        .await;
     }
     for d in [C2S, S2C, S2C, C2S] {
         wire(&mut c, d).await;
@@ -1696,9 +1586,8 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
     assert_eq!(client.timers[0].deadline_ms, now + 240_000);
 
     // An EXTERNAL endpoint under rfc9293 with RFC 5961 turned back on, and an MSS of its own.
-    let ext = open_id(
-        &mut c,
-        pb::OpenRequest {
+    let ext = c
+        .open_id(pb::OpenRequest {
             role: pb::Side::Client as i32,
             settings: Some(pb::TcpSettings {
                 rfc5961: Some(true),
@@ -1706,9 +1595,8 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
                 ..rfc
             }),
             ..open_req(pb::Mode::External)
-        },
-    )
-    .await;
+        })
+        .await;
     let s = get(&mut c, ext).await.settings.unwrap();
     assert_eq!(
         (s.profile, s.rfc5961, s.mss),
@@ -1799,17 +1687,12 @@ fn serve_refuses_out_of_range_settings_and_takes_a_profile() {
         .to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let profile = rt.block_on(async {
-        let mut c = SimulatorClient::connect(format!("http://{addr}"))
+        let raw = SimulatorClient::connect(format!("http://{addr}"))
             .await
             .unwrap();
-        let id = open_id(&mut c, open_req(pb::Mode::Auto)).await;
-        c.get(pb::GetRequest { id, tuple: None })
-            .await
-            .unwrap()
-            .into_inner()
-            .settings
-            .unwrap()
-            .profile
+        let mut c = common::Sim { raw };
+        let id = c.open_id(open_req(pb::Mode::Auto)).await;
+        c.get_id(id).await.settings.unwrap().profile
     });
     child.kill().unwrap();
     child.wait().unwrap();

@@ -186,24 +186,20 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                 count: 30,
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await;
         for conn in &o.connections[..10] {
             c.close(pb::CloseRequest {
                 id: conn.id,
                 side: pb::Side::Client as i32,
                 how: 0,
             })
-            .await
-            .unwrap();
+            .await;
             c.close(pb::CloseRequest {
                 id: conn.id,
                 side: pb::Side::Server as i32,
                 how: 0,
             })
-            .await
-            .unwrap();
+            .await;
         }
         for _ in 0..5 {
             let id = c
@@ -212,8 +208,6 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                     ..Default::default()
                 })
                 .await
-                .unwrap()
-                .into_inner()
                 .connections[0]
                 .id;
             c.wire(pb::WireRequest {
@@ -222,16 +216,16 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                 action: 1,
                 count: 1,
             })
-            .await
-            .unwrap();
+            .await;
         }
         assert!(
-            c.get(pb::GetRequest { id: 1, tuple: None }).await.is_err(),
+            c.raw
+                .get(pb::GetRequest { id: 1, tuple: None })
+                .await
+                .is_err(),
             "a NOT_FOUND for the error panels"
         );
-        c.advance_clock(pb::AdvanceClockRequest { millis: 500 })
-            .await
-            .unwrap();
+        c.advance(500).await;
     });
     let stats = srv.table.stats();
 

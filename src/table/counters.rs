@@ -2,11 +2,13 @@
 //! transition, segment and timer change, so reading it costs O(states), never O(connections).
 //!
 //! Owns: the counters, sharded per writing thread so that counting costs plain stores. Knows
-//! nothing of maps or connections; the table calls in.
+//! nothing of maps or connections; the table calls in. A thread's slot lives as long as the
+//! thread: when it exits, what it counted is folded into a retired total, so that a server whose
+//! pools replace threads (tokio's blocking pool does) keeps a bounded number of slots.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::tcp::{Side, State, TimerKind};
 
@@ -225,25 +227,84 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Adds everything `other` counted to this slot. Only for the retired total, which is
+    /// written under its registry's lock.
+    fn absorb(&self, other: &Slot) {
+        fn each<const N: usize, T>(a: &[T; N], b: &[T; N], f: impl Fn(&T, &T)) {
+            a.iter().zip(b).for_each(|(x, y)| f(x, y));
+        }
+        let u = |a: &AtomicU64, b: &AtomicU64| add(a, b.load(Relaxed));
+        let i = |a: &AtomicI64, b: &AtomicI64| add_i(a, b.load(Relaxed));
+        each(&self.occupancy, &other.occupancy, |a, b| each(a, b, i));
+        each(&self.transitions, &other.transitions, |a, b| {
+            each(a, b, |a, b| each(a, b, u))
+        });
+        each(&self.segments, &other.segments, |a, b| each(a, b, u));
+        each(&self.timers_pending, &other.timers_pending, i);
+        each(&self.timers_fired, &other.timers_fired, u);
+        each(&self.open_failures, &other.open_failures, u);
+        u(&self.opened, &other.opened);
+        u(&self.removed, &other.removed);
+        each(&self.lag_buckets, &other.lag_buckets, u);
+        u(&self.lag_sum_ms, &other.lag_sum_ms);
+        let max = other.lag_max_ms.load(Relaxed);
+        if max > self.lag_max_ms.load(Relaxed) {
+            self.lag_max_ms.store(max, Relaxed);
+        }
+    }
+}
+
 static NEXT_TABLE: AtomicU64 = AtomicU64::new(1);
 
+/// A table's slots: the live threads', and what the threads that have exited counted.
+#[derive(Debug, Default)]
+struct Registry {
+    live: Vec<Arc<Slot>>,
+    retired: Slot,
+    /// Slots ever handed out: the next one's index.
+    registered: usize,
+}
+
+type Shared = Arc<Mutex<Registry>>;
+
+fn lock(r: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// This thread's slot in each `Counters` it has written to, by the counters' id. When the
+/// thread exits, each slot is folded into its table's retired total and let go.
+#[derive(Default)]
+struct ThreadSlots(Vec<(u64, Arc<Slot>, Weak<Mutex<Registry>>)>);
+
+impl Drop for ThreadSlots {
+    fn drop(&mut self) {
+        for (_, slot, registry) in self.0.drain(..) {
+            if let Some(registry) = registry.upgrade() {
+                let mut r = lock(&registry);
+                r.live.retain(|s| !Arc::ptr_eq(s, &slot));
+                r.retired.absorb(&slot);
+            }
+        }
+    }
+}
+
 thread_local! {
-    /// This thread's slot in each `Counters` it has written to, by the counters' id.
-    static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: RefCell<ThreadSlots> = RefCell::new(ThreadSlots::default());
 }
 
 /// All the table's counters: a slot per thread that writes, summed when read.
 #[derive(Debug)]
 pub struct Counters {
     id: u64,
-    slots: Mutex<Vec<Arc<Slot>>>,
+    registry: Shared,
 }
 
 impl Default for Counters {
     fn default() -> Counters {
         Counters {
             id: NEXT_TABLE.fetch_add(1, Relaxed),
-            slots: Mutex::new(Vec::new()),
+            registry: Shared::default(),
         }
     }
 }
@@ -258,7 +319,7 @@ impl Counters {
             loop {
                 // One pass, or two the first time this thread writes to these counters.
                 let slots = cell.borrow();
-                if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
+                if let Some((_, slot, _)) = slots.0.iter().find(|(id, _, _)| *id == self.id) {
                     return f(slot);
                 }
                 drop(slots);
@@ -268,24 +329,33 @@ impl Counters {
     }
 
     #[cold]
-    fn register(&self, cell: &RefCell<Vec<(u64, Arc<Slot>)>>) {
+    fn register(&self, cell: &RefCell<ThreadSlots>) {
         let slot = {
-            let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let mut r = lock(&self.registry);
             let slot = Arc::new(Slot {
-                index: all.len(),
+                index: r.registered,
                 ..Slot::default()
             });
-            all.push(slot.clone());
+            r.registered += 1;
+            r.live.push(slot.clone());
             slot
         };
         let mut slots = cell.borrow_mut();
-        // Forget the slots of tables that are gone (only this thread still holds them).
-        slots.retain(|(_, s)| Arc::strong_count(s) > 1);
-        slots.push((self.id, slot));
+        // Forget the slots of tables that are gone.
+        slots.0.retain(|(_, _, r)| r.strong_count() > 0);
+        slots
+            .0
+            .push((self.id, slot, Arc::downgrade(&self.registry)));
+    }
+
+    /// Slots of threads still running that have written here.
+    pub fn live_slots(&self) -> usize {
+        lock(&self.registry).live.len()
     }
 
     pub fn snapshot(&self) -> CounterSnapshot {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let r = lock(&self.registry);
+        let slots: Vec<&Slot> = r.live.iter().map(|s| &**s).chain([&r.retired]).collect();
         let load = |a: &AtomicU64| a.load(Relaxed);
         let sum =
             |f: &dyn Fn(&Slot) -> u64| slots.iter().map(|s| f(s)).fold(0u64, u64::wrapping_add);
@@ -359,5 +429,56 @@ impl CounterSnapshot {
 
     pub fn open_failures(&self, why: OpenFailure) -> u64 {
         self.open_failures[why as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threads come and go (as a blocking pool's do): what each counted stays in the totals, and
+    /// its slot goes with it.
+    #[test]
+    fn threads_that_exit_leave_their_counts_and_take_their_slots() {
+        let c = Arc::new(Counters::default());
+        c.with(|s| s.opened());
+        for round in 0..50 {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let c = c.clone();
+                    std::thread::spawn(move || {
+                        c.with(|s| {
+                            s.opened();
+                            s.enter(Side::Client, State::Established);
+                            s.lag(7);
+                        })
+                    })
+                })
+                .collect();
+            workers.into_iter().for_each(|w| w.join().unwrap());
+            assert_eq!(
+                c.live_slots(),
+                1,
+                "round {round}: only this thread's slot lives"
+            );
+        }
+        let snap = c.snapshot();
+        assert_eq!(snap.opened, 1 + 200);
+        assert_eq!(snap.occupancy(Side::Client, State::Established), 200);
+        assert_eq!((snap.lag_sum_ms, snap.lag_max_ms), (1400, 7));
+        // Each thread had a slot of its own, in order.
+        assert_eq!(lock(&c.registry).registered, 201);
+    }
+
+    /// A thread that outlives a table it wrote to exits cleanly: nothing is left to fold into.
+    #[test]
+    fn a_thread_may_outlive_the_counters_it_wrote_to() {
+        std::thread::spawn(|| {
+            let c = Counters::default();
+            c.with(|s| s.opened());
+            drop(c);
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -136,24 +136,6 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 15] = [
-        Cause::Listen,
-        Cause::Connect,
-        Cause::Shutdown,
-        Cause::Close,
-        Cause::Abort,
-        Cause::SynReceived,
-        Cause::SynAckReceived,
-        Cause::AckReceived,
-        Cause::FinReceived,
-        Cause::RstReceived,
-        Cause::DataAfterClose,
-        Cause::SynInTimeWait,
-        Cause::RetransmitTimeout,
-        Cause::FinWait2Timeout,
-        Cause::TimeWaitExpired,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Listen => "listen",
