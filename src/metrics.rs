@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -54,13 +54,16 @@ const CODES: [&str; 17] = [
     "Unauthenticated",
 ];
 
-/// The services whose methods are labelled by name; anything else is "unknown".
-const KNOWN_SERVICES: [&str; 4] = [
-    "tcpsim.v1.Simulator",
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
-];
+/// The services this server has, as compiled: their methods are labelled by name, and every
+/// other path counts as one "unknown" method, so that no caller can add label values.
+fn descriptor_sets() -> [&'static [u8]; 4] {
+    [
+        crate::service::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+}
 
 /// One gRPC method's counts.
 #[derive(Debug)]
@@ -74,50 +77,9 @@ struct Method {
     sum_ns: AtomicU64,
 }
 
-/// gRPC server metrics in the go-grpc-prometheus shape, fed by [`GrpcMetricsLayer`].
-#[derive(Debug, Default)]
-pub struct GrpcStats {
-    methods: RwLock<HashMap<(String, String), Arc<Method>>>,
-}
-
-impl GrpcStats {
-    /// The methods seen so far (a copy, so that rendering holds no lock).
-    fn snapshot(&self) -> Vec<Arc<Method>> {
-        self.methods
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    fn method(&self, path: &str) -> Arc<Method> {
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("unknown", "unknown"));
-        let (service, method) =
-            if KNOWN_SERVICES.contains(&service) && !method.contains('/') && method.len() < 64 {
-                (service, method)
-            } else {
-                ("unknown", "unknown")
-            };
-        if let Some(m) = self
-            .methods
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(service.to_string(), method.to_string()))
-        {
-            return m.clone();
-        }
-        let kind = match (service, method) {
-            ("tcpsim.v1.Simulator", "Watch") | ("grpc.health.v1.Health", "Watch") => {
-                "server_stream"
-            }
-            ("tcpsim.v1.Simulator", "Run") | (_, "ServerReflectionInfo") => "bidi_stream",
-            _ => "unary",
-        };
-        let m = Arc::new(Method {
+impl Method {
+    fn new(service: &str, method: &str, kind: &'static str) -> Method {
+        Method {
             service: service.into(),
             method: method.into(),
             kind,
@@ -125,13 +87,63 @@ impl GrpcStats {
             handled: Default::default(),
             buckets: Default::default(),
             sum_ns: AtomicU64::new(0),
-        });
+        }
+    }
+}
+
+/// gRPC server metrics in the go-grpc-prometheus shape, fed by [`GrpcMetricsLayer`]: a fixed
+/// set of methods, read from the services' descriptors, and "unknown" for any other path.
+#[derive(Debug)]
+pub struct GrpcStats {
+    /// By path, `/package.Service/Method`.
+    methods: HashMap<String, Arc<Method>>,
+    unknown: Arc<Method>,
+}
+
+impl Default for GrpcStats {
+    fn default() -> GrpcStats {
+        use prost::Message;
+        let mut methods = HashMap::new();
+        for bytes in descriptor_sets() {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(bytes) else {
+                continue;
+            };
+            for file in &set.file {
+                for svc in &file.service {
+                    let service = format!("{}.{}", file.package(), svc.name());
+                    for m in &svc.method {
+                        let kind = match (m.client_streaming(), m.server_streaming()) {
+                            (false, false) => "unary",
+                            (false, true) => "server_stream",
+                            (true, false) => "client_stream",
+                            (true, true) => "bidi_stream",
+                        };
+                        let path = format!("/{service}/{}", m.name());
+                        methods.insert(path, Arc::new(Method::new(&service, m.name(), kind)));
+                    }
+                }
+            }
+        }
+        GrpcStats {
+            methods,
+            unknown: Arc::new(Method::new("unknown", "unknown", "unknown")),
+        }
+    }
+}
+
+impl GrpcStats {
+    /// The methods called so far (every method is counted from the start; those never called
+    /// are left out of the exposition).
+    fn snapshot(&self) -> impl Iterator<Item = &Method> {
         self.methods
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((service.into(), method.into()))
-            .or_insert(m)
-            .clone()
+            .values()
+            .chain([&self.unknown])
+            .map(|m| &**m)
+            .filter(|m| m.started.load(Relaxed) > 0)
+    }
+
+    fn method(&self, path: &str) -> Arc<Method> {
+        self.methods.get(path).unwrap_or(&self.unknown).clone()
     }
 }
 
@@ -430,4 +442,53 @@ pub async fn serve(
             let _ = stop.wait_for(|s| *s).await;
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The methods come from the services' descriptors, with their kinds; any other path, made
+    /// up by a caller, counts as one "unknown" method, so no caller can add label values.
+    #[test]
+    fn methods_are_the_served_ones_and_any_other_path_is_unknown() {
+        let g = GrpcStats::default();
+        for (path, kind) in [
+            ("/tcpsim.v1.Simulator/Open", "unary"),
+            ("/tcpsim.v1.Simulator/Watch", "server_stream"),
+            ("/tcpsim.v1.Simulator/Run", "bidi_stream"),
+            ("/grpc.health.v1.Health/Check", "unary"),
+            ("/grpc.health.v1.Health/Watch", "server_stream"),
+            (
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "bidi_stream",
+            ),
+            (
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                "bidi_stream",
+            ),
+        ] {
+            let m = g.method(path);
+            assert_eq!(
+                (m.kind, m.service.as_str()),
+                (kind, &path[1..path.rfind('/').unwrap()])
+            );
+        }
+        let known = g.methods.len();
+        for i in 0..1000 {
+            for path in [
+                format!("/tcpsim.v1.Simulator/Made{i}"),
+                format!("/x{i}.Y/Z"),
+                format!("/tcpsim.v1.Simulator/Open/{i}"),
+            ] {
+                g.method(&path).started.fetch_add(1, Relaxed);
+            }
+        }
+        assert_eq!(g.methods.len(), known);
+        let called: Vec<(&str, u64)> = g
+            .snapshot()
+            .map(|m| (m.method.as_str(), m.started.load(Relaxed)))
+            .collect();
+        assert_eq!(called, [("unknown", 3000)]);
+    }
 }

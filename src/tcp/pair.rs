@@ -504,6 +504,17 @@ impl<'a> PairMut<'a> {
         Ok(())
     }
 
+    /// The MANUAL wire's queue travelling `dir`, holding at least `requested` segments.
+    fn manual_queue(
+        &mut self,
+        dir: Direction,
+        requested: u32,
+    ) -> Result<&mut VecDeque<Segment>, WireError> {
+        self.manual_wire(dir, requested)?;
+        let (wire, _) = self.link.as_mut().ok_or(WireError::NotManual)?;
+        Ok(wire.queue_mut(dir))
+    }
+
     /// MANUAL: delivers the first `n` segments travelling `dir`, one at a time; what they provoke
     /// goes onto the wire.
     pub fn deliver<O: Observer>(
@@ -534,23 +545,13 @@ impl<'a> PairMut<'a> {
 
     /// MANUAL: drops the first `n` segments travelling `dir`.
     pub fn drop_segments(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
-        self.manual_wire(dir, n)?;
-        let q = self
-            .link
-            .as_mut()
-            .map(|(wire, _)| wire.queue_mut(dir))
-            .ok_or(WireError::NotManual)?;
+        let q = self.manual_queue(dir, n)?;
         Ok(q.drain(..n as usize).collect())
     }
 
     /// MANUAL: each of the first `n` segments travelling `dir` is followed by a copy of itself.
     pub fn duplicate(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
-        self.manual_wire(dir, n)?;
-        let q = self
-            .link
-            .as_mut()
-            .map(|(wire, _)| wire.queue_mut(dir))
-            .ok_or(WireError::NotManual)?;
+        let q = self.manual_queue(dir, n)?;
         let mut copies = Vec::with_capacity(n as usize);
         for i in (0..n as usize).rev() {
             let seg = q[i];
@@ -563,12 +564,7 @@ impl<'a> PairMut<'a> {
 
     /// MANUAL: moves the first `n` segments travelling `dir` behind all the others.
     pub fn reorder(&mut self, dir: Direction, n: u32) -> Result<Vec<Segment>, WireError> {
-        self.manual_wire(dir, n)?;
-        let q = self
-            .link
-            .as_mut()
-            .map(|(wire, _)| wire.queue_mut(dir))
-            .ok_or(WireError::NotManual)?;
+        let q = self.manual_queue(dir, n)?;
         let moved: Vec<Segment> = q.drain(..n as usize).collect();
         q.extend(moved.iter().copied());
         Ok(moved)
