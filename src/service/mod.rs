@@ -1,6 +1,6 @@
 //! The gRPC service: tonic glue only. Each RPC converts proto to domain types, calls the table,
-//! and converts back; errors become a `Status` in `convert::status`. The same operations serve
-//! the unary RPCs and the `Run` stream.
+//! and converts back; table errors become a `Status` through `From<table::Error>` in `convert`.
+//! The same operations serve the unary RPCs and the `Run` stream.
 //!
 //! Owns: request validation (every refusal names its field), the caps that keep a client from
 //! growing the server's memory (batch sizes, page sizes, the Watch buffer; Run holds no buffer of
