@@ -176,7 +176,15 @@ struct ServeArgs {
     /// Largest gRPC message, either way.
     #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = ServeConfig::default().max_message_bytes)]
     max_message_bytes: usize,
-    /// How long in-flight calls may take to finish after SIGINT or SIGTERM.
+    /// After SIGINT or SIGTERM, how long health reports NOT_SERVING while calls are still
+    /// taken, before connections are told to go away (ms).
+    #[arg(
+        long,
+        env = "TCPSIM_DRAIN_MS",
+        default_value_t = ServeConfig::default().drain.as_millis() as u64
+    )]
+    drain_ms: u64,
+    /// How long in-flight calls may take to finish after SIGINT or SIGTERM (after the drain).
     #[arg(
         long,
         env = "TCPSIM_SHUTDOWN_GRACE_MS",
@@ -468,6 +476,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         token: a.token,
         max_message_bytes: a.max_message_bytes,
+        drain: Duration::from_millis(a.drain_ms),
         shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
         tls,
         metrics_listen: a.metrics_listen.0,

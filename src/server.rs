@@ -38,6 +38,9 @@ pub struct ServeConfig {
     /// Callers of the Simulator service must send `authorization: Bearer <token>`.
     pub token: Option<String>,
     pub max_message_bytes: usize,
+    /// On shutdown, how long health reports NOT_SERVING while calls are still taken, so that
+    /// load balancers and health-checking clients move away before connections are closed.
+    pub drain: Duration,
     pub shutdown_grace: Duration,
     /// Serve TLS with this PEM certificate chain and private key.
     pub tls: Option<Tls>,
@@ -67,6 +70,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             token: None,
             max_message_bytes: 4 << 20,
+            drain: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             metrics_listen: None,
@@ -99,6 +103,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("TLS: {0}")]
     Tls(tonic::transport::Error),
+    #[error("token: an empty token would let anyone in; give none for no authentication")]
+    EmptyToken,
 }
 
 type Svc = SimulatorServer<SimulatorService>;
@@ -139,6 +145,9 @@ pub async fn start(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
+    if cfg.token.as_deref() == Some("") {
+        return Err(StartError::EmptyToken);
+    }
     let addr = listener.local_addr().map_err(StartError::Listener)?;
     let clock = if cfg.virtual_clock {
         Clock::virtual_at(0)
@@ -181,20 +190,24 @@ pub async fn start(
     let simulator = SimulatorServer::new(SimulatorService::new(
         table.clone(),
         cfg.limits.clone(),
-        stop_rx,
+        stop_rx.clone(),
     ))
     .max_decoding_message_size(cfg.max_message_bytes)
     .max_encoding_message_size(cfg.max_message_bytes);
     let simulator = InterceptedService::new(simulator, Auth(cfg.token.as_deref().map(Arc::from)));
 
     let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain = cfg.drain;
     let on_shutdown = async move {
         shutdown.await;
         health.set_not_serving::<Svc>().await;
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
-        let _ = stop_tx.send(true); // ends Watch and Run streams, stops the clock driver
+        tokio::time::sleep(drain).await;
+        // Ends every stream (Watch, Run, health Watch, reflection) and stops the clock driver;
+        // then connections get GOAWAY and in-flight calls finish.
+        let _ = stop_tx.send(true);
         let _ = begun_tx.send(());
     };
     let mut builder = Server::builder();
@@ -206,9 +219,9 @@ pub async fn start(
     }
     let serving = builder
         .layer(crate::metrics::GrpcMetricsLayer(metrics.grpc.clone()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(EndsOnStop::new(health_service, &stop_rx))
+        .add_service(EndsOnStop::new(reflection_v1, &stop_rx))
+        .add_service(EndsOnStop::new(reflection_v1alpha, &stop_rx))
         .add_service(simulator)
         // tonic's TcpIncoming sets TCP_NODELAY on each accepted socket; a bare listener stream
         // would leave Nagle on, and small responses would wait out delayed ACKs (~40 ms).
@@ -233,6 +246,127 @@ pub async fn start(
         table,
         done,
     })
+}
+
+/// A service whose response streams end (UNAVAILABLE, "the server is shutting down") when the
+/// server stops: health's Watch and reflection's streams never end on their own, and one left
+/// open would hold the shutdown for the whole grace period.
+#[derive(Clone)]
+struct EndsOnStop<S> {
+    inner: S,
+    stop: watch::Receiver<bool>,
+}
+
+impl<S> EndsOnStop<S> {
+    fn new(inner: S, stop: &watch::Receiver<bool>) -> EndsOnStop<S> {
+        EndsOnStop {
+            inner,
+            stop: stop.clone(),
+        }
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for EndsOnStop<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tower::Service<http::Request<tonic::body::Body>> for EndsOnStop<S>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        // The request ends too, so that a handler reading a client's stream lets go of it.
+        let req = req.map(|body| tonic::body::Body::new(UntilStop::new(body, &self.stop, None)));
+        let fut = self.inner.call(req);
+        let stop = self.stop.clone();
+        Box::pin(async move {
+            let resp = fut.await?;
+            let unavailable = {
+                let mut t = http::HeaderMap::new();
+                t.insert("grpc-status", http::HeaderValue::from_static("14"));
+                t.insert(
+                    "grpc-message",
+                    http::HeaderValue::from_static("the server is shutting down"),
+                );
+                t
+            };
+            Ok(resp
+                .map(|body| tonic::body::Body::new(UntilStop::new(body, &stop, Some(unavailable)))))
+        })
+    }
+}
+
+/// A body that ends once the server stops: with `trailers` if given (a response), else simply
+/// (a request, as if the client had finished sending).
+struct UntilStop {
+    body: tonic::body::Body,
+    stopped: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    trailers: Option<http::HeaderMap>,
+    ended: bool,
+}
+
+impl UntilStop {
+    fn new(
+        body: tonic::body::Body,
+        stop: &watch::Receiver<bool>,
+        trailers: Option<http::HeaderMap>,
+    ) -> UntilStop {
+        let mut stop = stop.clone();
+        UntilStop {
+            body,
+            stopped: Box::pin(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+            trailers,
+            ended: false,
+        }
+    }
+}
+
+impl http_body::Body for UntilStop {
+    type Data = prost::bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Status>>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.stopped.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            return Poll::Ready(
+                self.trailers
+                    .take()
+                    .map(|t| Ok(http_body::Frame::trailers(t))),
+            );
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.body.is_end_stream()
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -28,6 +28,8 @@ fn small() -> ServeConfig {
             ..TableConfig::default()
         },
         shutdown_grace: Duration::from_secs(5),
+        // Tests stop servers often; the drain is tested on its own.
+        drain: Duration::ZERO,
         ..ServeConfig::default()
     }
 }
@@ -1231,6 +1233,74 @@ async fn graceful_shutdown_ends_open_streams_and_reports_not_serving() {
     assert!(matches!(run.message().await, Ok(None) | Err(_)));
 }
 
+/// Streams the server does not write itself (health's Watch, which gRPC clients keep open for
+/// health checking, and reflection's) end when the server stops, so shutdown does not wait out
+/// the grace for them; during the drain, health already says NOT_SERVING while calls are taken.
+#[tokio::test]
+async fn shutdown_drains_then_ends_health_and_reflection_streams() {
+    let srv = TestServer::start(ServeConfig {
+        virtual_clock: true,
+        drain: Duration::from_millis(300),
+        shutdown_grace: Duration::from_secs(30),
+        ..small()
+    })
+    .await;
+    let channel = Channel::from_shared(srv.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let list = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    tx.send(list).await.unwrap();
+    let mut reflection = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    reflection.message().await.unwrap().unwrap(); // the list; `tx` keeps the stream open
+
+    let started = std::time::Instant::now();
+    let mut c = srv.client().await;
+    let stopping = tokio::spawn(srv.shutdown());
+    // The drain: health's watchers hear NOT_SERVING, and calls are still answered.
+    let next = watch.message().await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    c.stats(pb::StatsRequest {}).await;
+    // Then both streams end, and the server stops long before its 30 s grace.
+    let ended = watch.message().await;
+    assert!(
+        matches!(&ended, Err(s) if s.code() == Code::Unavailable) || matches!(ended, Ok(None)),
+        "{ended:?}"
+    );
+    assert!(matches!(reflection.message().await, Ok(None) | Err(_)));
+    let result = tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("stopped before the grace")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "drained");
+    drop(tx);
+}
+
 #[tokio::test]
 async fn health_and_reflection_answer() {
     let srv = virtual_server().await;
@@ -1316,6 +1386,42 @@ async fn health_and_reflection_answer() {
             .is_some()
     );
     srv.shutdown().await.unwrap();
+}
+
+/// An empty token would turn authentication on with a secret everyone knows: refused, from the
+/// library and from the command line (flag or environment).
+#[tokio::test]
+async fn an_empty_token_is_refused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cfg = ServeConfig {
+        token: Some(String::new()),
+        ..small()
+    };
+    let err = server::start(cfg, listener, std::future::pending())
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, server::StartError::EmptyToken), "{err}");
+    for (args, env) in [
+        (vec!["--token", ""], vec![]),
+        (vec![], vec![("TCPSIM_TOKEN", "")]),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "off",
+            ])
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: started");
+        assert!(err.contains("an empty token would let anyone in"), "{err}");
+    }
 }
 
 #[tokio::test]

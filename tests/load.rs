@@ -18,6 +18,7 @@ async fn server() -> TestServer {
     };
     TestServer::start(ServeConfig {
         virtual_clock: true,
+        drain: std::time::Duration::ZERO,
         table,
         ..ServeConfig::default()
     })

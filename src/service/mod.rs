@@ -123,25 +123,12 @@ impl Ops {
             });
         }
         let mut resp = pb::OpenResponse::default();
-        for i in 0..count {
-            match self.table.open(&spec) {
-                Ok(o) => resp.connections.push(opened_pb(&o)),
-                Err(e) => {
-                    let reason = match &e {
-                        table::Error::TableFull { .. } => OpenFailure::TableFull,
-                        table::Error::PortsExhausted { .. } => OpenFailure::PortsExhausted,
-                        _ => return Err(e.into()),
-                    };
-                    // The table is full or the ports are gone: the rest would fail alike.
-                    let rest = count - i;
-                    resp.failed += rest;
-                    *resp
-                        .failures
-                        .entry(reason.as_str().to_string())
-                        .or_default() += rest;
-                    break;
-                }
-            }
+        let refused = self
+            .table
+            .open_batch(&spec, count, |o| resp.connections.push(opened_pb(&o)))?;
+        if let Some((why, n)) = refused {
+            resp.failed = n;
+            resp.failures.insert(why.as_str().to_string(), n);
         }
         Ok(resp)
     }

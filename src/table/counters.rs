@@ -202,7 +202,11 @@ impl Slot {
     }
 
     pub fn open_failed(&self, why: OpenFailure) {
-        add(&self.open_failures[why as usize], 1);
+        self.open_failures(why, 1);
+    }
+
+    pub fn open_failures(&self, why: OpenFailure, n: u64) {
+        add(&self.open_failures[why as usize], n);
     }
 
     pub fn opened(&self) {

@@ -40,6 +40,36 @@ impl Table {
         r
     }
 
+    /// Opens up to `count` connections like `spec`, handing each to `each`. When the table is
+    /// full or the ports are gone, the rest would be refused alike: they are not tried, but each
+    /// is counted as refused for that reason, and the reason and how many are returned. Any
+    /// other refusal is returned as the error (the connections opened before it stay).
+    pub fn open_batch(
+        &self,
+        spec: &OpenSpec,
+        count: u32,
+        mut each: impl FnMut(Opened),
+    ) -> Result<Option<(OpenFailure, u32)>, Error> {
+        for i in 0..count {
+            match self.open(spec) {
+                Ok(o) => each(o),
+                Err(e) => {
+                    let why = match e {
+                        Error::TableFull { .. } => OpenFailure::TableFull,
+                        Error::PortsExhausted { .. } => OpenFailure::PortsExhausted,
+                        e => return Err(e),
+                    };
+                    let rest = count - i;
+                    // `open` counted the first.
+                    self.counters
+                        .with(|c| c.open_failures(why, u64::from(rest - 1)));
+                    return Ok(Some((why, rest)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn open_reserved(&self, c: &counters::Slot, spec: &OpenSpec) -> Result<Opened, Error> {
         if let Some(own) = &spec.settings {
             if spec.mode == Mode::Auto {

@@ -126,6 +126,43 @@ fn table_full_is_refused_and_counted() {
     consistent(&t);
 }
 
+/// A batch that runs out of ports counts every open it could not make, as the alert rules
+/// expect: 1000 asked, 4 ports, 996 refused.
+#[test]
+fn a_refused_batch_counts_every_refused_open() {
+    let cfg = TableConfig {
+        shards: 2,
+        client_pools: vec!["10.9.0.0/31".parse().unwrap()],
+        ports: (1000, 1001),
+        ..TableConfig::default()
+    };
+    let t = table_with(cfg, tcp::Config::default());
+    let mut opened = 0;
+    let refused = t
+        .open_batch(&OpenSpec::new(Mode::Auto), 1000, |_| opened += 1)
+        .unwrap();
+    assert_eq!(
+        (opened, refused),
+        (4, Some((OpenFailure::PortsExhausted, 996)))
+    );
+    let c = t.stats().counters;
+    assert_eq!(c.open_failures(OpenFailure::PortsExhausted), 996);
+    assert_eq!(c.opened, 4);
+    // A full table likewise.
+    let cfg = TableConfig {
+        shards: 2,
+        max_connections: 3,
+        ..TableConfig::default()
+    };
+    let t = table_with(cfg, tcp::Config::default());
+    let refused = t
+        .open_batch(&OpenSpec::new(Mode::Auto), 10, |_| {})
+        .unwrap();
+    assert_eq!(refused, Some((OpenFailure::TableFull, 7)));
+    assert_eq!(t.stats().counters.open_failures(OpenFailure::TableFull), 7);
+    consistent(&t);
+}
+
 #[test]
 fn ports_run_out_and_come_back_after_time_wait() {
     let cfg = TableConfig {
@@ -247,6 +284,50 @@ fn explicit_tuple_on_server_time_wait_reopens_it_like_linux() {
     t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
     t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap();
     assert!(matches!(t.open(&spec), Err(Error::TupleInUse { .. })));
+    consistent(&t);
+}
+
+/// An AUTO pair is ESTABLISHED on return: an open over a server's TIME-WAIT with an ISS the
+/// TIME-WAIT would not take as a new connection (not above its RCV.NXT) is refused, and nothing
+/// changes; the same open with an ISS above it takes the 4-tuple over.
+#[test]
+fn an_auto_open_over_time_wait_with_a_stale_iss_is_refused() {
+    let t = table();
+    let spec = OpenSpec {
+        tuple: Some(tuple("10.0.3.5:40000")),
+        iss: Some(5000),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    let o = t.open(&spec).unwrap();
+    t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap();
+    t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
+    let before = t.get(o.id).unwrap();
+    let rcv_nxt = before.side(Side::Server).unwrap().rcv_nxt;
+    for stale in [rcv_nxt.0, rcv_nxt.0 - 1, 5000] {
+        let err = t
+            .open(&OpenSpec {
+                iss: Some(stale),
+                ..spec.clone()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::IssInTimeWait { iss, .. } if iss == stale),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("iss: "), "{err}");
+        assert_eq!(t.get(o.id).unwrap(), before, "nothing changed");
+    }
+    let again = t
+        .open(&OpenSpec {
+            iss: Some(rcv_nxt.0 + 1),
+            ..spec.clone()
+        })
+        .unwrap();
+    assert!(again.reused_time_wait);
+    assert_eq!(
+        again.states,
+        [Some(State::Established), Some(State::Established)]
+    );
     consistent(&t);
 }
 
