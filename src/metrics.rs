@@ -255,10 +255,10 @@ impl Metrics {
                 "Endpoints in each TCP state, by side (client: active opener; server: passive)"
             );
             describe_gauge!(
-                "tcpsim_connections_limit",
+                "tcpsim_table_connections_limit",
                 "Most connections the table holds; opens beyond are refused"
             );
-            describe_gauge!("tcpsim_connections_total", "Connections in the table");
+            describe_gauge!("tcpsim_table_connections", "Connections in the table");
             describe_counter!(
                 "tcpsim_state_transitions_total",
                 "State transitions, by side, from and to"
@@ -333,8 +333,8 @@ impl Metrics {
                     .absolute(c.open_failures(why));
             }
             counter!("tcpsim_opens_total").absolute(c.opened);
-            gauge!("tcpsim_connections_limit").set(s.max_connections as f64);
-            gauge!("tcpsim_connections_total").set(s.connections as f64);
+            gauge!("tcpsim_table_connections_limit").set(s.max_connections as f64);
+            gauge!("tcpsim_table_connections").set(s.connections as f64);
             gauge!("tcpsim_ephemeral_ports", "status" => "used").set(s.ports_used as f64);
             gauge!("tcpsim_ephemeral_ports", "status" => "free")
                 .set(s.ports_capacity.saturating_sub(s.ports_used) as f64);

@@ -812,6 +812,17 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         })
     );
     check!(
+        "wire an EXTERNAL server's segments the wrong way",
+        InvalidArgument,
+        "direction: connection",
+        c.raw.wire(pb::WireRequest {
+            id: ext,
+            direction: pb::Direction::ClientToServer as i32,
+            action: 1,
+            count: 1
+        })
+    );
+    check!(
         "wire with an unknown action",
         InvalidArgument,
         "action",

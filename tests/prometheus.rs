@@ -387,7 +387,7 @@ fn a_scrape_names_every_metric_with_help_and_bounded_labels() {
     let text = m.render();
     for name in [
         "tcpsim_connections",
-        "tcpsim_connections_limit",
+        "tcpsim_table_connections_limit",
         "tcpsim_state_transitions_total",
         "tcpsim_segments_total",
         "tcpsim_timers_pending",
@@ -412,4 +412,95 @@ fn a_scrape_names_every_metric_with_help_and_bounded_labels() {
     );
     // No label carries an address, a port or an id.
     assert!(!text.contains("10.0.") && !text.contains("id=\""));
+}
+
+/// Callers cannot break the exposition: after calls to a thousand made-up methods, and bad
+/// requests of every kind, a scrape passes `promtool check metrics` (its parser and its lint)
+/// and holds no more gRPC series than one "unknown" method adds.
+#[test]
+fn a_scrape_after_hostile_calls_passes_promtool_check_metrics() {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = ServeConfig {
+        virtual_clock: true,
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        drain: Duration::ZERO,
+        ..ServeConfig::default()
+    };
+    let srv = rt.block_on(TestServer::start(cfg));
+    let metrics_addr = srv.metrics_addr.unwrap();
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    let calm = rt.block_on(async {
+        let mut c = srv.client().await;
+        c.open(pb::OpenRequest {
+            mode: pb::Mode::Auto as i32,
+            ..Default::default()
+        })
+        .await;
+        c.raw.get(pb::GetRequest { id: 9, tuple: None }).await.ok();
+        let mut c = srv.client().await;
+        c.raw
+            .get(pb::GetRequest { id: 9, tuple: None })
+            .await
+            .unwrap_err();
+        // An unknown path, to have its series before the count.
+        made_up(&srv.url, "/tcpsim.v1.Simulator/Nothing").await;
+        http_get(metrics_addr, "/metrics").unwrap()
+    });
+    rt.block_on(async {
+        for i in 0..1000 {
+            let path = match i % 4 {
+                0 => format!("/tcpsim.v1.Simulator/Made{i}"),
+                1 => format!("/grpc.health.v1.Health/Check{i}"),
+                2 => format!("/evil.Service{i}/Method%22%5C{i}"),
+                _ => format!("/tcpsim.v1.Simulator/Open/{i}"),
+            };
+            made_up(&srv.url, &path).await;
+        }
+    });
+    let text = http_get(metrics_addr, "/metrics").unwrap();
+    assert_eq!(series(&text), series(&calm), "hostile calls added series");
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rt.block_on(srv.shutdown()).unwrap();
+}
+
+/// A unary gRPC call to `path`, whatever it names; its answer does not matter.
+async fn made_up(url: &str, path: &str) {
+    let channel = tonic::transport::Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<pb::StatsRequest, pb::StatsResponse>::default();
+    let path = http::uri::PathAndQuery::try_from(path).unwrap();
+    let _ = grpc
+        .unary(tonic::Request::new(pb::StatsRequest {}), path, codec)
+        .await;
 }

@@ -280,13 +280,8 @@ impl Conn {
             }
             Conn::External(x) => {
                 let role = x.role();
-                let from = dir.to().peer();
-                if from != role {
-                    return Err(Error::NoSuchSide {
-                        id,
-                        role,
-                        side: Sides::One(from),
-                    });
+                if dir != Direction::from_side(role) {
+                    return Err(Error::NoSuchDirection { id, role, dir });
                 }
                 if matches!(action, WireAction::Duplicate | WireAction::Reorder) {
                     return Err(wrong_mode(Mode::External(role)));

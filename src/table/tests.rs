@@ -418,7 +418,7 @@ fn external_server_answers_injections_and_queues_timer_segments() {
     assert_eq!(w.moved, vec![r.emitted[0]]);
     assert!(matches!(
         t.wire(o.id, Direction::ClientToServer, WireAction::Deliver, 1),
-        Err(Error::NoSuchSide { .. })
+        Err(Error::NoSuchDirection { .. })
     ));
     assert!(matches!(
         t.call(o.id, Sides::One(Side::Client), Call::Send(10)),

@@ -109,6 +109,13 @@ pub enum Error {
     },
     #[error("connection {id} is EXTERNAL with a {} endpoint only; it has no {side} endpoint", role.as_str())]
     NoSuchSide { id: ConnId, role: Side, side: Sides },
+    /// A wire action on an EXTERNAL connection in the direction its endpoint does not send.
+    #[error("connection {id} is EXTERNAL with a {} endpoint only: what it sends travels {}, not {dir}", role.as_str(), Direction::from_side(*role))]
+    NoSuchDirection {
+        id: ConnId,
+        role: Side,
+        dir: Direction,
+    },
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("the clock is real; only a virtual clock can be advanced")]

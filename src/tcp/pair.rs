@@ -62,6 +62,20 @@ impl Direction {
             Direction::ServerToClient => Side::Client,
         }
     }
+
+    /// As the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "DIRECTION_CLIENT_TO_SERVER",
+            Direction::ServerToClient => "DIRECTION_SERVER_TO_CLIENT",
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Segments in flight, one FIFO per direction (MANUAL mode).
