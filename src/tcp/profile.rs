@@ -123,6 +123,10 @@ pub struct Profile {
     /// on a passive endpoint starts a new connection (`TCP_TW_SYN`, ISS = old SND.NXT + 65537).
     /// Off: RFC 9293's checks as in the other synchronized states.
     pub timewait_state_process: bool,
+    /// `tcp_rcv_state_process`, LISTEN: a SYN that also carries FIN is discarded (`if (th->fin)
+    /// goto discard`), as no real stack sends one. Off: RFC 9293 §3.10.7.2 takes the SYN (a FIN
+    /// is not processed in LISTEN), and the connection opens.
+    pub listen_syn_fin_discard: bool,
 }
 
 impl Profile {
@@ -146,6 +150,7 @@ impl Profile {
         abort_rst_ack: true,
         fin_after_syn_acked: true,
         timewait_state_process: true,
+        listen_syn_fin_discard: true,
     };
 
     /// A plain reading of RFC 9293: every switch off.
@@ -168,6 +173,7 @@ impl Profile {
         abort_rst_ack: false,
         fin_after_syn_acked: false,
         timewait_state_process: false,
+        listen_syn_fin_discard: false,
     };
 
     pub fn named(name: ProfileName) -> Profile {

@@ -42,6 +42,9 @@ impl Endpoint {
         if !seg.has(Flags::SYN) {
             return;
         }
+        if seg.has(Flags::FIN) && cfg.profile.listen_syn_fin_discard {
+            return;
+        }
         self.take_syn(cfg, seg);
         self.snd_una = self.iss;
         self.snd_nxt = self.iss + 1;

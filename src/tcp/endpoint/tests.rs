@@ -1463,3 +1463,25 @@ impl Segment {
         self
     }
 }
+
+/// A SYN with FIN to a listener: Linux discards it (`tcp_rcv_state_process`); RFC 9293 takes
+/// the SYN, the FIN unprocessed in LISTEN.
+#[test]
+fn a_syn_with_fin_to_a_listener() {
+    let syn_fin = Segment {
+        seq: SeqNum(IRS),
+        flags: Flags::SYN | Flags::FIN,
+        wnd: 65535,
+        ..Segment::default()
+    };
+    for (name, to, sent) in [
+        (ProfileName::Linux, State::Listen, 0),
+        (ProfileName::Rfc9293, State::SynReceived, 1),
+    ] {
+        let c = Config::for_profile(name);
+        let mut ep = fixture_in(&c, State::Listen);
+        let mut rec = Recorder::default();
+        ep.on_segment(&c, 0, &syn_fin, &mut rec);
+        assert_eq!((ep.state(), rec.segments.len()), (to, sent), "{name}");
+    }
+}
