@@ -172,6 +172,7 @@ impl Ops {
                 .iter()
                 .map(|s| convert::segment_to_pb(s, None))
                 .collect(),
+            emitted_count: i.emitted_total,
         })
     }
 

@@ -26,7 +26,7 @@ impl Table {
         self.with_conn(id, |conn, tally| {
             let state = |conn: &Conn| conn.endpoint(to).map(|ep| ep.state());
             let before = state(conn);
-            let emitted = conn.inject(id, &self.tcp, now, to, seg, tally)?;
+            let (emitted, emitted_total) = conn.inject(id, &self.tcp, now, to, seg, tally)?;
             tally.counters.segment(to, SegmentOutcome::Injected, 1);
             // `inject` refused a side the connection does not have.
             let (Some(before), Some(after)) = (before, state(conn)) else {
@@ -36,6 +36,7 @@ impl Table {
                 before,
                 after,
                 emitted,
+                emitted_total,
             })
         })
     }

@@ -11,7 +11,9 @@ use crate::tcp::{
 };
 
 use super::addr::ConnId;
-use super::types::{Error, Mode, OpenSpec, SideInfo, Sides, States, WireAction};
+use super::types::{
+    Error, INJECT_REPLY_LIMIT, Mode, OpenSpec, SideInfo, Sides, States, WireAction,
+};
 
 thread_local! {
     /// The AUTO pump's queues, reused so that a pair's calls allocate nothing once warm.
@@ -218,11 +220,12 @@ impl Conn {
         to: Side,
         seg: &Segment,
         obs: &mut impl Observer,
-    ) -> Result<Vec<Segment>, Error> {
+    ) -> Result<(Vec<Segment>, u64), Error> {
         self.check_side(id, Sides::One(to))?;
         let mut log = Collect {
             inner: obs,
             segments: Vec::new(),
+            total: 0,
         };
         match self {
             Conn::External(x) => {
@@ -233,7 +236,7 @@ impl Conn {
                 SCRATCH.with_borrow_mut(|s| p.inject(cfg, now, to, seg, s, &mut log));
             }
         }
-        Ok(log.segments)
+        Ok((log.segments, log.total))
     }
 
     /// Fires every timer due at `now`.
@@ -347,7 +350,10 @@ impl Conn {
 /// Collects the segments sent during one call, and reports everything on as usual.
 struct Collect<'a, O: Observer> {
     inner: &'a mut O,
+    /// The first `INJECT_REPLY_LIMIT` segments.
     segments: Vec<Segment>,
+    /// All of them.
+    total: u64,
 }
 
 impl<O: Observer> Observer for Collect<'_, O> {
@@ -355,7 +361,10 @@ impl<O: Observer> Observer for Collect<'_, O> {
         self.inner.transition(side, t);
     }
     fn segment(&mut self, from: Side, seg: &Segment) {
-        self.segments.push(*seg);
+        if self.segments.len() < INJECT_REPLY_LIMIT {
+            self.segments.push(*seg);
+        }
+        self.total += 1;
         self.inner.segment(from, seg);
     }
     fn delivered(&mut self, to: Side, seg: &Segment) {

@@ -46,8 +46,8 @@ use driver::{Events, Sink, Wake};
 pub use driver::{Watcher, drive_timers};
 use timers::{Filed, WHEEL_SHARDS, WheelShard};
 pub use types::{
-    Advanced, ConnInfo, Error, Event, Injected, Mode, OpenSpec, Opened, Scan, SetupError, SideInfo,
-    Sides, States, Stats, TableConfig, WireAction, WireOutcome,
+    Advanced, ConnInfo, Error, Event, INJECT_REPLY_LIMIT, Injected, Mode, OpenSpec, Opened, Scan,
+    SetupError, SideInfo, Sides, States, Stats, TableConfig, WireAction, WireOutcome,
 };
 use wheel::Wheel;
 

@@ -828,3 +828,44 @@ fn the_virtual_clock_stops_at_its_limit() {
     t.advance(10).unwrap();
     assert_eq!(t.now(), Clock::MAX_MS);
 }
+
+/// Under RFC 9293 (no rate limit on ACKs for unacceptable segments), forged data in an AUTO pair
+/// starts an ACK war, which AUTO delivery stops at its limit. The reply keeps the first
+/// `INJECT_REPLY_LIMIT` segments and counts the rest, so one small request cannot draw a
+/// megabyte.
+#[test]
+fn an_inject_that_starts_an_ack_war_gets_a_bounded_reply() {
+    let cfg = TableConfig {
+        shards: 2,
+        capacity: 16,
+        ..TableConfig::default()
+    };
+    let t = table_with(cfg, tcp::Config::for_profile(tcp::ProfileName::Rfc9293));
+    let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    let info = t.get(o.id).unwrap();
+    let (cli, srv) = (
+        info.side(Side::Client).unwrap(),
+        info.side(Side::Server).unwrap(),
+    );
+    let forged = Segment {
+        seq: cli.snd_nxt,
+        ack: srv.snd_nxt,
+        flags: Flags::ACK,
+        wnd: 100,
+        len: 10,
+        ..Segment::default()
+    };
+    let r = t.inject(o.id, Side::Server, &forged).unwrap();
+    assert_eq!(r.emitted.len(), INJECT_REPLY_LIMIT);
+    assert_eq!(
+        r.emitted_total,
+        crate::tcp::pair::AUTO_DELIVERY_LIMIT as u64 + 1
+    );
+    let c = t.stats().counters;
+    assert_eq!(
+        c.segments(Side::Client, SegmentOutcome::Overflowed)
+            + c.segments(Side::Server, SegmentOutcome::Overflowed),
+        1
+    );
+    consistent(&t);
+}

@@ -314,14 +314,21 @@ impl ConnInfo {
 /// The states of both sides (`None` where an EXTERNAL connection has no endpoint).
 pub type States = [Option<State>; 2];
 
+/// The most segments an injection's result lists: an AUTO pair can exchange up to
+/// `tcp::pair::AUTO_DELIVERY_LIMIT` in answer to one forged segment (an ACK war where ACKs for
+/// unacceptable segments are not rate-limited), and one small request must not draw megabytes.
+pub const INJECT_REPLY_LIMIT: usize = 1024;
+
 /// What an injection did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Injected {
     pub before: State,
     pub after: State,
     /// What the endpoint emitted in answer (EXTERNAL), or put on the wire (MANUAL), or what the
-    /// pair exchanged as a result (AUTO).
+    /// pair exchanged as a result (AUTO): the first `INJECT_REPLY_LIMIT`.
     pub emitted: Vec<Segment>,
+    /// How many segments were emitted in all.
+    pub emitted_total: u64,
 }
 
 /// What a wire action moved.
