@@ -173,6 +173,9 @@ struct ServeArgs {
     /// Events a Watch subscriber may have queued before it misses some.
     #[arg(long, env = "TCPSIM_WATCH_BUFFER", default_value_t = Limits::default().watch_buffer)]
     watch_buffer: usize,
+    /// Watch subscribers at once, over all clients; more are refused (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "TCPSIM_MAX_WATCHERS", default_value_t = Limits::default().max_watchers)]
+    max_watchers: usize,
     /// Largest gRPC message, either way.
     #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = ServeConfig::default().max_message_bytes)]
     max_message_bytes: usize,
@@ -473,6 +476,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             max_page_size: a.max_page_size,
             max_wire_count: a.max_wire_count,
             watch_buffer: a.watch_buffer,
+            max_watchers: a.max_watchers,
         },
         token: a.token,
         max_message_bytes: a.max_message_bytes,

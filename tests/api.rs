@@ -337,6 +337,63 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
     srv.shutdown().await.unwrap();
 }
 
+/// A slow Watch subscriber is told how many events it missed: only those its filter matched,
+/// after the ones it was sent, in order; and the server takes at most `max_watchers`.
+#[tokio::test]
+async fn a_slow_filtered_watch_is_told_exactly_what_it_missed() {
+    let srv = TestServer::start(ServeConfig {
+        virtual_clock: true,
+        limits: tcpsim::service::Limits {
+            watch_buffer: 4,
+            max_watchers: 2,
+            ..Default::default()
+        },
+        ..small()
+    })
+    .await;
+    let mut c = srv.client().await;
+    let mut watch = c
+        .raw
+        .watch(pb::WatchRequest {
+            side: pb::Side::Server as i32,
+            to: pb::State::Established as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // 20 opens while it does not read: 20 matching transitions, 80 that do not match.
+    c.open(pb::OpenRequest {
+        count: 20,
+        ..open_req(pb::Mode::Auto)
+    })
+    .await;
+    let mut transitions = 0;
+    let missed = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("an event")
+            .unwrap()
+            .unwrap();
+        match ev.event.unwrap() {
+            pb::watch_event::Event::Transition(t) => {
+                assert_eq!((t.side, t.to), (pb::Side::Server as i32, EST));
+                transitions += 1;
+            }
+            pb::watch_event::Event::Missed(m) => break m.count,
+        }
+    };
+    // The watcher's queue of 4, and one event already handed to the stream.
+    assert_eq!(transitions + missed, 20, "{transitions} sent, {missed} missed");
+    assert!((4..=6).contains(&transitions), "{transitions}");
+    // The cap: one more watcher is taken, the third is refused.
+    let _second = c.raw.watch(pb::WatchRequest::default()).await.unwrap();
+    let third = c.raw.watch(pb::WatchRequest::default()).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(third.message().contains("watchers"), "{third:?}");
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
     let srv = virtual_server().await;

@@ -54,7 +54,6 @@ fn world(clock: Clock) -> Table {
         ports: (40000, 40049),
         seed: 42,
         timer_batch: 64,
-        event_buffer: 1024,
     };
     Table::new(cfg, tcp::Config::default(), clock).unwrap()
 }

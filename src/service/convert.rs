@@ -33,6 +33,7 @@ impl From<table::Error> for Status {
             | E::RealClock => Status::failed_precondition(msg),
             E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
             E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),
+            E::TooManyWatchers { .. } => Status::resource_exhausted(msg),
             E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
             E::NoSuchDirection { .. } => Status::invalid_argument(format!("direction: {msg}")),
         }

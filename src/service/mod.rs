@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -37,6 +37,8 @@ pub struct Limits {
     pub max_wire_count: u32,
     /// Events a Watch subscriber may have queued before it is told it missed some.
     pub watch_buffer: usize,
+    /// Watch subscribers at once, on all connections.
+    pub max_watchers: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +48,7 @@ impl Default for Limits {
             max_page_size: 1_000,
             max_wire_count: 1_024,
             watch_buffer: 1_024,
+            max_watchers: 64,
         }
     }
 }
@@ -579,37 +582,38 @@ impl Simulator for SimulatorService {
         let r = r.into_inner();
         let side = convert::side_filter("side", r.side)?;
         let to = convert::state_filter("to", r.to)?;
-        let ids: std::collections::HashSet<u64> = r.ids.into_iter().collect();
-        let mut sub = self.ops.table.watch();
-        let (tx, rx) = mpsc::channel(self.ops.limits.watch_buffer.max(1));
+        let filter = table::WatchFilter {
+            ids: r.ids.into_iter().map(ConnId).collect(),
+            side,
+            to,
+        };
+        let limits = &self.ops.limits;
+        let mut sub = self
+            .ops
+            .table
+            .watch(filter, limits.watch_buffer, limits.max_watchers)?;
+        // The watcher's own queue is the buffer; this channel only hands events to tonic.
+        let (tx, rx) = mpsc::channel(1);
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             // One waiter for the whole stream, not one per event.
             let stop = stopping.wait_for(|s| *s);
             tokio::pin!(stop);
             loop {
-                let ev = tokio::select! {
+                let item = tokio::select! {
                     biased;
                     _ = &mut stop => return,
-                    ev = sub.rx.recv() => ev,
-                };
-                let item = match ev {
-                    Ok(e) => {
-                        if !(ids.is_empty() || ids.contains(&e.id.0))
-                            || side.is_some_and(|s| s != e.side)
-                            || to.is_some_and(|s| s != e.transition.to)
-                        {
-                            continue;
+                    w = sub.recv() => match w {
+                        table::Watched::Event(e) => {
+                            pb::watch_event::Event::Transition(convert::event_to_pb(&e))
                         }
-                        pb::watch_event::Event::Transition(convert::event_to_pb(&e))
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        pb::watch_event::Event::Missed(pb::Missed { count: n })
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                        table::Watched::Missed(count) => {
+                            pb::watch_event::Event::Missed(pb::Missed { count })
+                        }
+                    },
                 };
-                // A full buffer means the subscriber reads slowly: wait, and let the shared
-                // event buffer count what it misses meanwhile.
+                // While the subscriber reads slowly, this waits, and the watcher's queue counts
+                // what it misses meanwhile.
                 if tx
                     .send(Ok(pb::WatchEvent { event: Some(item) }))
                     .await

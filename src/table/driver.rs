@@ -1,16 +1,15 @@
 //! The table's only contact with tokio: the real-clock driver that fires timers as they fall
-//! due, the wake-up that a sooner timer gives it, and the channel that carries transitions to
-//! watchers.
+//! due, the wake-up that a sooner timer gives it, and the watchers' queues of transitions.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-use tokio::sync::broadcast;
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::addr::ConnId;
 use super::clock::Clock;
-use super::types::Event;
+use super::types::{Error, Event};
 use super::{Padded, Table};
+use crate::tcp::{Side, State, Transition};
 
 /// How the real-clock driver sleeps: the time (ms) it will wake at, so that arming an earlier
 /// timer wakes it. 0 while it is awake, and always on a virtual clock.
@@ -30,26 +29,66 @@ impl Wake {
     }
 }
 
-/// Transition events for watchers: a bounded broadcast, and how many watch.
+/// Which transitions a watcher wants: those of `ids` (all if empty), on `side`, into `to`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchFilter {
+    pub ids: Vec<ConnId>,
+    pub side: Option<Side>,
+    pub to: Option<State>,
+}
+
+impl WatchFilter {
+    fn matches(&self, id: ConnId, side: Side, t: &Transition) -> bool {
+        (self.ids.is_empty() || self.ids.contains(&id))
+            && self.side.is_none_or(|s| s == side)
+            && self.to.is_none_or(|s| s == t.to)
+    }
+}
+
+/// What a watcher receives: an event, or how many events it matched and missed, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watched {
+    Event(Event),
+    Missed(u64),
+}
+
+/// One watcher's queue: the events that match its filter, at most `buffer` of them; when it is
+/// full, a trailing `Missed` counts what did not fit, so what it reads stays in order.
 #[derive(Debug)]
+struct Subscriber {
+    filter: WatchFilter,
+    buffer: usize,
+    queue: Mutex<VecDeque<Watched>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Subscriber {
+    fn offer(&self, e: Event) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < self.buffer {
+            q.push_back(Watched::Event(e));
+        } else if let Some(Watched::Missed(n)) = q.back_mut() {
+            *n += 1;
+        } else {
+            q.push_back(Watched::Missed(1));
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+}
+
+/// The watchers of a table. Publishing costs one relaxed load while nobody watches.
+#[derive(Debug, Default)]
 pub(crate) struct Events {
-    tx: broadcast::Sender<Event>,
+    subscribers: RwLock<Vec<Arc<Subscriber>>>,
     pub(super) watchers: AtomicUsize,
 }
 
 impl Events {
-    /// `buffer` events buffered for watchers (rounded up to a power of two).
-    pub(crate) fn new(buffer: usize) -> Events {
-        Events {
-            tx: broadcast::channel(buffer.max(1)).0,
-            watchers: AtomicUsize::new(0),
-        }
-    }
-
     /// Where transitions of `id` at `at` go while anyone watches; `None` when nobody does.
     pub(crate) fn sink(&self, id: ConnId, at: u64) -> Option<Sink<'_>> {
         (self.watchers.load(Ordering::Relaxed) > 0).then_some(Sink {
-            tx: &self.tx,
+            events: self,
             id,
             at,
         })
@@ -58,44 +97,103 @@ impl Events {
 
 /// Publishes one connection's transitions.
 pub(crate) struct Sink<'a> {
-    tx: &'a broadcast::Sender<Event>,
+    events: &'a Events,
     id: ConnId,
     at: u64,
 }
 
 impl Sink<'_> {
-    pub(crate) fn publish(&self, side: crate::tcp::Side, transition: crate::tcp::Transition) {
-        // No receiver is not an error: a watcher may just have gone.
-        let _ = self.tx.send(Event {
-            id: self.id,
-            side,
-            transition,
-            at: self.at,
-        });
+    pub(crate) fn publish(&self, side: Side, transition: Transition) {
+        let subs = self
+            .events
+            .subscribers
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        for s in subs.iter() {
+            if s.filter.matches(self.id, side, &transition) {
+                s.offer(Event {
+                    id: self.id,
+                    side,
+                    transition,
+                    at: self.at,
+                });
+            }
+        }
     }
 }
 
-/// A subscription to transition events (see `Table::watch`).
+/// A subscription to transition events (see `Table::watch`); dropping it unsubscribes.
 pub struct Watcher {
-    pub rx: broadcast::Receiver<Event>,
+    sub: Arc<Subscriber>,
     table: Arc<Table>,
+}
+
+impl Watcher {
+    /// The next event, or how many it missed; waits for one.
+    pub async fn recv(&mut self) -> Watched {
+        loop {
+            if let Some(w) = self.try_recv() {
+                return w;
+            }
+            self.sub.ready.notified().await;
+        }
+    }
+
+    /// The next event, or how many it missed, if one waits.
+    pub fn try_recv(&mut self) -> Option<Watched> {
+        let mut q = self.sub.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.pop_front()
+    }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.table.events.watchers.fetch_sub(1, Ordering::Relaxed);
+        let events = &self.table.events;
+        let mut subs = events
+            .subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| !Arc::ptr_eq(s, &self.sub));
+        events.watchers.store(subs.len(), Ordering::Relaxed);
     }
 }
 
 impl Table {
-    /// Subscribes to every transition from now on. The buffer is shared and bounded: a watcher
-    /// that falls further behind than `event_buffer` events is told how many it missed.
-    pub fn watch(self: &Arc<Self>) -> Watcher {
-        self.events.watchers.fetch_add(1, Ordering::Relaxed);
-        Watcher {
-            rx: self.events.tx.subscribe(),
-            table: self.clone(),
+    /// Subscribes to the transitions `filter` matches, from now on. Each watcher has its own
+    /// queue of at most `buffer` events (at least 1): one that falls behind is told how many
+    /// matching events it missed, exactly, and nothing it did not ask for counts. Refused when
+    /// `max` watchers are subscribed already.
+    pub fn watch(
+        self: &Arc<Self>,
+        filter: WatchFilter,
+        buffer: usize,
+        max: usize,
+    ) -> Result<Watcher, Error> {
+        let sub = Arc::new(Subscriber {
+            filter,
+            buffer: buffer.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            ready: tokio::sync::Notify::new(),
+        });
+        let mut subs = self
+            .events
+            .subscribers
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if subs.len() >= max {
+            return Err(Error::TooManyWatchers { max });
         }
+        subs.push(sub.clone());
+        self.events.watchers.store(subs.len(), Ordering::Relaxed);
+        Ok(Watcher {
+            sub,
+            table: self.clone(),
+        })
+    }
+
+    /// Watchers subscribed now.
+    pub fn watchers(&self) -> usize {
+        self.events.watchers.load(Ordering::Relaxed)
     }
 }
 

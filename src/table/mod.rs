@@ -43,7 +43,7 @@ pub use clock::Clock;
 pub use conn::Conn;
 pub use counters::{CounterSnapshot, Counters, OpenFailure, SegmentOutcome};
 use driver::{Events, Sink, Wake};
-pub use driver::{Watcher, drive_timers};
+pub use driver::{WatchFilter, Watched, Watcher, drive_timers};
 use timers::{Filed, WHEEL_SHARDS, WheelShard};
 pub use types::{
     Advanced, ConnInfo, Error, Event, INJECT_REPLY_LIMIT, Injected, Mode, OpenSpec, Opened, Scan,
@@ -140,7 +140,7 @@ impl Table {
             wake: Wake::default(),
             clock,
             counters: Counters::default(),
-            events: Events::new(cfg.event_buffer),
+            events: Events::default(),
             len: Padded(AtomicUsize::new(0)),
             expiring: Padded(AtomicUsize::new(0)),
             max: cfg.max_connections,

@@ -697,15 +697,14 @@ fn real_clock_driver_sleeps_until_the_next_deadline_and_wakes_for_a_sooner_one()
 fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
     let cfg = TableConfig {
         shards: 2,
-        event_buffer: 5,
         ..TableConfig::default()
     };
     let t = std::sync::Arc::new(table_with(cfg, tcp::Config::default()));
     t.open(&OpenSpec::new(Mode::Auto)).unwrap(); // before anyone watches: not published
-    let mut w = t.watch();
+    let mut w = t.watch(WatchFilter::default(), 8, 4).unwrap();
     let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
     let mut got = vec![];
-    while let Ok(e) = w.rx.try_recv() {
+    while let Some(Watched::Event(e)) = w.try_recv() {
         assert_eq!(e.id, o.id);
         got.push((e.side, e.transition.to));
     }
@@ -719,17 +718,52 @@ fn watchers_see_every_transition_in_order_and_miss_what_overflows() {
             (Side::Server, State::Established)
         ]
     );
-    // Eight more transitions (FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED on each side) fill the
-    // buffer of eight; another open's five overflow it, and the watcher is told it lagged.
+    // Eight transitions (FIN-WAIT-1, CLOSING, TIME-WAIT, CLOSED on each side) fill the queue of
+    // eight; another open's five are missed, and said so after the eight, in order.
     t.call(o.id, Sides::Both, Call::Close).unwrap();
     t.advance(60_000).unwrap();
     t.open(&OpenSpec::new(Mode::Auto)).unwrap();
-    assert!(matches!(
-        w.rx.try_recv(),
-        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
-    ));
+    let rest: Vec<Watched> = std::iter::from_fn(|| w.try_recv()).collect();
+    assert_eq!(rest.len(), 9);
+    assert!(rest[..8].iter().all(|r| matches!(r, Watched::Event(_))));
+    assert_eq!(rest[8], Watched::Missed(5));
     drop(w);
-    assert_eq!(t.events.watchers.load(Ordering::Relaxed), 0);
+    assert_eq!(t.watchers(), 0);
+}
+
+/// A filtered watcher queues only what it asked for, and a count of what it missed counts only
+/// events that matched its filter.
+#[test]
+fn a_filtered_watcher_misses_only_what_it_asked_for() {
+    let t = std::sync::Arc::new(table());
+    let filter = WatchFilter {
+        side: Some(Side::Server),
+        to: Some(State::Established),
+        ..WatchFilter::default()
+    };
+    let mut w = t.watch(filter, 3, 4).unwrap();
+    for _ in 0..10 {
+        t.open(&OpenSpec::new(Mode::Auto)).unwrap(); // 1 matching transition, 4 others each
+    }
+    let got: Vec<Watched> = std::iter::from_fn(|| w.try_recv()).collect();
+    assert_eq!(got.len(), 4);
+    assert!(
+        got[..3]
+            .iter()
+            .all(|g| matches!(g, Watched::Event(e) if e.side == Side::Server && e.transition.to == State::Established))
+    );
+    assert_eq!(got[3], Watched::Missed(7));
+    // After it read, new events come again.
+    t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    assert!(matches!(w.try_recv(), Some(Watched::Event(_))));
+    // The cap on watchers.
+    let _more: Vec<_> = (0..3)
+        .map(|_| t.watch(WatchFilter::default(), 1, 4).unwrap())
+        .collect();
+    assert_eq!(
+        t.watch(WatchFilter::default(), 1, 4).err(),
+        Some(Error::TooManyWatchers { max: 4 })
+    );
 }
 
 #[test]

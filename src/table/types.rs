@@ -53,9 +53,6 @@ pub struct TableConfig {
     pub seed: u64,
     /// Timers expired per batch; the wheel's lock is let go between batches.
     pub timer_batch: usize,
-    /// Transition events buffered for watchers (rounded up to a power of two); a watcher further
-    /// behind misses the oldest and is told how many.
-    pub event_buffer: usize,
 }
 
 impl Default for TableConfig {
@@ -70,7 +67,6 @@ impl Default for TableConfig {
             ports: (32768, 60999),
             seed: 0x7463_7073_696d,
             timer_batch: 1024,
-            event_buffer: 1 << 16,
         }
     }
 }
@@ -120,6 +116,8 @@ pub enum Error {
     Wire(#[from] WireError),
     #[error("the clock is real; only a virtual clock can be advanced")]
     RealClock,
+    #[error("{max} watchers are subscribed already, the most this server takes")]
+    TooManyWatchers { max: usize },
     #[error(
         "{ms} ms from {now} ms would take the clock past its limit of 2^53 ms (about 285 000 years)"
     )]
