@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tcpsim::client::{self, Target};
 use tcpsim::conformance;
-use tcpsim::server::{self, ServeConfig};
+use tcpsim::server::{self, ConnectionLimits, ServeConfig};
 use tcpsim::service::Limits;
 use tcpsim::table::{Cidr, TableConfig};
 use tcpsim::tcp::{self, ProfileName};
@@ -107,6 +107,12 @@ struct Connection {
     /// The name the server's certificate is for, if not the target's host.
     #[arg(long, env = "TCPSIM_TLS_DOMAIN")]
     tls_domain: Option<String>,
+    /// Mutual TLS: this client's PEM certificate chain (with --tls-key).
+    #[arg(long, env = "TCPSIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: this client's PEM private key (with --tls-cert).
+    #[arg(long, env = "TCPSIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Connection {
@@ -115,10 +121,15 @@ impl Connection {
             Some(path) => Some(read(path, "--tls-ca")?),
             None => None,
         };
+        let tls_identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((read(cert, "--tls-cert")?, read(key, "--tls-key")?)),
+            _ => None,
+        };
         Ok(client::Options {
             token: self.token,
             tls_ca_pem,
             tls_domain: self.tls_domain,
+            tls_identity,
         })
     }
 }
@@ -210,6 +221,77 @@ struct ServeArgs {
     /// Serve TLS: PEM private key (with --tls-cert).
     #[arg(long, env = "TCPSIM_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Mutual TLS: require a client certificate signed by this PEM CA (with --tls-cert).
+    #[arg(long, env = "TCPSIM_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Who may use server reflection: anyone, callers with the token, or nobody.
+    #[arg(long, env = "TCPSIM_REFLECTION", value_enum, default_value_t = server::Reflection::default())]
+    reflection: server::Reflection,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+    /// Log lines as text or as JSON objects (one per line), to stderr.
+    #[arg(long, env = "TCPSIM_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Which log lines to write: a level (error, warn, info, debug, trace) or a tracing filter
+    /// (`tcpsim=debug,tonic=warn`).
+    #[arg(long, env = "TCPSIM_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What one client may hold and for how long; durations in ms, 0 for no limit where noted.
+#[derive(Args)]
+struct ConnectionArgs {
+    /// HTTP/2 streams (calls) open at once on one connection.
+    #[arg(long, env = "TCPSIM_MAX_CONCURRENT_STREAMS", default_value_t = ConnectionLimits::default().max_concurrent_streams)]
+    max_concurrent_streams: u32,
+    /// Calls in progress at once on one connection; more wait their turn.
+    #[arg(long, env = "TCPSIM_MAX_CALLS_PER_CONNECTION", default_value_t = ConnectionLimits::default().concurrency_per_connection)]
+    max_calls_per_connection: usize,
+    /// How long a call may take to its response; a client's deadline may ask for less. A clock
+    /// advance stops there, the clock where it got to.
+    #[arg(long, env = "TCPSIM_CALL_TIMEOUT_MS", default_value_t = ms(ConnectionLimits::default().call_timeout))]
+    call_timeout_ms: u64,
+    /// HTTP/2 ping after this long without a frame, to find clients that are gone.
+    #[arg(long, env = "TCPSIM_KEEPALIVE_INTERVAL_MS", default_value_t = ms(ConnectionLimits::default().keepalive_interval))]
+    keepalive_interval_ms: u64,
+    /// A ping unanswered for this long closes the connection.
+    #[arg(long, env = "TCPSIM_KEEPALIVE_TIMEOUT_MS", default_value_t = ms(ConnectionLimits::default().keepalive_timeout))]
+    keepalive_timeout_ms: u64,
+    /// A connection with no call in flight for this long is closed (0: never).
+    #[arg(long, env = "TCPSIM_MAX_IDLE_MS", default_value_t = ConnectionLimits::default().max_idle.map_or(0, ms))]
+    max_idle_ms: u64,
+    /// A connection this old is told to go away (0: never), then given the grace below.
+    #[arg(long, env = "TCPSIM_MAX_CONNECTION_AGE_MS", default_value_t = ConnectionLimits::default().max_age.map_or(0, ms))]
+    max_connection_age_ms: u64,
+    /// How long an aged connection's calls may take to finish.
+    #[arg(long, env = "TCPSIM_MAX_CONNECTION_AGE_GRACE_MS", default_value_t = ms(ConnectionLimits::default().max_age_grace))]
+    max_connection_age_grace_ms: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        let off_if_0 = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        ConnectionLimits {
+            max_concurrent_streams: self.max_concurrent_streams,
+            concurrency_per_connection: self.max_calls_per_connection,
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            keepalive_interval: Duration::from_millis(self.keepalive_interval_ms),
+            keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
+            max_idle: off_if_0(self.max_idle_ms),
+            max_age: off_if_0(self.max_connection_age_ms),
+            max_age_grace: Duration::from_millis(self.max_connection_age_grace_ms),
+        }
+    }
 }
 
 /// Protocol settings: a profile, and any setting changed from its defaults. Each flag is the
@@ -456,6 +538,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(server::Tls {
             cert_pem: read(cert, "--tls-cert")?,
             key_pem: read(key, "--tls-key")?,
+            client_ca_pem: match &a.tls_client_ca {
+                Some(ca) => Some(read(ca, "--tls-client-ca")?),
+                None => None,
+            },
         }),
         _ => None,
     };
@@ -484,21 +570,41 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         shutdown_grace: Duration::from_millis(a.shutdown_grace_ms),
         tls,
         metrics_listen: a.metrics_listen.0,
+        reflection: a.reflection,
+        connections: a.connections.limits(),
     };
+    logs(a.log_format, &a.log)?;
     let clock = if cfg.virtual_clock { "virtual" } else { "real" };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;
         let running = server::start(cfg, listener, server::signal()).await?;
-        eprintln!(
-            "tcpsim serving gRPC on {} ({clock} clock); SIGINT or SIGTERM stops it",
+        let metrics = running
+            .metrics_addr
+            .map_or("off".to_string(), |m| format!("http://{m}/metrics"));
+        tracing::info!(
+            "tcpsim serving gRPC on {} ({clock} clock), metrics {metrics}; SIGINT or SIGTERM stops it",
             running.addr
         );
         running.done.await.context("the server task failed")??;
-        eprintln!("tcpsim stopped");
+        tracing::info!("tcpsim stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Log lines to stderr, as text or JSON, filtered by `filter`.
+fn logs(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("--log {filter:?}"))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot start the log: {e}"))
 }
 
 fn health(target: &Target, opts: client::Options) -> anyhow::Result<ExitCode> {

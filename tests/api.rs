@@ -384,7 +384,11 @@ async fn a_slow_filtered_watch_is_told_exactly_what_it_missed() {
         }
     };
     // The watcher's queue of 4, and one event already handed to the stream.
-    assert_eq!(transitions + missed, 20, "{transitions} sent, {missed} missed");
+    assert_eq!(
+        transitions + missed,
+        20,
+        "{transitions} sent, {missed} missed"
+    );
     assert!((4..=6).contains(&transitions), "{transitions}");
     // The cap: one more watcher is taken, the third is refused.
     let _second = c.raw.watch(pb::WatchRequest::default()).await.unwrap();
@@ -1604,6 +1608,7 @@ async fn tls_serves_clients_that_trust_its_certificate_only() {
     let tls = server::Tls {
         cert_pem: cert.cert.pem().into_bytes(),
         key_pem: cert.signing_key.serialize_pem().into_bytes(),
+        client_ca_pem: None,
     };
     let srv = TestServer::start(ServeConfig {
         virtual_clock: true,
@@ -1630,6 +1635,172 @@ async fn tls_serves_clients_that_trust_its_certificate_only() {
     assert!(plain.stats(pb::StatsRequest {}).await.is_err());
     drop((c, plain));
     srv.shutdown().await.unwrap();
+}
+
+/// A CA, and a certificate it signed for `name` (a server's, or a client's).
+struct Pki {
+    ca_pem: String,
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "tcpsim test CA");
+        let issuer =
+            rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        Pki {
+            ca_pem: issuer.pem(),
+            issuer,
+        }
+    }
+
+    /// (certificate, key) in PEM.
+    fn sign(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// A server whose certificate is self-signed and marked as a CA (what `openssl req -x509`
+/// makes) is reached with that certificate as `--tls-ca`, as grpcio and grpcurl reach it; a
+/// client trusting another certificate is refused.
+#[test]
+fn health_trusts_a_self_signed_ca_certificate_given_as_tls_ca() {
+    let pki = Pki::new(); // its CA certificate serves as the server's own
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = rt.block_on(TestServer::start(ServeConfig {
+        virtual_clock: true,
+        tls: Some(server::Tls {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+            client_ca_pem: None,
+        }),
+        ..small()
+    }));
+    let dir = std::env::temp_dir().join(format!("tcpsim-selfca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("other.pem"), &pki.ca_pem).unwrap();
+    let target = srv.url.replace("http://", "https://");
+    let health = |ca: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+            .args(["health", "--target", &target, "--tls-domain", "localhost"])
+            .arg("--tls-ca")
+            .arg(dir.join(ca))
+            .output()
+            .unwrap()
+    };
+    let ok = health("server.pem");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "SERVING");
+    let other = health("other.pem");
+    assert!(
+        !other.status.success(),
+        "a certificate nobody trusts was taken"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    rt.block_on(srv.shutdown()).unwrap();
+}
+
+/// Mutual TLS: with a client CA set, only clients with a certificate it signed get in; the
+/// client commands present theirs with --tls-cert and --tls-key.
+#[test]
+fn mutual_tls_admits_only_clients_with_a_certificate() {
+    let pki = Pki::new();
+    let (server_cert, server_key) = pki.sign("localhost");
+    let (client_cert, client_key) = pki.sign("a-client");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let srv = rt.block_on(TestServer::start(ServeConfig {
+        virtual_clock: true,
+        tls: Some(server::Tls {
+            cert_pem: server_cert.into_bytes(),
+            key_pem: server_key.into_bytes(),
+            client_ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+        }),
+        ..small()
+    }));
+    let target: tcpsim::client::Target = srv.url.replace("http://", "https://").parse().unwrap();
+    let opts = |identity: bool| tcpsim::client::Options {
+        tls_ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+        tls_domain: Some("localhost".into()),
+        tls_identity: identity.then(|| {
+            (
+                client_cert.clone().into_bytes(),
+                client_key.clone().into_bytes(),
+            )
+        }),
+        ..Default::default()
+    };
+    rt.block_on(async {
+        let mut c = opts(true).connect(&target).await.unwrap();
+        c.stats(pb::StatsRequest {}).await.unwrap();
+        let refused = match opts(false).connect(&target).await {
+            Err(e) => e.to_string(),
+            Ok(mut c) => c.stats(pb::StatsRequest {}).await.unwrap_err().to_string(),
+        };
+        assert!(!refused.is_empty());
+    });
+    // The health command, with the client's certificate and without.
+    let dir = std::env::temp_dir().join(format!("tcpsim-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in [
+        ("ca.pem", &pki.ca_pem),
+        ("client.pem", &client_cert),
+        ("client.key", &client_key),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let health = |with_cert: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"));
+        cmd.args([
+            "health",
+            "--target",
+            target.url(),
+            "--tls-domain",
+            "localhost",
+        ])
+        .arg("--tls-ca")
+        .arg(dir.join("ca.pem"));
+        if with_cert {
+            cmd.arg("--tls-cert")
+                .arg(dir.join("client.pem"))
+                .arg("--tls-key")
+                .arg(dir.join("client.key"));
+        }
+        cmd.output().unwrap()
+    };
+    let ok = health(true);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(!health(false).status.success());
+    std::fs::remove_dir_all(&dir).ok();
+    rt.block_on(srv.shutdown()).unwrap();
 }
 
 #[test]

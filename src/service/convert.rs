@@ -34,6 +34,7 @@ impl From<table::Error> for Status {
             E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
             E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),
             E::TooManyWatchers { .. } => Status::resource_exhausted(msg),
+            E::AdvanceStopped { .. } => Status::deadline_exceeded(msg),
             E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
             E::NoSuchDirection { .. } => Status::invalid_argument(format!("direction: {msg}")),
         }

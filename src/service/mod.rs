@@ -14,6 +14,7 @@ pub mod proto;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -57,6 +58,18 @@ impl Default for Limits {
 pub struct Ops {
     pub table: Arc<Table>,
     pub limits: Limits,
+    /// Clock advances take turns: one runs at a time, the others wait.
+    advance_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Tells a clock advance to stop when the call that asked for it is dropped (its client went
+/// away, or its deadline passed).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Ops {
@@ -324,16 +337,42 @@ impl Ops {
         r
     }
 
-    pub fn advance(&self, r: &pb::AdvanceClockRequest) -> Result<pb::AdvanceClockResponse, Status> {
+    pub fn advance(
+        &self,
+        r: &pb::AdvanceClockRequest,
+        stop: impl Fn() -> bool,
+    ) -> Result<pb::AdvanceClockResponse, Status> {
         const MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
         if r.millis > MAX {
             return Err(invalid("millis", format!("{} is over ten years", r.millis)));
         }
-        let a = self.table.advance(r.millis)?;
+        let a = self.table.advance_unless(r.millis, stop)?;
         Ok(pb::AdvanceClockResponse {
             now_ms: a.now,
             timers_fired: a.fired,
         })
+    }
+
+    /// A clock advance on a blocking thread, after the one before it has finished; it stops,
+    /// with the clock consistent, when this future is dropped.
+    fn advance_soon(
+        self: &Arc<Self>,
+        r: pb::AdvanceClockRequest,
+    ) -> impl std::future::Future<Output = Result<pb::AdvanceClockResponse, Status>> + Send + 'static
+    {
+        let ops = self.clone();
+        async move {
+            let turn = ops.advance_turn.clone().lock_owned().await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let _stop_on_drop = StopOnDrop(stop.clone());
+            let run = ops.clone();
+            tokio::task::spawn_blocking(move || {
+                let _turn = turn; // held until the advance has stopped
+                run.advance(&r, || stop.load(Ordering::Relaxed))
+            })
+            .await
+            .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
+        }
     }
 
     /// One `Run` command, answered at once, except a clock advance: that is handed back, to run
@@ -388,10 +427,7 @@ fn command_result(
 struct RunResults {
     commands: Streaming<pb::Command>,
     ops: Arc<Ops>,
-    advancing: Option<(
-        u64,
-        tokio::task::JoinHandle<Result<pb::AdvanceClockResponse, Status>>,
-    )>,
+    advancing: Option<(u64, Advancing)>,
     stop: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     /// Results since `stop` was last polled: it is polled every `STOP_POLL` results and
     /// whenever the stream waits, not per result.
@@ -399,6 +435,10 @@ struct RunResults {
 }
 
 const STOP_POLL: u32 = 64;
+
+/// A clock advance under way on a `Run` stream.
+type Advancing =
+    Pin<Box<dyn std::future::Future<Output = Result<pb::AdvanceClockResponse, Status>> + Send>>;
 
 impl Stream for RunResults {
     type Item = Result<pb::CommandResult, Status>;
@@ -417,16 +457,14 @@ impl Stream for RunResults {
             }
         }
         loop {
-            if let Some((tag, handle)) = &mut this.advancing {
+            if let Some((tag, advancing)) = &mut this.advancing {
                 let tag = *tag;
-                let joined = match Pin::new(handle).poll(cx) {
-                    Poll::Ready(joined) => joined,
+                let done = match advancing.as_mut().poll(cx) {
+                    Poll::Ready(done) => done,
                     Poll::Pending => return this.pending(cx),
                 };
                 this.advancing = None;
-                let r = joined
-                    .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
-                    .map(pb::command_result::Result::AdvanceClock);
+                let r = done.map(pb::command_result::Result::AdvanceClock);
                 return Poll::Ready(Some(Ok(command_result(tag, r))));
             }
             let c = match Pin::new(&mut this.commands).poll_next(cx) {
@@ -441,9 +479,7 @@ impl Stream for RunResults {
             match this.ops.command(c) {
                 Answer::Ready(r) => return Poll::Ready(Some(Ok(r))),
                 Answer::Advance(tag, r) => {
-                    let ops = this.ops.clone();
-                    let handle = tokio::task::spawn_blocking(move || ops.advance(&r));
-                    this.advancing = Some((tag, handle));
+                    this.advancing = Some((tag, Box::pin(this.ops.advance_soon(r))));
                 }
             }
         }
@@ -489,7 +525,11 @@ impl SimulatorService {
         stopping: watch::Receiver<bool>,
     ) -> SimulatorService {
         SimulatorService {
-            ops: Arc::new(Ops { table, limits }),
+            ops: Arc::new(Ops {
+                table,
+                limits,
+                advance_turn: Arc::default(),
+            }),
             stopping,
         }
     }
@@ -565,11 +605,9 @@ impl Simulator for SimulatorService {
         &self,
         r: Request<pb::AdvanceClockRequest>,
     ) -> Result<Response<pb::AdvanceClockResponse>, Status> {
-        let ops = self.ops.clone();
-        let r = r.into_inner();
-        tokio::task::spawn_blocking(move || ops.advance(&r))
+        self.ops
+            .advance_soon(r.into_inner())
             .await
-            .unwrap_or_else(|e| Err(Status::internal(format!("clock advance failed: {e}"))))
             .map(Response::new)
     }
 

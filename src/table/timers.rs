@@ -258,6 +258,13 @@ impl Table {
     /// Virtual clock: moves time on by `ms`, firing every timer due on the way in deadline order,
     /// each at its own deadline. Deterministic: the same calls give the same results.
     pub fn advance(&self, ms: u64) -> Result<Advanced, Error> {
+        self.advance_unless(ms, || false)
+    }
+
+    /// `advance`, checking `stop` before each deadline it reaches: when it says stop, the clock
+    /// stays where it got to, every timer due by then fired and none after, and the advance is
+    /// refused with how far it got (a caller gone, a deadline passed).
+    pub fn advance_unless(&self, ms: u64, stop: impl Fn() -> bool) -> Result<Advanced, Error> {
         if !self.clock.is_virtual() {
             return Err(Error::RealClock);
         }
@@ -268,6 +275,13 @@ impl Table {
         }
         let mut fired = 0;
         while let Some(t) = self.next_expiration(target) {
+            if stop() {
+                return Err(Error::AdvanceStopped {
+                    now: self.clock.now(),
+                    target,
+                    fired,
+                });
+            }
             // A wheel that was not polled for long may report a slot start already past: its
             // timers then fire now (each at its own deadline), never with the clock moved back.
             let t = t.max(self.clock.now());

@@ -116,6 +116,12 @@ pub enum Error {
     Wire(#[from] WireError),
     #[error("the clock is real; only a virtual clock can be advanced")]
     RealClock,
+    /// A clock advance stopped before its end (its caller went away or its deadline passed):
+    /// the clock stands at `now`, every timer due by then fired.
+    #[error(
+        "the advance to {target} ms stopped at {now} ms, its caller gone or its deadline passed ({fired} timers fired)"
+    )]
+    AdvanceStopped { now: u64, target: u64, fired: u64 },
     #[error("{max} watchers are subscribed already, the most this server takes")]
     TooManyWatchers { max: usize },
     #[error(

@@ -1,9 +1,18 @@
 //! The server: a table and its clock, the Simulator service, grpc.health.v1 and server
-//! reflection (v1 and v1alpha), an optional bearer token, and a graceful shutdown.
+//! reflection (v1 and v1alpha), and what a public gRPC service keeps: an optional bearer token
+//! ([`auth`]), TLS with optional client certificates, limits on streams, calls, connections and
+//! their idle time ([`idle`]), and a graceful shutdown ([`shutdown`]).
 //!
-//! Shutdown: health turns NOT_SERVING, new connections are refused, Watch and Run streams end,
-//! in-flight calls drain; if they have not within the grace period, the server stops anyway
-//! (with a warning) — either way it ends successfully.
+//! Shutdown: health turns NOT_SERVING for the drain period while calls are still taken, then
+//! every stream ends, new connections are refused and in-flight calls finish; if they have not
+//! within the grace period, the server stops anyway (with a warning) — either way it ends
+//! successfully.
+
+mod auth;
+mod idle;
+mod shutdown;
+
+pub use shutdown::signal;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -11,9 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::{Request, Status};
+
+use auth::Auth;
+use shutdown::EndsOnStop;
 
 use crate::service::proto::simulator_server::SimulatorServer;
 use crate::service::{Limits, SimulatorService, proto};
@@ -46,13 +58,65 @@ pub struct ServeConfig {
     pub tls: Option<Tls>,
     /// Serve Prometheus metrics (`GET /metrics`) here; none if `None`.
     pub metrics_listen: Option<SocketAddr>,
+    pub reflection: Reflection,
+    pub connections: ConnectionLimits,
 }
 
-/// A PEM certificate chain and its private key.
+/// A PEM certificate chain and its private key, and the CA whose client certificates are
+/// required (mutual TLS) if any.
 #[derive(Clone)]
 pub struct Tls {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+/// Who may use server reflection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reflection {
+    /// Anyone (grpcurl needs no proto file).
+    #[default]
+    On,
+    /// Callers with the bearer token, as for the Simulator service.
+    Token,
+    /// Nobody: the services are not served.
+    Off,
+}
+
+/// What one client may hold and for how long.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// HTTP/2 streams (calls) open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Calls in progress at once on one connection; more wait.
+    pub concurrency_per_connection: usize,
+    /// How long a call may take, from its start to its response (a stream's messages may come
+    /// later); a client's `grpc-timeout` may ask for less. A clock advance stops cleanly there.
+    pub call_timeout: Duration,
+    /// HTTP/2 pings after this long without a frame, to find peers that are gone.
+    pub keepalive_interval: Duration,
+    /// A ping unanswered for this long closes the connection.
+    pub keepalive_timeout: Duration,
+    /// A connection with no call in flight for this long is closed.
+    pub max_idle: Option<Duration>,
+    /// A connection this old is told to go away (GOAWAY), then given `max_age_grace`.
+    pub max_age: Option<Duration>,
+    pub max_age_grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            max_concurrent_streams: 256,
+            concurrency_per_connection: 256,
+            call_timeout: Duration::from_secs(60),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            max_idle: Some(Duration::from_secs(15 * 60)),
+            max_age: None,
+            max_age_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 impl std::fmt::Debug for Tls {
@@ -74,6 +138,8 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             metrics_listen: None,
+            reflection: Reflection::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -108,36 +174,6 @@ pub enum StartError {
 }
 
 type Svc = SimulatorServer<SimulatorService>;
-
-/// Checks the bearer token, if one is configured.
-#[derive(Clone)]
-struct Auth(Option<Arc<str>>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(token) = &self.0 else { return Ok(req) };
-        match req
-            .metadata()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""))
-        {
-            None => Err(Status::unauthenticated(
-                "missing bearer token: send metadata authorization: Bearer <token>",
-            )),
-            Some(v)
-                if v.strip_prefix("Bearer ")
-                    .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) =>
-            {
-                Ok(req)
-            }
-            Some(_) => Err(Status::unauthenticated("wrong bearer token")),
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// Starts serving on `listener` until `shutdown` completes (then drains, within the grace).
 pub async fn start(
@@ -185,8 +221,28 @@ pub async fn start(
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let auth = Auth::new(cfg.token.as_deref());
+    let (open_v1, open_v1alpha, guarded_v1, guarded_v1alpha) = match cfg.reflection {
+        Reflection::On => (
+            Some(EndsOnStop::new(reflection().build_v1()?, &stop_rx)),
+            Some(EndsOnStop::new(reflection().build_v1alpha()?, &stop_rx)),
+            None,
+            None,
+        ),
+        Reflection::Token => (
+            None,
+            None,
+            Some(InterceptedService::new(
+                EndsOnStop::new(reflection().build_v1()?, &stop_rx),
+                auth.clone(),
+            )),
+            Some(InterceptedService::new(
+                EndsOnStop::new(reflection().build_v1alpha()?, &stop_rx),
+                auth.clone(),
+            )),
+        ),
+        Reflection::Off => (None, None, None, None),
+    };
     let simulator = SimulatorServer::new(SimulatorService::new(
         table.clone(),
         cfg.limits.clone(),
@@ -194,7 +250,7 @@ pub async fn start(
     ))
     .max_decoding_message_size(cfg.max_message_bytes)
     .max_encoding_message_size(cfg.max_message_bytes);
-    let simulator = InterceptedService::new(simulator, Auth(cfg.token.as_deref().map(Arc::from)));
+    let simulator = InterceptedService::new(simulator, auth);
 
     let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = cfg.drain;
@@ -210,32 +266,54 @@ pub async fn start(
         let _ = stop_tx.send(true);
         let _ = begun_tx.send(());
     };
-    let mut builder = Server::builder();
+    let limits = &cfg.connections;
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .timeout(limits.call_timeout)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout));
+    if let Some(age) = limits.max_age {
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(limits.max_age_grace);
+    }
     if let Some(tls) = &cfg.tls {
         let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
-        builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(StartError::Tls)?;
+        let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &tls.client_ca_pem {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config).map_err(StartError::Tls)?;
     }
+    let idle = limits.max_idle.map(idle::Registry::new);
+    // tonic's TcpIncoming sets TCP_NODELAY on each accepted socket; a bare listener stream
+    // would leave Nagle on, and small responses would wait out delayed ACKs (~40 ms).
+    let accepted = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let registry = idle.clone();
+    let incoming = accepted.map(move |io| {
+        io.map(|io| match &registry {
+            Some(r) => r.wrap(io),
+            None => idle::Registry::new(Duration::MAX).wrap(io),
+        })
+    });
     let serving = builder
         .layer(crate::metrics::GrpcMetricsLayer(metrics.grpc.clone()))
+        .layer(idle::Activity(idle))
         .add_service(EndsOnStop::new(health_service, &stop_rx))
-        .add_service(EndsOnStop::new(reflection_v1, &stop_rx))
-        .add_service(EndsOnStop::new(reflection_v1alpha, &stop_rx))
+        .add_optional_service(open_v1)
+        .add_optional_service(open_v1alpha)
+        .add_optional_service(guarded_v1)
+        .add_optional_service(guarded_v1alpha)
         .add_service(simulator)
-        // tonic's TcpIncoming sets TCP_NODELAY on each accepted socket; a bare listener stream
-        // would leave Nagle on, and small responses would wait out delayed ACKs (~40 ms).
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            on_shutdown,
-        );
+        .serve_with_incoming_shutdown(incoming, on_shutdown);
     let grace = cfg.shutdown_grace;
     let done = tokio::spawn(async move {
         tokio::select! {
             r = serving => r,
             _ = async { if begun_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
                 // The bound is the promise: stop anyway, and say so.
-                eprintln!("warning: calls still in flight after the {} ms grace were cut off", grace.as_millis());
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "calls still in flight after the grace were cut off");
                 Ok(())
             }
         }
@@ -246,143 +324,4 @@ pub async fn start(
         table,
         done,
     })
-}
-
-/// A service whose response streams end (UNAVAILABLE, "the server is shutting down") when the
-/// server stops: health's Watch and reflection's streams never end on their own, and one left
-/// open would hold the shutdown for the whole grace period.
-#[derive(Clone)]
-struct EndsOnStop<S> {
-    inner: S,
-    stop: watch::Receiver<bool>,
-}
-
-impl<S> EndsOnStop<S> {
-    fn new(inner: S, stop: &watch::Receiver<bool>) -> EndsOnStop<S> {
-        EndsOnStop {
-            inner,
-            stop: stop.clone(),
-        }
-    }
-}
-
-impl<S: tonic::server::NamedService> tonic::server::NamedService for EndsOnStop<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S> tower::Service<http::Request<tonic::body::Body>> for EndsOnStop<S>
-where
-    S: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-        >,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        // The request ends too, so that a handler reading a client's stream lets go of it.
-        let req = req.map(|body| tonic::body::Body::new(UntilStop::new(body, &self.stop, None)));
-        let fut = self.inner.call(req);
-        let stop = self.stop.clone();
-        Box::pin(async move {
-            let resp = fut.await?;
-            let unavailable = {
-                let mut t = http::HeaderMap::new();
-                t.insert("grpc-status", http::HeaderValue::from_static("14"));
-                t.insert(
-                    "grpc-message",
-                    http::HeaderValue::from_static("the server is shutting down"),
-                );
-                t
-            };
-            Ok(resp
-                .map(|body| tonic::body::Body::new(UntilStop::new(body, &stop, Some(unavailable)))))
-        })
-    }
-}
-
-/// A body that ends once the server stops: with `trailers` if given (a response), else simply
-/// (a request, as if the client had finished sending).
-struct UntilStop {
-    body: tonic::body::Body,
-    stopped: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-    trailers: Option<http::HeaderMap>,
-    ended: bool,
-}
-
-impl UntilStop {
-    fn new(
-        body: tonic::body::Body,
-        stop: &watch::Receiver<bool>,
-        trailers: Option<http::HeaderMap>,
-    ) -> UntilStop {
-        let mut stop = stop.clone();
-        UntilStop {
-            body,
-            stopped: Box::pin(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }),
-            trailers,
-            ended: false,
-        }
-    }
-}
-
-impl http_body::Body for UntilStop {
-    type Data = prost::bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Status>>> {
-        use std::task::Poll;
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        if let Poll::Ready(frame) = std::pin::Pin::new(&mut self.body).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if self.stopped.as_mut().poll(cx).is_ready() {
-            self.ended = true;
-            return Poll::Ready(
-                self.trailers
-                    .take()
-                    .map(|t| Ok(http_body::Frame::trailers(t))),
-            );
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended || self.body.is_end_stream()
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler installs");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -8,11 +8,13 @@ use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::service::proto::simulator_client::SimulatorClient;
+
+mod pinned;
 
 /// A Simulator client that sends the token, if any, with every call.
 pub type Client = SimulatorClient<InterceptedService<Channel, Bearer>>;
@@ -79,6 +81,8 @@ pub struct Options {
     pub tls_ca_pem: Option<Vec<u8>>,
     /// The name the server's certificate is for, if not the target's host.
     pub tls_domain: Option<String>,
+    /// A client certificate chain and its key (PEM), for servers that require one (mutual TLS).
+    pub tls_identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Why a server could not be reached or asked.
@@ -90,6 +94,8 @@ pub enum ClientError {
     Token,
     #[error("TLS: {}", causes(.0))]
     Tls(tonic::transport::Error),
+    #[error("{0}")]
+    TlsCa(String),
     #[error("cannot reach {target}: {}", causes(source))]
     Unreachable {
         target: Target,
@@ -145,13 +151,20 @@ impl Options {
             .tcp_nodelay(true);
         if target.url().starts_with("https://") || self.tls_ca_pem.is_some() {
             let mut tls = ClientTlsConfig::new();
-            if let Some(pem) = &self.tls_ca_pem {
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            if let Some((cert, key)) = &self.tls_identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
             }
             if let Some(d) = &self.tls_domain {
                 tls = tls.domain_name(d.clone());
             }
-            endpoint = endpoint.tls_config(tls).map_err(ClientError::Tls)?;
+            endpoint = match &self.tls_ca_pem {
+                Some(pem) => {
+                    let verifier = pinned::Pinned::from_pem(pem).map_err(ClientError::TlsCa)?;
+                    endpoint.tls_config_with_verifier(tls, std::sync::Arc::new(verifier))
+                }
+                None => endpoint.tls_config(tls),
+            }
+            .map_err(ClientError::Tls)?;
         }
         Ok(endpoint)
     }
