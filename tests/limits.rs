@@ -348,3 +348,43 @@ fn authentication_failures_are_logged_with_the_peer_and_rate_limited() {
     assert_eq!(f["reason"], "missing");
     assert!(f["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{f}");
 }
+
+/// A message over the size limit is RESOURCE_EXHAUSTED, as gRPC defines it (tonic's own code is
+/// OUT_OF_RANGE), in a unary call and on a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_resource_exhausted() {
+    let srv = TestServer::start(ServeConfig {
+        max_message_bytes: 1024,
+        ..config(ConnectionLimits::default())
+    })
+    .await;
+    let mut c = srv.client().await;
+    let big = pb::OpenRequest {
+        client_ip: "x".repeat(2000),
+        ..Default::default()
+    };
+    let e = c.raw.open(big.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("too large"), "{e:?}");
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let mut run = c
+        .raw
+        .run(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let cmd = pb::Command {
+        tag: 1,
+        op: Some(pb::command::Op::Open(Box::new(big))),
+    };
+    tx.send(cmd).await.unwrap();
+    let e = loop {
+        match run.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    srv.shutdown().await.unwrap();
+}

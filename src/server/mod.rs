@@ -9,6 +9,7 @@
 //! successfully.
 
 mod auth;
+mod codes;
 mod idle;
 mod shutdown;
 
@@ -300,6 +301,7 @@ pub async fn start(
     let serving = builder
         .layer(crate::metrics::GrpcMetricsLayer(metrics.grpc.clone()))
         .layer(idle::Activity(idle))
+        .layer(codes::GrpcCodes)
         .add_service(EndsOnStop::new(health_service, &stop_rx))
         .add_optional_service(open_v1)
         .add_optional_service(open_v1alpha)
