@@ -22,6 +22,7 @@ async fn sends(ch: &Channel, id: u64, n: u64) -> Duration {
     let feeder = tokio::spawn(async move {
         for tag in 0..n {
             let op = pb::command::Op::Send(pb::SendRequest {
+                incarnation: None,
                 id,
                 side: pb::Side::Client as i32,
                 bytes: 100,

@@ -53,6 +53,7 @@ async fn every_rpc_on_its_normal_path() {
 
     let s = c
         .send(pb::SendRequest {
+            incarnation: None,
             id: a.id,
             side: pb::Side::Client as i32,
             bytes: 5000,
@@ -61,6 +62,7 @@ async fn every_rpc_on_its_normal_path() {
     assert_eq!((s.client, s.server), (EST, EST));
     let conn = c
         .get(pb::GetRequest {
+            incarnation: None,
             id: a.id,
             tuple: None,
         })
@@ -74,6 +76,7 @@ async fn every_rpc_on_its_normal_path() {
     // Get by 4-tuple names the same connection.
     let by_tuple = c
         .get(pb::GetRequest {
+            incarnation: None,
             id: 0,
             tuple: a.tuple.clone(),
         })
@@ -82,6 +85,7 @@ async fn every_rpc_on_its_normal_path() {
 
     let closed = c
         .close(pb::CloseRequest {
+            incarnation: None,
             id: a.id,
             side: pb::Side::Both as i32,
             how: 0,
@@ -102,6 +106,7 @@ async fn every_rpc_on_its_normal_path() {
     let b = batch.connections[0].id;
     let ab = c
         .abort(pb::AbortRequest {
+            incarnation: None,
             id: b,
             side: pb::Side::Client as i32,
         })
@@ -157,6 +162,7 @@ async fn every_rpc_on_its_normal_path() {
     assert_eq!(
         c.raw
             .get(pb::GetRequest {
+                incarnation: None,
                 id: a.id,
                 tuple: None
             })
@@ -176,6 +182,7 @@ async fn every_rpc_on_its_normal_path() {
         .await;
     let w = c
         .wire(pb::WireRequest {
+            incarnation: None,
             id: m,
             direction: pb::Direction::ClientToServer as i32,
             action: pb::WireAction::Deliver as i32,
@@ -194,6 +201,7 @@ async fn every_rpc_on_its_normal_path() {
     };
     let i = c
         .inject(pb::InjectRequest {
+            incarnation: None,
             id: m,
             to: pb::Side::Server as i32,
             segment: Some(rst),
@@ -203,10 +211,18 @@ async fn every_rpc_on_its_normal_path() {
         (i.before, i.after),
         (st(pb::State::SynReceived), st(pb::State::Listen))
     );
-    c.remove(pb::RemoveRequest { id: m }).await;
+    c.remove(pb::RemoveRequest {
+        incarnation: None,
+        id: m,
+    })
+    .await;
     assert_eq!(
         c.raw
-            .get(pb::GetRequest { id: m, tuple: None })
+            .get(pb::GetRequest {
+                incarnation: None,
+                id: m,
+                tuple: None
+            })
             .await
             .unwrap_err()
             .code(),
@@ -236,6 +252,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
     let c2s = pb::Direction::ClientToServer as i32;
     let s2c = pb::Direction::ServerToClient as i32;
     let deliver = |direction| pb::WireRequest {
+        incarnation: None,
         id,
         direction,
         action: pb::WireAction::Deliver as i32,
@@ -254,6 +271,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
     assert_eq!(c.states(id).await, (EST, EST));
     // Four-way close: FIN seq=u; ACK u+1; FIN seq=w ack=u+1; ACK w+1.
     c.close(pb::CloseRequest {
+        incarnation: None,
         id,
         side: pb::Side::Client as i32,
         how: 0,
@@ -267,6 +285,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         (st(pb::State::FinWait2), st(pb::State::CloseWait))
     );
     c.close(pb::CloseRequest {
+        incarnation: None,
         id,
         side: pb::Side::Server as i32,
         how: 0,
@@ -337,6 +356,55 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
     srv.shutdown().await.unwrap();
 }
 
+/// Open and Get give a connection's incarnation; a request that carries an old one (its 4-tuple
+/// reused since) is FAILED_PRECONDITION, naming both, and changes nothing.
+#[tokio::test]
+async fn requests_for_an_earlier_incarnation_are_refused() {
+    let srv = virtual_server().await;
+    let mut c = srv.client().await;
+    let tuple = pb::FourTuple {
+        client: "10.0.9.9:40000".into(),
+        server: "10.255.0.1:80".into(),
+    };
+    let open = || pb::OpenRequest {
+        tuple: Some(tuple.clone()),
+        ..open_req(pb::Mode::Auto)
+    };
+    let first = c.open(open()).await.connections[0].clone();
+    assert_ne!(first.incarnation, 0);
+    assert_eq!(c.get_id(first.id).await.incarnation, first.incarnation);
+    c.close_side(first.id, pb::Side::Both).await;
+    c.advance(60_000).await;
+    let second = c.open(open()).await.connections[0].clone();
+    assert_eq!(second.id, first.id);
+    assert_ne!(second.incarnation, first.incarnation);
+    let before = c.get_id(second.id).await;
+    let stale = c
+        .raw
+        .close(pb::CloseRequest {
+            id: first.id,
+            side: pb::Side::Both as i32,
+            how: 0,
+            incarnation: Some(first.incarnation),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    for n in [first.incarnation, second.incarnation] {
+        assert!(stale.message().contains(&n.to_string()), "{stale:?}");
+    }
+    assert_eq!(c.get_id(second.id).await, before);
+    // The current one is taken, by a unary call and on a stream alike.
+    c.send(pb::SendRequest {
+        id: second.id,
+        side: pb::Side::Client as i32,
+        bytes: 10,
+        incarnation: Some(second.incarnation),
+    })
+    .await;
+    srv.shutdown().await.unwrap();
+}
+
 /// A slow Watch subscriber is told how many events it missed: only those its filter matched,
 /// after the ones it was sent, in order; and the server takes at most `max_watchers`.
 #[tokio::test]
@@ -404,6 +472,7 @@ async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
     let mut c = srv.client().await;
     let id = c.open_id(open_req(pb::Mode::Manual)).await;
     let wire = |direction: pb::Direction, action: pb::WireAction| pb::WireRequest {
+        incarnation: None,
         id,
         direction: direction as i32,
         action: action as i32,
@@ -470,6 +539,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         })
         .await;
     c.close(pb::CloseRequest {
+        incarnation: None,
         id: auto.id,
         side: pb::Side::Client as i32,
         how: 0,
@@ -484,10 +554,14 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             for id in [id, manual, ext] {
                 all.push(format!(
                     "{:?}",
-                    c.get(pb::GetRequest { id, tuple: None })
-                        .await
-                        .unwrap()
-                        .into_inner()
+                    c.get(pb::GetRequest {
+                        incarnation: None,
+                        id,
+                        tuple: None
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
                 ));
             }
             let stats = c.stats(pb::StatsRequest {}).await.unwrap().into_inner();
@@ -727,6 +801,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         NotFound,
         "12345",
         c.raw.close(pb::CloseRequest {
+            incarnation: None,
             id: 12345,
             side: side(pb::Side::Client),
             how: 0
@@ -737,6 +812,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "side",
         c.raw.close(pb::CloseRequest {
+            incarnation: None,
             id,
             side: 0,
             how: 0
@@ -747,6 +823,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "how",
         c.raw.close(pb::CloseRequest {
+            incarnation: None,
             id,
             side: side(pb::Side::Server),
             how: 9
@@ -757,6 +834,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         FailedPrecondition,
         "FIN-WAIT-2",
         c.raw.close(pb::CloseRequest {
+            incarnation: None,
             id,
             side: side(pb::Side::Client),
             how: 0
@@ -767,6 +845,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "side",
         c.raw.abort(pb::AbortRequest {
+            incarnation: None,
             id,
             side: side(pb::Side::Both)
         })
@@ -776,6 +855,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         FailedPrecondition,
         "LISTEN",
         c.raw.send(pb::SendRequest {
+            incarnation: None,
             id: manual,
             side: side(pb::Side::Server),
             bytes: 10
@@ -786,6 +866,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         ResourceExhausted,
         "bytes",
         c.raw.send(pb::SendRequest {
+            incarnation: None,
             id,
             side: side(pb::Side::Server),
             bytes: u32::MAX
@@ -796,6 +877,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "side",
         c.raw.send(pb::SendRequest {
+            incarnation: None,
             id: ext,
             side: side(pb::Side::Client),
             bytes: 1
@@ -806,6 +888,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "segment",
         c.raw.inject(pb::InjectRequest {
+            incarnation: None,
             id,
             to: side(pb::Side::Client),
             segment: None
@@ -816,6 +899,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "segment.window",
         c.raw.inject(pb::InjectRequest {
+            incarnation: None,
             id,
             to: side(pb::Side::Client),
             segment: Some(pb::Segment {
@@ -829,6 +913,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "segment.length",
         c.raw.inject(pb::InjectRequest {
+            incarnation: None,
             id,
             to: side(pb::Side::Client),
             segment: Some(pb::Segment {
@@ -842,6 +927,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "to",
         c.raw.inject(pb::InjectRequest {
+            incarnation: None,
             id,
             to: 0,
             segment: seg(pb::Flags {
@@ -855,6 +941,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         FailedPrecondition,
         "AUTO",
         c.raw.wire(pb::WireRequest {
+            incarnation: None,
             id,
             direction: 1,
             action: 1,
@@ -866,6 +953,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "direction",
         c.raw.wire(pb::WireRequest {
+            incarnation: None,
             id: manual,
             direction: 0,
             action: 1,
@@ -877,6 +965,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "direction: connection",
         c.raw.wire(pb::WireRequest {
+            incarnation: None,
             id: ext,
             direction: pb::Direction::ClientToServer as i32,
             action: 1,
@@ -888,6 +977,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "action",
         c.raw.wire(pb::WireRequest {
+            incarnation: None,
             id: manual,
             direction: 1,
             action: 7,
@@ -899,6 +989,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         FailedPrecondition,
         "wait",
         c.raw.wire(pb::WireRequest {
+            incarnation: None,
             id: manual,
             direction: 1,
             action: 1,
@@ -910,6 +1001,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         ResourceExhausted,
         "count",
         c.raw.wire(pb::WireRequest {
+            incarnation: None,
             id: manual,
             direction: 1,
             action: 1,
@@ -921,6 +1013,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         InvalidArgument,
         "tuple.server",
         c.raw.get(pb::GetRequest {
+            incarnation: None,
             id: 0,
             tuple: Some(pb::FourTuple {
                 client: "10.0.0.1:1".into(),
@@ -966,7 +1059,10 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "remove an unknown id",
         NotFound,
         "id",
-        c.raw.remove(pb::RemoveRequest { id: 7 })
+        c.raw.remove(pb::RemoveRequest {
+            incarnation: None,
+            id: 7
+        })
     );
 
     let mut wrong = vec![];
@@ -1028,6 +1124,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                 let _ = c
                     .raw
                     .send(pb::SendRequest {
+                        incarnation: None,
                         id,
                         side: pb::Side::Client as i32,
                         bytes: 3000,
@@ -1036,6 +1133,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                 let _ = c
                     .raw
                     .wire(pb::WireRequest {
+                        incarnation: None,
                         id,
                         direction: 1,
                         action: 1,
@@ -1050,6 +1148,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                 let _ = c
                     .raw
                     .close(pb::CloseRequest {
+                        incarnation: None,
                         id,
                         side: pb::Side::Both as i32,
                         how: how as i32,
@@ -1059,6 +1158,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                     let _ = c
                         .raw
                         .abort(pb::AbortRequest {
+                            incarnation: None,
                             id,
                             side: pb::Side::Server as i32,
                         })
@@ -1105,6 +1205,7 @@ async fn run_stream_answers_in_order_with_errors_inline() {
     tx.send(pb::Command {
         tag: 2,
         op: Some(Op::Close(pb::CloseRequest {
+            incarnation: None,
             id,
             side: 3,
             how: 0,
@@ -1115,6 +1216,7 @@ async fn run_stream_answers_in_order_with_errors_inline() {
     tx.send(pb::Command {
         tag: 3,
         op: Some(Op::Close(pb::CloseRequest {
+            incarnation: None,
             id,
             side: 3,
             how: 0,
@@ -1210,6 +1312,7 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
     let path = |m: &'static str| http::uri::PathAndQuery::from_static(m);
     // A Send whose id varint never ends (what a broken client might write).
     let mut cut = pb::SendRequest {
+        incarnation: None,
         id,
         side: pb::Side::Client as i32,
         bytes: 10,
@@ -1232,6 +1335,7 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
     let good = pb::Command {
         tag: 7,
         op: Some(pb::command::Op::Send(pb::SendRequest {
+            incarnation: None,
             id,
             side: pb::Side::Client as i32,
             bytes: 0,
@@ -1865,10 +1969,14 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
     let get = |c: &mut SimulatorClient<Channel>, id| {
         let mut c = c.clone();
         async move {
-            c.get(pb::GetRequest { id, tuple: None })
-                .await
-                .unwrap()
-                .into_inner()
+            c.get(pb::GetRequest {
+                incarnation: None,
+                id,
+                tuple: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
         }
     };
     let auto = c.open_id(open_req(pb::Mode::Auto)).await;
@@ -1900,6 +2008,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
         let mut c = c.clone();
         async move {
             c.wire(pb::WireRequest {
+                incarnation: None,
                 id: manual,
                 direction: direction as i32,
                 action: pb::WireAction::Deliver as i32,
@@ -1915,6 +2024,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
     }
     for side in [pb::Side::Client, pb::Side::Server] {
         c.close(pb::CloseRequest {
+            incarnation: None,
             id: manual,
             side: side as i32,
             how: 0,

@@ -189,12 +189,14 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
             .await;
         for conn in &o.connections[..10] {
             c.close(pb::CloseRequest {
+                incarnation: None,
                 id: conn.id,
                 side: pb::Side::Client as i32,
                 how: 0,
             })
             .await;
             c.close(pb::CloseRequest {
+                incarnation: None,
                 id: conn.id,
                 side: pb::Side::Server as i32,
                 how: 0,
@@ -211,6 +213,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                 .connections[0]
                 .id;
             c.wire(pb::WireRequest {
+                incarnation: None,
                 id,
                 direction: 1,
                 action: 1,
@@ -220,7 +223,11 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
         }
         assert!(
             c.raw
-                .get(pb::GetRequest { id: 1, tuple: None })
+                .get(pb::GetRequest {
+                    incarnation: None,
+                    id: 1,
+                    tuple: None
+                })
                 .await
                 .is_err(),
             "a NOT_FOUND for the error panels"
@@ -443,10 +450,21 @@ fn a_scrape_after_hostile_calls_passes_promtool_check_metrics() {
             ..Default::default()
         })
         .await;
-        c.raw.get(pb::GetRequest { id: 9, tuple: None }).await.ok();
+        c.raw
+            .get(pb::GetRequest {
+                incarnation: None,
+                id: 9,
+                tuple: None,
+            })
+            .await
+            .ok();
         let mut c = srv.client().await;
         c.raw
-            .get(pb::GetRequest { id: 9, tuple: None })
+            .get(pb::GetRequest {
+                incarnation: None,
+                id: 9,
+                tuple: None,
+            })
             .await
             .unwrap_err();
         // An unknown path, to have its series before the count.

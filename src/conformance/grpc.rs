@@ -20,6 +20,8 @@ pub struct ViaGrpc {
     /// Scenario time the clock stands at.
     now: u64,
     id: Option<u64>,
+    /// The endpoint's incarnation, sent with every request about it.
+    incarnation: Option<u64>,
     role: i32,
     answers: Vec<(u64, Segment)>,
 }
@@ -52,6 +54,7 @@ impl ViaGrpc {
             base: 0,
             now: 0,
             id: None,
+            incarnation: None,
             role: 0,
             answers: Vec::new(),
         };
@@ -96,11 +99,9 @@ impl ViaGrpc {
         };
         let o = self.call(|c, r| Box::pin(c.open(r)), req)?;
         let opened = o.connections.first();
-        self.id = Some(
-            opened
-                .ok_or_else(|| EngineError::BadReply("Open opened nothing".into()))?
-                .id,
-        );
+        let opened = opened.ok_or_else(|| EngineError::BadReply("Open opened nothing".into()))?;
+        self.id = Some(opened.id);
+        self.incarnation = Some(opened.incarnation);
         self.role = role as i32;
         Ok(())
     }
@@ -122,7 +123,9 @@ fn segment(field: &str, s: &pb::Segment) -> Result<Segment, EngineError> {
 impl Engine for ViaGrpc {
     fn start(&mut self, cfg: &Config) -> Result<(), EngineError> {
         if let Some(id) = self.id.take() {
-            self.call(|c, r| Box::pin(c.remove(r)), pb::RemoveRequest { id })?;
+            let incarnation = self.incarnation.take();
+            let req = pb::RemoveRequest { id, incarnation };
+            self.call(|c, r| Box::pin(c.remove(r)), req)?;
         }
         // Every setting, so that the server's own settings do not matter.
         self.settings = convert::settings_to_pb(cfg);
@@ -135,7 +138,9 @@ impl Engine for ViaGrpc {
     }
 
     fn call(&mut self, call: Call) -> Result<(), EngineError> {
+        let incarnation = self.incarnation;
         let close = |id, side, how: pb::CloseKind| pb::CloseRequest {
+            incarnation,
             id,
             side,
             how: how as i32,
@@ -145,6 +150,7 @@ impl Engine for ViaGrpc {
             Call::Connect { iss } => self.open(pb::Side::Client, iss),
             Call::Send(bytes) => {
                 let req = pb::SendRequest {
+                    incarnation,
                     id: self.id()?,
                     side: self.side(),
                     bytes,
@@ -161,6 +167,7 @@ impl Engine for ViaGrpc {
             }
             Call::Abort => {
                 let req = pb::AbortRequest {
+                    incarnation,
                     id: self.id()?,
                     side: self.side(),
                 };
@@ -171,6 +178,7 @@ impl Engine for ViaGrpc {
 
     fn inject(&mut self, seg: Segment) -> Result<(), EngineError> {
         let req = pb::InjectRequest {
+            incarnation: self.incarnation,
             id: self.id()?,
             to: self.side(),
             segment: Some(convert::segment_to_pb(&seg, None)),
@@ -199,7 +207,11 @@ impl Engine for ViaGrpc {
         let Some(id) = self.id else { return Ok(all) };
         let conn = self.call(
             |c, r| Box::pin(c.get(r)),
-            pb::GetRequest { id, tuple: None },
+            pb::GetRequest {
+                incarnation: self.incarnation,
+                id,
+                tuple: None,
+            },
         )?;
         let waiting = conn.wire.first().map_or(0, |q| q.segments.len()) as u32;
         if waiting > 0 {
@@ -209,6 +221,7 @@ impl Engine for ViaGrpc {
                 pb::Direction::ServerToClient
             };
             let req = pb::WireRequest {
+                incarnation: self.incarnation,
                 id,
                 direction: dir as i32,
                 action: pb::WireAction::Deliver as i32,
@@ -231,6 +244,7 @@ impl Engine for ViaGrpc {
         let conn = self.call(
             |c, r| Box::pin(c.get(r)),
             pb::GetRequest {
+                incarnation: self.incarnation,
                 id: self.id()?,
                 tuple: None,
             },

@@ -219,7 +219,11 @@ impl Runner<'_> {
         let side = side_pb(a.side) as i32;
         let rate = self.scale(a.rate);
         self.each_connection(a.fraction, rate, bar, done, |id| {
-            vec![cmd(pb::command::Op::Abort(pb::AbortRequest { id, side }))]
+            vec![cmd(pb::command::Op::Abort(pb::AbortRequest {
+                incarnation: None,
+                id,
+                side,
+            }))]
         })
         .await
     }
@@ -234,6 +238,7 @@ impl Runner<'_> {
         let rate = self.scale(s.rate);
         self.each_connection(s.fraction, rate, bar, done, |id| {
             vec![cmd(pb::command::Op::Send(pb::SendRequest {
+                incarnation: None,
                 id,
                 side,
                 bytes,

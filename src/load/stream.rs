@@ -184,6 +184,7 @@ pub(super) fn cmd(op: pb::command::Op) -> pb::Command {
 
 pub(super) fn wire_cmd(id: u64, direction: pb::Direction, action: pb::WireAction) -> pb::Command {
     cmd(pb::command::Op::Wire(Box::new(pb::WireRequest {
+        incarnation: None,
         id,
         direction: direction as i32,
         action: action as i32,
@@ -193,6 +194,7 @@ pub(super) fn wire_cmd(id: u64, direction: pb::Direction, action: pb::WireAction
 
 pub(super) fn close_cmd(id: u64, side: pb::Side, how: pb::CloseKind) -> pb::Command {
     cmd(pb::command::Op::Close(pb::CloseRequest {
+        incarnation: None,
         id,
         side: side as i32,
         how: how as i32,

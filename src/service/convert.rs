@@ -28,6 +28,7 @@ impl From<table::Error> for Status {
             E::Tcp { .. }
             | E::TupleInUse { .. }
             | E::IssInTimeWait { .. }
+            | E::Incarnation { .. }
             | E::WrongMode { .. }
             | E::Wire(_)
             | E::RealClock => Status::failed_precondition(msg),
@@ -384,6 +385,7 @@ pub fn mode_to_pb(m: Mode) -> pb::Mode {
 
 pub fn connection_to_pb(c: &ConnInfo) -> pb::Connection {
     pb::Connection {
+        incarnation: c.incarnation,
         id: c.id.0,
         tuple: Some(tuple_to_pb(&c.tuple)),
         mode: mode_to_pb(c.mode) as i32,

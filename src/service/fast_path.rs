@@ -47,17 +47,26 @@ mod member {
 const TAG: u64 = 1;
 
 /// Every message handled here and its fields in number order, 1, 2, …: each a varint (an
-/// integer or an enum) except where marked as a message (`GetRequest.tuple`, which this path
-/// never carries: a Get by tuple is prost's). `Command` and `CommandResult` are listed by their
-/// members above and `tag`.
+/// integer or an enum) except where marked as a message (`GetRequest.tuple`) or as optional (an
+/// `incarnation`): this path never carries either, a request with one is prost's. `Command` and
+/// `CommandResult` are listed by their members above and `tag`.
 pub const FIELDS: &[(&str, &[&str])] = &[
-    ("CloseRequest", &["id", "side", "how"]),
-    ("AbortRequest", &["id", "side"]),
-    ("SendRequest", &["id", "side", "bytes"]),
-    ("GetRequest", &["id", "tuple (message)"]),
+    (
+        "CloseRequest",
+        &["id", "side", "how", "incarnation (optional)"],
+    ),
+    ("AbortRequest", &["id", "side", "incarnation (optional)"]),
+    (
+        "SendRequest",
+        &["id", "side", "bytes", "incarnation (optional)"],
+    ),
+    (
+        "GetRequest",
+        &["id", "tuple (message)", "incarnation (optional)"],
+    ),
     ("StatsRequest", &[]),
     ("AdvanceClockRequest", &["millis"]),
-    ("RemoveRequest", &["id"]),
+    ("RemoveRequest", &["id", "incarnation (optional)"]),
     ("ConnectionStates", &["id", "client", "server"]),
     ("AdvanceClockResponse", &["now_ms", "timers_fired"]),
     ("RemoveResponse", &[]),
@@ -142,6 +151,7 @@ fn command(bytes: &[u8]) -> Option<pb::Command> {
             CLOSE => {
                 let [id, side, how] = flat(m)?;
                 Op::Close(pb::CloseRequest {
+                    incarnation: None,
                     id,
                     side: int32(side),
                     how: int32(how),
@@ -150,6 +160,7 @@ fn command(bytes: &[u8]) -> Option<pb::Command> {
             ABORT => {
                 let [id, side] = flat(m)?;
                 Op::Abort(pb::AbortRequest {
+                    incarnation: None,
                     id,
                     side: int32(side),
                 })
@@ -157,6 +168,7 @@ fn command(bytes: &[u8]) -> Option<pb::Command> {
             SEND => {
                 let [id, side, bytes] = flat(m)?;
                 Op::Send(pb::SendRequest {
+                    incarnation: None,
                     id,
                     side: int32(side),
                     bytes: bytes as u32,
@@ -164,7 +176,11 @@ fn command(bytes: &[u8]) -> Option<pb::Command> {
             }
             GET => {
                 let [id] = flat(m)?;
-                Op::Get(Box::new(pb::GetRequest { id, tuple: None }))
+                Op::Get(Box::new(pb::GetRequest {
+                    incarnation: None,
+                    id,
+                    tuple: None,
+                }))
             }
             STATS => {
                 let [] = flat(m)?;
@@ -176,7 +192,10 @@ fn command(bytes: &[u8]) -> Option<pb::Command> {
             }
             REMOVE => {
                 let [id] = flat(m)?;
-                Op::Remove(pb::RemoveRequest { id })
+                Op::Remove(pb::RemoveRequest {
+                    incarnation: None,
+                    id,
+                })
             }
             _ => return None,
         })
@@ -359,17 +378,39 @@ mod tests {
         let i = any::<i32>;
         prop_oneof![
             Just(None),
-            (any::<u64>(), i(), i())
-                .prop_map(|(id, side, how)| Some(Op::Close(pb::CloseRequest { id, side, how }))),
-            (any::<u64>(), i())
-                .prop_map(|(id, side)| Some(Op::Abort(pb::AbortRequest { id, side }))),
-            (any::<u64>(), i(), any::<u32>())
-                .prop_map(|(id, side, bytes)| Some(Op::Send(pb::SendRequest { id, side, bytes }))),
-            any::<u64>().prop_map(|id| Some(Op::Get(Box::new(pb::GetRequest { id, tuple: None })))),
+            (any::<u64>(), i(), i()).prop_map(|(id, side, how)| Some(Op::Close(
+                pb::CloseRequest {
+                    incarnation: None,
+                    id,
+                    side,
+                    how
+                }
+            ))),
+            (any::<u64>(), i()).prop_map(|(id, side)| Some(Op::Abort(pb::AbortRequest {
+                incarnation: None,
+                id,
+                side
+            }))),
+            (any::<u64>(), i(), any::<u32>()).prop_map(|(id, side, bytes)| Some(Op::Send(
+                pb::SendRequest {
+                    incarnation: None,
+                    id,
+                    side,
+                    bytes
+                }
+            ))),
+            any::<u64>().prop_map(|id| Some(Op::Get(Box::new(pb::GetRequest {
+                incarnation: None,
+                id,
+                tuple: None
+            })))),
             Just(Some(Op::Stats(pb::StatsRequest {}))),
             any::<u64>()
                 .prop_map(|millis| Some(Op::AdvanceClock(pb::AdvanceClockRequest { millis }))),
-            any::<u64>().prop_map(|id| Some(Op::Remove(pb::RemoveRequest { id }))),
+            any::<u64>().prop_map(|id| Some(Op::Remove(pb::RemoveRequest {
+                incarnation: None,
+                id
+            }))),
         ]
     }
 
@@ -450,6 +491,7 @@ mod tests {
         let send = |id| pb::Command {
             tag: 1,
             op: Some(Op::Send(pb::SendRequest {
+                incarnation: None,
                 id,
                 side: 1,
                 bytes: 10,
@@ -466,6 +508,7 @@ mod tests {
         let get = pb::Command {
             tag: 1,
             op: Some(Op::Get(Box::new(pb::GetRequest {
+                incarnation: None,
                 id: 0,
                 tuple: Some(Default::default()),
             }))),
@@ -539,6 +582,8 @@ mod tests {
                 .map(|f| {
                     let kind = if f.r#type() == Type::Message {
                         " (message)"
+                    } else if f.proto3_optional() {
+                        " (optional)"
                     } else {
                         ""
                     };

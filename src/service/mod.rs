@@ -62,6 +62,14 @@ pub struct Ops {
     advance_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The connection a request names: its id, and its incarnation if the request carries one.
+fn target(id: u64, incarnation: Option<u64>) -> table::Target {
+    table::Target {
+        id: ConnId(id),
+        incarnation,
+    }
+}
+
 /// Tells a clock advance to stop when the call that asked for it is dropped (its client went
 /// away, or its deadline passed).
 struct StopOnDrop(Arc<AtomicBool>);
@@ -152,7 +160,7 @@ impl Ops {
     pub fn close(&self, r: &pb::CloseRequest) -> Result<pb::ConnectionStates, Status> {
         let sides = convert::sides("side", r.side)?;
         let how = convert::close_how("how", r.how)?;
-        let s = self.table.call(ConnId(r.id), sides, how)?;
+        let s = self.table.call(target(r.id, r.incarnation), sides, how)?;
         Ok(convert::states_to_pb(r.id, &s))
     }
 
@@ -160,15 +168,17 @@ impl Ops {
         let side = convert::side("side", r.side)?;
         let s = self
             .table
-            .call(ConnId(r.id), Sides::One(side), Call::Abort)?;
+            .call(target(r.id, r.incarnation), Sides::One(side), Call::Abort)?;
         Ok(convert::states_to_pb(r.id, &s))
     }
 
     pub fn send(&self, r: &pb::SendRequest) -> Result<pb::ConnectionStates, Status> {
         let side = convert::side("side", r.side)?;
-        let s = self
-            .table
-            .call(ConnId(r.id), Sides::One(side), Call::Send(r.bytes))?;
+        let s = self.table.call(
+            target(r.id, r.incarnation),
+            Sides::One(side),
+            Call::Send(r.bytes),
+        )?;
         Ok(convert::states_to_pb(r.id, &s))
     }
 
@@ -179,7 +189,7 @@ impl Ops {
             .as_ref()
             .ok_or_else(|| invalid("segment", "required"))?;
         let seg = convert::segment_from_pb("segment", seg)?;
-        let i = self.table.inject(ConnId(r.id), to, &seg)?;
+        let i = self.table.inject(target(r.id, r.incarnation), to, &seg)?;
         Ok(pb::InjectResponse {
             before: convert::state_to_pb(i.before) as i32,
             after: convert::state_to_pb(i.after) as i32,
@@ -202,7 +212,9 @@ impl Ops {
                 self.limits.max_wire_count
             )));
         }
-        let w = self.table.wire(ConnId(r.id), dir, action, count)?;
+        let w = self
+            .table
+            .wire(target(r.id, r.incarnation), dir, action, count)?;
         let at = |i: usize| w.emitted_at.get(i).copied();
         let states = convert::states_to_pb(r.id, &w.states);
         Ok(pb::WireResponse {
@@ -218,7 +230,7 @@ impl Ops {
     }
 
     pub fn remove(&self, r: &pb::RemoveRequest) -> Result<pb::RemoveResponse, Status> {
-        self.table.remove(ConnId(r.id))?;
+        self.table.remove(target(r.id, r.incarnation))?;
         Ok(pb::RemoveResponse {})
     }
 
@@ -237,7 +249,10 @@ impl Ops {
             }
             None => ConnId(r.id),
         };
-        let c = self.table.get(id)?;
+        let c = self.table.get(table::Target {
+            id,
+            incarnation: r.incarnation,
+        })?;
         Ok(convert::connection_to_pb(&c))
     }
 
@@ -503,6 +518,7 @@ impl RunResults {
 fn opened_pb(o: &table::Opened) -> pb::Opened {
     let s = convert::states_to_pb(o.id.0, &o.states);
     pb::Opened {
+        incarnation: o.incarnation,
         id: o.id.0,
         tuple: Some(convert::tuple_to_pb(&o.tuple)),
         client: s.client,

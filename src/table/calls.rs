@@ -4,26 +4,39 @@
 use crate::tcp::{Call, Direction, Segment, Side};
 
 use super::Table;
-use super::addr::ConnId;
 use super::conn::Conn;
 use super::counters::SegmentOutcome;
-use super::types::{Error, Injected, Sides, States, WireAction, WireOutcome};
+use super::types::{Error, Injected, Sides, States, Target, WireAction, WireOutcome};
 
 impl Table {
     /// A user call on one side, or a simultaneous shutdown or close on both (`Sides::Both`).
     /// Listen and connect are `open`'s.
-    pub fn call(&self, id: ConnId, sides: Sides, call: Call) -> Result<States, Error> {
+    pub fn call(
+        &self,
+        target: impl Into<Target>,
+        sides: Sides,
+        call: Call,
+    ) -> Result<States, Error> {
+        let target = target.into();
+        let id = target.id;
         let now = self.clock.now();
-        self.with_conn(id, |conn, tally| {
+        self.with_conn(target, |conn, tally| {
             conn.call(id, &self.tcp, now, sides, call, tally)?;
             Ok(conn.states())
         })
     }
 
     /// A forged segment arrives at `to`.
-    pub fn inject(&self, id: ConnId, to: Side, seg: &Segment) -> Result<Injected, Error> {
+    pub fn inject(
+        &self,
+        target: impl Into<Target>,
+        to: Side,
+        seg: &Segment,
+    ) -> Result<Injected, Error> {
+        let target = target.into();
+        let id = target.id;
         let now = self.clock.now();
-        self.with_conn(id, |conn, tally| {
+        self.with_conn(target, |conn, tally| {
             let state = |conn: &Conn| conn.endpoint(to).map(|ep| ep.state());
             let before = state(conn);
             let (emitted, emitted_total) = conn.inject(id, &self.tcp, now, to, seg, tally)?;
@@ -46,13 +59,15 @@ impl Table {
     /// `Drop` discards it; `dir` must be the endpoint's own direction.
     pub fn wire(
         &self,
-        id: ConnId,
+        target: impl Into<Target>,
         dir: Direction,
         action: WireAction,
         count: u32,
     ) -> Result<WireOutcome, Error> {
+        let target = target.into();
+        let id = target.id;
         let now = self.clock.now();
-        self.with_conn(id, |conn, tally| {
+        self.with_conn(target, |conn, tally| {
             let from = dir.to().peer();
             let (moved, emitted_at) = conn.wire(id, &self.tcp, now, dir, action, count, tally)?;
             let outcome = match action {
@@ -83,18 +98,26 @@ impl Table {
 
     /// Removes a connection (MANUAL and EXTERNAL ones stay until removed), freeing its port.
     /// No segment is sent: use an abort first for a RST.
-    pub fn remove(&self, id: ConnId) -> Result<(), Error> {
-        let (_, conn) = self
-            .map
-            .remove_if(&id, |_, conn| {
-                // Under the shard lock, as in `with_conn_synced`: see `forget`.
-                self.ports.release(&self.addrs, id);
-                if conn.has_timer() {
-                    self.file_timer(id, None);
-                }
-                true
-            })
-            .ok_or(Error::NotFound(id))?;
+    pub fn remove(&self, target: impl Into<Target>) -> Result<(), Error> {
+        let target = target.into();
+        let id = target.id;
+        let mut refused = None;
+        let removed = self.map.remove_if(&id, |_, conn| {
+            if let Err(e) = self.check_incarnation(target, conn) {
+                refused = Some(e);
+                return false;
+            }
+            // Under the shard lock, as in `with_conn_synced`: see `forget`.
+            self.ports.release(&self.addrs, id);
+            if conn.has_timer() {
+                self.file_timer(id, None);
+            }
+            true
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        let (_, conn) = removed.ok_or(Error::NotFound(id))?;
         self.counters.with(|c| self.forget(c, &conn));
         Ok(())
     }

@@ -87,6 +87,18 @@ impl Conn {
         }
     }
 
+    /// The initial sequence numbers: the client's and the server's for a pair, the endpoint's
+    /// (and 0) for an EXTERNAL one. Fixed for a connection's life.
+    pub fn initial_sequence_numbers(&self) -> (SeqNum, SeqNum) {
+        match self {
+            Conn::External(x) => (x.endpoint.iss(), SeqNum(0)),
+            pair => {
+                let p = pair.pair().expect("a pair");
+                (p.client.iss(), p.server.iss())
+            }
+        }
+    }
+
     pub fn sides(&self) -> &'static [Side] {
         match self.mode() {
             Mode::External(Side::Client) => &[Side::Client],

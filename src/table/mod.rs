@@ -31,7 +31,7 @@ mod verify;
 pub mod wheel;
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
@@ -47,7 +47,7 @@ pub use driver::{WatchFilter, Watched, Watcher, drive_timers};
 use timers::{Filed, WHEEL_SHARDS, WheelShard};
 pub use types::{
     Advanced, ConnInfo, Error, Event, INJECT_REPLY_LIMIT, Injected, Mode, OpenSpec, Opened, Scan,
-    SetupError, SideInfo, Sides, States, Stats, TableConfig, WireAction, WireOutcome,
+    SetupError, SideInfo, Sides, States, Stats, TableConfig, Target, WireAction, WireOutcome,
 };
 use wheel::Wheel;
 
@@ -108,6 +108,9 @@ pub struct Table {
     expiring: Padded<AtomicUsize>,
     max: usize,
     seed: u64,
+    /// This table's run, random: the high half of every incarnation, so that an id from an
+    /// earlier run of the server never matches (restored with the state it belongs to).
+    epoch: AtomicU32,
     batch: usize,
 }
 
@@ -145,6 +148,7 @@ impl Table {
             expiring: Padded(AtomicUsize::new(0)),
             max: cfg.max_connections,
             seed: cfg.seed,
+            epoch: AtomicU32::new(random_u32()),
             batch: cfg.timer_batch.max(1),
         })
     }
@@ -178,14 +182,39 @@ impl Table {
         self.map.contains_key(&id).then_some(id)
     }
 
-    /// Runs `op` on connection `id` under its shard's lock, keeps the accounting, and removes the
-    /// connection if it is finished. The single path for every mutation of an existing connection.
+    /// Which connection of its 4-tuple `conn` is: this run's epoch, and its initial sequence
+    /// numbers (RFC 9293 §3.4.1 chooses them to tell incarnations apart; a 4-tuple taken over
+    /// from TIME-WAIT gets new ones), so that knowing it costs no memory per connection.
+    pub(crate) fn incarnation(&self, conn: &Conn) -> u64 {
+        let (a, b) = conn.initial_sequence_numbers();
+        let mixed = splitmix64(u64::from(a.0) << 32 | u64::from(b.0)) as u32;
+        u64::from(self.epoch.load(Ordering::Relaxed)) << 32 | u64::from(mixed)
+    }
+
+    /// Refuses a call meant for another incarnation than `conn`'s.
+    fn check_incarnation(&self, target: Target, conn: &Conn) -> Result<(), Error> {
+        match target.incarnation {
+            Some(given) if given != self.incarnation(conn) => Err(Error::Incarnation {
+                id: target.id,
+                current: self.incarnation(conn),
+                given,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `op` on connection `target` under its shard's lock, keeps the accounting, and
+    /// removes the connection if it is finished. The single path for every mutation of an
+    /// existing connection.
     fn with_conn<R>(
         &self,
-        id: ConnId,
+        target: Target,
         op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        self.with_conn_synced(id, Filed::Deadline, op)
+        self.with_conn_synced(target.id, Filed::Deadline, |conn, tally| {
+            self.check_incarnation(target, conn)?;
+            op(conn, tally)
+        })
     }
 
     /// `with_conn`, told what the wheel holds for `id` (the timer path took the entry out before
@@ -251,6 +280,18 @@ impl Table {
         self.len.0.fetch_sub(1, Ordering::Relaxed);
         c.removed();
     }
+}
+
+/// A number that differs from one run of the process to the next (std's hash keys are random).
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish() as u32
 }
 
 fn splitmix64(mut x: u64) -> u64 {

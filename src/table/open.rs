@@ -160,10 +160,12 @@ impl Table {
                     .expect("a fresh endpoint accepts listen and connect");
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
                 let states = conn.states();
+                let incarnation = self.incarnation(&conn);
                 slot.insert(Box::new(conn));
                 c.opened();
                 Ok(Opened {
                     id,
+                    incarnation,
                     tuple,
                     states,
                     reused_time_wait: false,
@@ -205,6 +207,7 @@ impl Table {
                 c.opened();
                 Ok(Opened {
                     id,
+                    incarnation: self.incarnation(conn),
                     tuple,
                     states: conn.states(),
                     reused_time_wait: true,

@@ -4,12 +4,14 @@ use super::Table;
 use super::addr::{ConnId, Ports};
 use super::conn::Conn;
 use super::timers::WHEEL_SHARDS;
-use super::types::{ConnInfo, Error, Stats};
+use super::types::{ConnInfo, Error, Stats, Target};
 
 impl Table {
-    pub fn get(&self, id: ConnId) -> Result<ConnInfo, Error> {
-        let conn = self.map.get(&id).ok_or(Error::NotFound(id))?;
-        Ok(self.info(id, &conn))
+    pub fn get(&self, target: impl Into<Target>) -> Result<ConnInfo, Error> {
+        let target = target.into();
+        let conn = self.map.get(&target.id).ok_or(Error::NotFound(target.id))?;
+        self.check_incarnation(target, &conn)?;
+        Ok(self.info(target.id, &conn))
     }
 
     fn info(&self, id: ConnId, conn: &Conn) -> ConnInfo {
@@ -19,6 +21,7 @@ impl Table {
         let wire = conn.queues();
         ConnInfo {
             id,
+            incarnation: self.incarnation(conn),
             tuple: self
                 .addrs
                 .tuple_of(id)

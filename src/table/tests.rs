@@ -903,3 +903,51 @@ fn an_inject_that_starts_an_ack_war_gets_a_bounded_reply() {
     );
     consistent(&t);
 }
+
+/// An id names a 4-tuple; its incarnation names the connection. A call carrying the incarnation
+/// of an earlier connection of the same 4-tuple, or of a connection from another run of the
+/// table, is refused and changes nothing; one carrying none acts on whatever holds the id.
+#[test]
+fn a_call_for_an_earlier_incarnation_is_refused() {
+    let t = table();
+    let spec = OpenSpec {
+        tuple: Some(tuple("10.0.4.4:40000")),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    let first = t.open(&spec).unwrap();
+    assert_eq!(t.get(first.id).unwrap().incarnation, first.incarnation);
+    t.call(first.id, Sides::Both, Call::Close).unwrap();
+    t.advance(60_000).unwrap(); // both TIME-WAITs expire; the pair leaves
+    let second = t.open(&spec).unwrap();
+    assert_eq!(second.id, first.id);
+    assert_ne!(second.incarnation, first.incarnation);
+    let stale = Target {
+        id: first.id,
+        incarnation: Some(first.incarnation),
+    };
+    let before = t.get(second.id).unwrap();
+    let refused = t.call(stale, Sides::Both, Call::Close).unwrap_err();
+    assert_eq!(
+        refused,
+        Error::Incarnation {
+            id: first.id,
+            current: second.incarnation,
+            given: first.incarnation
+        }
+    );
+    assert!(t.get(stale).is_err());
+    assert!(t.remove(stale).is_err());
+    assert_eq!(t.get(second.id).unwrap(), before, "nothing changed");
+    let current = Target {
+        id: second.id,
+        incarnation: Some(second.incarnation),
+    };
+    t.call(current, Sides::One(Side::Client), Call::Send(10))
+        .unwrap();
+    // Another run of the table, same seed and same opens: the same ids, other incarnations.
+    let again = table();
+    let replayed = again.open(&spec).unwrap();
+    assert_eq!(replayed.id, first.id);
+    assert_ne!(replayed.incarnation >> 32, first.incarnation >> 32);
+    consistent(&t);
+}

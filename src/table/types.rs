@@ -76,6 +76,15 @@ impl Default for TableConfig {
 pub enum Error {
     #[error("no connection with id {0}")]
     NotFound(ConnId),
+    /// The connection with this id is not the one the caller meant.
+    #[error(
+        "connection {id} is incarnation {current}, not {given}: its 4-tuple was reused since, or the server restarted"
+    )]
+    Incarnation {
+        id: ConnId,
+        current: u64,
+        given: u64,
+    },
     #[error("the table is full: it holds its maximum of {max} connections")]
     TableFull { max: usize },
     #[error("no ephemeral port is free toward {server}{}", client.map(|c| format!(" from {c}")).unwrap_or_default())]
@@ -267,10 +276,30 @@ impl OpenSpec {
     }
 }
 
+/// Which connection a call means: its id, and, if the caller knows it, its incarnation, so that
+/// a call meant for an earlier connection of the same 4-tuple (or one from before a restart) is
+/// refused rather than applied to whichever connection holds the id now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub id: ConnId,
+    pub incarnation: Option<u64>,
+}
+
+impl From<ConnId> for Target {
+    fn from(id: ConnId) -> Target {
+        Target {
+            id,
+            incarnation: None,
+        }
+    }
+}
+
 /// A connection as opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opened {
     pub id: ConnId,
+    /// Which connection of this 4-tuple it is (see `Target`).
+    pub incarnation: u64,
     pub tuple: FourTuple,
     pub states: [Option<State>; 2],
     /// The 4-tuple was taken over from a server-side TIME-WAIT (Linux's TIME-WAIT recycling).
@@ -299,6 +328,7 @@ pub struct SideInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnInfo {
     pub id: ConnId,
+    pub incarnation: u64,
     pub tuple: FourTuple,
     pub mode: Mode,
     pub sides: Vec<SideInfo>,

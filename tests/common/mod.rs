@@ -121,7 +121,12 @@ impl Sim {
 
     /// The connection `id`.
     pub async fn get_id(&mut self, id: u64) -> pb::Connection {
-        self.get(pb::GetRequest { id, tuple: None }).await
+        self.get(pb::GetRequest {
+            incarnation: None,
+            id,
+            tuple: None,
+        })
+        .await
     }
 
     /// Both sides' states (0 where there is no such endpoint).
@@ -144,6 +149,7 @@ impl Sim {
     /// Delivers the next segment waiting in `direction` and returns it.
     pub async fn deliver(&mut self, id: u64, direction: pb::Direction) -> pb::Segment {
         let req = pb::WireRequest {
+            incarnation: None,
             id,
             direction: direction as i32,
             action: pb::WireAction::Deliver as i32,
@@ -155,6 +161,7 @@ impl Sim {
     /// Closes `side` (or both) with close(), returning the states after.
     pub async fn close_side(&mut self, id: u64, side: pb::Side) -> pb::ConnectionStates {
         let req = pb::CloseRequest {
+            incarnation: None,
             id,
             side: side as i32,
             how: pb::CloseKind::Close as i32,
