@@ -6,6 +6,7 @@
 //! - [`service`]: the gRPC API over the table (tonic glue: proto ↔ domain, errors ↔ `Status`).
 //! - [`metrics`]: the Prometheus exposition of the table's counters and the API's calls.
 //! - [`server`]: a table, its clock driver, the service, health, reflection and shutdown.
+//! - [`state`]: the state file, a whole simulation written atomically and read back.
 //! - [`client`]: reaching a server (target, TLS, token, health), for the tools below.
 //! - [`load`]: `tcpsim load`, scenario files of phases run against servers.
 //! - [`conformance`]: plays scenarios recorded from Linux against the core, the table or a
@@ -17,5 +18,6 @@ pub mod load;
 pub mod metrics;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod table;
 pub mod tcp;

@@ -229,6 +229,18 @@ struct ServeArgs {
     reflection: server::Reflection,
     #[command(flatten)]
     connections: ConnectionArgs,
+    /// Keep the whole simulation in this file: restored at start if it exists (a damaged or
+    /// foreign file is refused), written at shutdown (atomically).
+    #[arg(long, env = "TCPSIM_STATE_FILE")]
+    state_file: Option<PathBuf>,
+    /// Also write the state file this often while serving, ms (0: only at shutdown).
+    #[arg(
+        long,
+        env = "TCPSIM_STATE_EVERY_MS",
+        default_value_t = 0,
+        requires = "state_file"
+    )]
+    state_every_ms: u64,
     /// Log lines as text or as JSON objects (one per line), to stderr.
     #[arg(long, env = "TCPSIM_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -572,6 +584,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         metrics_listen: a.metrics_listen.0,
         reflection: a.reflection,
         connections: a.connections.limits(),
+        state: a.state_file.clone().map(|path| server::StateFile {
+            path,
+            every: (a.state_every_ms > 0).then(|| Duration::from_millis(a.state_every_ms)),
+        }),
     };
     logs(a.log_format, &a.log)?;
     let clock = if cfg.virtual_clock { "virtual" } else { "real" };
@@ -597,8 +613,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 fn logs(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("--log {filter:?}"))?;
+    // Colours only for a terminal: a file or a pipe gets plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.try_init(),

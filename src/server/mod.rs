@@ -61,6 +61,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     pub reflection: Reflection,
     pub connections: ConnectionLimits,
+    /// Keep the simulation in this file across restarts.
+    pub state: Option<StateFile>,
 }
 
 /// A PEM certificate chain and its private key, and the CA whose client certificates are
@@ -141,6 +143,7 @@ impl Default for ServeConfig {
             metrics_listen: None,
             reflection: Reflection::default(),
             connections: ConnectionLimits::default(),
+            state: None,
         }
     }
 }
@@ -151,7 +154,26 @@ pub struct Running {
     /// Where `GET /metrics` is served, if it is.
     pub metrics_addr: Option<SocketAddr>,
     pub table: Arc<Table>,
-    pub done: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    pub done: tokio::task::JoinHandle<Result<(), RunError>>,
+}
+
+/// Why a running server ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Transport(tonic::transport::Error),
+    #[error("the state file: {0}")]
+    State(#[from] crate::state::StateError),
+    #[error("a task failed: {0}")]
+    Join(String),
+}
+
+/// Where the whole simulation is kept across restarts, and how often it is written while
+/// serving (besides at shutdown).
+#[derive(Clone, Debug)]
+pub struct StateFile {
+    pub path: std::path::PathBuf,
+    pub every: Option<Duration>,
 }
 
 /// Why the server could not start.
@@ -172,9 +194,46 @@ pub enum StartError {
     Tls(tonic::transport::Error),
     #[error("token: an empty token would let anyone in; give none for no authentication")]
     EmptyToken,
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("a task failed: {0}")]
+    Join(String),
 }
 
 type Svc = SimulatorServer<SimulatorService>;
+
+/// Writes the state file on a blocking thread, and logs what it wrote.
+async fn save(state: StateFile, table: Arc<Table>) -> Result<(), RunError> {
+    let path = state.path.clone();
+    let saved = tokio::task::spawn_blocking(move || crate::state::save(&table, &path))
+        .await
+        .map_err(|e| RunError::Join(e.to_string()))??;
+    tracing::info!(
+        path = %state.path.display(),
+        connections = saved.connections,
+        bytes = saved.bytes,
+        ms = saved.took.as_millis() as u64,
+        "wrote the state file"
+    );
+    Ok(())
+}
+
+/// Writes the state file every `state.every` until the server stops; a failed write is logged
+/// and the previous file stays.
+async fn save_every(state: StateFile, table: Arc<Table>, mut stop: watch::Receiver<bool>) {
+    let Some(every) = state.every else { return };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is at once
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = save(state.clone(), table.clone()).await {
+            tracing::warn!(error = %e, "could not write the state file; the previous one stays");
+        }
+    }
+}
 
 /// Starts serving on `listener` until `shutdown` completes (then drains, within the grace).
 pub async fn start(
@@ -186,12 +245,37 @@ pub async fn start(
         return Err(StartError::EmptyToken);
     }
     let addr = listener.local_addr().map_err(StartError::Listener)?;
-    let clock = if cfg.virtual_clock {
-        Clock::virtual_at(0)
-    } else {
-        Clock::real()
+    let restored = match &cfg.state {
+        Some(state) => {
+            let (path, table, tcp) = (state.path.clone(), cfg.table.clone(), cfg.tcp.clone());
+            let virtual_clock = cfg.virtual_clock;
+            tokio::task::spawn_blocking(move || {
+                crate::state::load(&path, &table, &tcp, virtual_clock)
+            })
+            .await
+            .map_err(|e| StartError::Join(e.to_string()))??
+        }
+        None => None,
     };
-    let table = Arc::new(Table::new(cfg.table.clone(), cfg.tcp.clone(), clock)?);
+    let table = match restored {
+        Some((table, read)) => {
+            tracing::info!(
+                connections = read.connections,
+                bytes = read.bytes,
+                ms = read.took.as_millis() as u64,
+                "restored the state file"
+            );
+            Arc::new(table)
+        }
+        None => {
+            let clock = if cfg.virtual_clock {
+                Clock::virtual_at(0)
+            } else {
+                Clock::real()
+            };
+            Arc::new(Table::new(cfg.table.clone(), cfg.tcp.clone(), clock)?)
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     if !cfg.virtual_clock {
         // It sleeps until the next deadline; the cap only bounds how late a timer could be if a
@@ -310,15 +394,25 @@ pub async fn start(
         .add_service(simulator)
         .serve_with_incoming_shutdown(incoming, on_shutdown);
     let grace = cfg.shutdown_grace;
+    if let Some(state) = cfg.state.clone().filter(|s| s.every.is_some()) {
+        tokio::spawn(save_every(state, table.clone(), stop_rx.clone()));
+    }
+    let state = cfg.state.clone();
+    let saved_table = table.clone();
     let done = tokio::spawn(async move {
-        tokio::select! {
-            r = serving => r,
+        let served = tokio::select! {
+            r = serving => r.map_err(RunError::Transport),
             _ = async { if begun_rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending().await } } => {
                 // The bound is the promise: stop anyway, and say so.
                 tracing::warn!(grace_ms = grace.as_millis() as u64, "calls still in flight after the grace were cut off");
                 Ok(())
             }
+        };
+        // Every call has finished (or was cut off): the table is still, and is written whole.
+        if let Some(state) = state {
+            save(state, saved_table).await?;
         }
+        served
     });
     Ok(Running {
         addr,

@@ -6,8 +6,14 @@ use std::time::Instant;
 
 #[derive(Debug)]
 pub enum Clock {
-    Real { start: Instant },
-    Virtual { now: AtomicU64 },
+    /// `from` ms at `start`, then real time.
+    Real {
+        start: Instant,
+        from: u64,
+    },
+    Virtual {
+        now: AtomicU64,
+    },
 }
 
 impl Clock {
@@ -17,8 +23,14 @@ impl Clock {
     pub const MAX_MS: u64 = 1 << 53;
 
     pub fn real() -> Clock {
+        Clock::real_at(0)
+    }
+
+    /// A real clock that reads `ms` now: a restored run's time goes on from where it stopped.
+    pub fn real_at(ms: u64) -> Clock {
         Clock::Real {
             start: Instant::now(),
+            from: ms,
         }
     }
 
@@ -31,7 +43,7 @@ impl Clock {
     /// Milliseconds on this clock.
     pub fn now(&self) -> u64 {
         match self {
-            Clock::Real { start } => start.elapsed().as_millis() as u64,
+            Clock::Real { start, from } => from + start.elapsed().as_millis() as u64,
             Clock::Virtual { now } => now.load(Ordering::Acquire),
         }
     }

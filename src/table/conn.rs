@@ -22,7 +22,7 @@ thread_local! {
 
 /// What the map holds (boxed, 104 bytes: an AUTO pair inline, the other kinds behind a pointer
 /// of their own where they are larger).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Conn {
     /// A pair whose segments are delivered at once.
     Auto(Pair),

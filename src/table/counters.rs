@@ -352,6 +352,42 @@ impl Counters {
             .push((self.id, slot, Arc::downgrade(&self.registry)));
     }
 
+    /// Adds running totals counted elsewhere (a restored run's): transitions, segments, timers
+    /// fired, opens refused, made and removed, and the timer lag. Occupancy and pending timers
+    /// are not totals: they are recounted from the connections.
+    pub fn carry(&self, totals: &CounterSnapshot) {
+        let r = lock(&self.registry);
+        let t = &r.retired;
+        let set = |a: &AtomicU64, v: u64| add(a, v);
+        for (s, side) in totals.transitions.iter().enumerate() {
+            for (f, from) in side.iter().enumerate() {
+                for (to, &n) in from.iter().enumerate() {
+                    set(&t.transitions[s][f][to], n);
+                }
+            }
+        }
+        for (s, side) in totals.segments.iter().enumerate() {
+            for (o, &n) in side.iter().enumerate() {
+                set(&t.segments[s][o], n);
+            }
+        }
+        for (k, &n) in totals.timers_fired.iter().enumerate() {
+            set(&t.timers_fired[k], n);
+        }
+        for (k, &n) in totals.open_failures.iter().enumerate() {
+            set(&t.open_failures[k], n);
+        }
+        set(&t.opened, totals.opened);
+        set(&t.removed, totals.removed);
+        for (b, &n) in totals.lag_buckets.iter().enumerate() {
+            set(&t.lag_buckets[b], n);
+        }
+        set(&t.lag_sum_ms, totals.lag_sum_ms);
+        if totals.lag_max_ms > t.lag_max_ms.load(Relaxed) {
+            t.lag_max_ms.store(totals.lag_max_ms, Relaxed);
+        }
+    }
+
     /// Slots of threads still running that have written here.
     pub fn live_slots(&self) -> usize {
         lock(&self.registry).live.len()
@@ -390,7 +426,7 @@ impl Counters {
 }
 
 /// A copy of the counters at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CounterSnapshot {
     /// [side][state]
     pub occupancy: [[i64; STATES]; SIDES],

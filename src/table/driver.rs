@@ -213,7 +213,7 @@ pub async fn drive_timers(
     max_sleep: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Clock::Real { start } = table.clock else {
+    let Clock::Real { start, from } = table.clock else {
         return; // a virtual clock moves only by `advance`
     };
     let start = tokio::time::Instant::from_std(start);
@@ -241,7 +241,7 @@ pub async fn drive_timers(
             continue; // armed meanwhile, sooner
         }
         tokio::select! {
-            _ = tokio::time::sleep_until(start + std::time::Duration::from_millis(until)) => {}
+            _ = tokio::time::sleep_until(start + std::time::Duration::from_millis(until.saturating_sub(from))) => {}
             _ = table.wake.notify.notified() => {}
             changed = stop.changed() => {
                 if changed.is_err() {

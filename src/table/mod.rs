@@ -25,6 +25,7 @@ pub mod counters;
 mod driver;
 mod open;
 mod query;
+mod restore;
 mod timers;
 mod types;
 mod verify;
@@ -44,6 +45,7 @@ pub use conn::Conn;
 pub use counters::{CounterSnapshot, Counters, OpenFailure, SegmentOutcome};
 use driver::{Events, Sink, Wake};
 pub use driver::{WatchFilter, Watched, Watcher, drive_timers};
+pub use restore::RestoreError;
 use timers::{Filed, WHEEL_SHARDS, WheelShard};
 pub use types::{
     Advanced, ConnInfo, Error, Event, INJECT_REPLY_LIMIT, Injected, Mode, OpenSpec, Opened, Scan,

@@ -6,7 +6,7 @@ use super::profile::{Profile, ProfileName};
 
 /// Settings an endpoint reads on every call. Endpoints do not store them: one `Config` serves
 /// millions of connections.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// Where to follow Linux rather than RFC 9293.
     pub profile: Profile,

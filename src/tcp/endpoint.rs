@@ -156,7 +156,7 @@ const SMALL_NONE: u16 = u16::MAX >> SMALL_SHIFT;
 /// One endpoint. 52 bytes, four-byte aligned (a pair is 104): fields are ordered for packing,
 /// times are 32 bits wide, and anything that can be derived (the timer's kind, RCV.WND, the RTO,
 /// `bytes_acked`, `snd_sml`) is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     iss: SeqNum,
     snd_una: SeqNum,
@@ -194,6 +194,7 @@ pub struct Endpoint {
     mss: u16,
     /// Flags, and Nagle's marker in the top bits (`SMALL_SHIFT`).
     bits: u16,
+    #[serde(with = "super::state::index")]
     state: State,
     /// Retransmissions of the segment at SND.UNA so far; the backoff exponent.
     retries: u8,

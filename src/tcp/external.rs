@@ -12,14 +12,14 @@ use super::segment::Segment;
 use super::state::{State, Transition};
 
 /// A segment in the outbox and when it was emitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Emitted {
     pub at: u64,
     pub seg: Segment,
 }
 
 /// One endpoint, its outbox, and the settings it was opened with if they are its own.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct External {
     pub endpoint: Endpoint,
     outbox: VecDeque<Emitted>,

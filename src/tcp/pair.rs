@@ -79,7 +79,7 @@ impl std::fmt::Display for Direction {
 }
 
 /// Segments in flight, one FIFO per direction (MANUAL mode).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Wire {
     pub client_to_server: VecDeque<Segment>,
     pub server_to_client: VecDeque<Segment>,
@@ -176,7 +176,7 @@ impl<O: Observer> Output for Emit<'_, O> {
 
 /// Two endpoints. An AUTO pair is just this (104 bytes): its segments are delivered at once.
 /// A MANUAL pair is one inside a [`Manual`]. Either is driven through a [`PairMut`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pair {
     pub client: Endpoint,
     pub server: Endpoint,
@@ -184,7 +184,7 @@ pub struct Pair {
 
 /// A MANUAL pair: its endpoints, the wire its segments wait on, and the settings it runs on if
 /// it was opened with its own.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Manual {
     pub pair: Pair,
     wire: Wire,

@@ -47,7 +47,7 @@ impl fmt::Display for ProfileName {
 }
 
 /// One switch per place where Linux departs from RFC 9293. `true` follows Linux.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub name: ProfileName,
     /// `tcp_rtt_estimator` and `tcp_set_rto`: RTO = SRTT + RTTVAR, where RTTVAR is the largest

@@ -101,14 +101,29 @@ impl fmt::Debug for Flags {
 ///
 /// Sixteen bytes (`test_sizes` pins it): `len` is a `u16` because an IPv4 datagram carries at most
 /// 65 535 bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     pub seq: SeqNum,
     pub ack: SeqNum,
     pub len: u16,
     pub wnd: u16,
     pub mss: Option<NonZeroU16>,
+    #[serde(with = "bits")]
     pub flags: Flags,
+}
+
+/// Control bits as their byte, where a segment is stored (a state file); scenario files name
+/// them (`Flags`'s own `Deserialize`).
+mod bits {
+    use super::Flags;
+
+    pub fn serialize<S: serde::Serializer>(f: &Flags, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(f.0)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Flags, D::Error> {
+        <u8 as serde::Deserialize>::deserialize(d).map(Flags)
+    }
 }
 
 impl Segment {

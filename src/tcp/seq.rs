@@ -8,7 +8,8 @@ use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 
 /// A TCP sequence or acknowledgment number.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SeqNum(pub u32);
 
 impl SeqNum {

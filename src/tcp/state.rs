@@ -80,6 +80,24 @@ impl State {
     }
 }
 
+/// A state as its index in `State::ALL`, where it is stored (a state file); scenario files name
+/// states (`State`'s own `Deserialize`).
+pub(crate) mod index {
+    use super::State;
+
+    pub fn serialize<S: serde::Serializer>(st: &State, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(*st as u8)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        let i = <u8 as serde::Deserialize>::deserialize(d)?;
+        State::ALL
+            .get(usize::from(i))
+            .copied()
+            .ok_or_else(|| serde::de::Error::custom(format!("{i} is not a state")))
+    }
+}
+
 /// From either spelling (`"TIME-WAIT"`, `"TIME_WAIT"`), as scenario files name states.
 impl<'de> serde::Deserialize<'de> for State {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<State, D::Error> {

@@ -16,7 +16,7 @@ pub struct TestServer {
     pub table: Arc<Table>,
     pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    done: tokio::task::JoinHandle<Result<(), server::RunError>>,
 }
 
 impl TestServer {
@@ -49,7 +49,7 @@ impl TestServer {
     }
 
     /// Stops the server and waits for it to end.
-    pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
+    pub async fn shutdown(mut self) -> Result<(), server::RunError> {
         let _ = self.stop.take().unwrap().send(());
         self.done.await.unwrap()
     }
