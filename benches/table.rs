@@ -5,6 +5,7 @@
 //!     cargo bench --bench table -- lifecycle 1000000
 //!     cargo bench --bench table -- storm 1000000
 //!     cargo bench --bench table -- scrape 1000000
+//!     cargo bench --bench table -- state 1000000    # the state file: size, write and read times
 //!     cargo bench --bench table -- send            # profiling aid: table Send in a loop
 //!
 //! - memory: process RSS growth per ESTABLISHED AUTO pair (map, boxes, ports — everything).
@@ -63,6 +64,45 @@ fn fill(t: &Table, n: usize) {
     for _ in 0..n {
         t.open(&spec).unwrap();
     }
+}
+
+/// The state file of `n` connections, a third of them in TIME-WAIT (a timer each): its size,
+/// and the time to write it (fsync included) and to read it back into a new table.
+fn state(n: usize) {
+    let t = table(n, 64);
+    fill(&t, n);
+    let mut ids = Vec::with_capacity(n);
+    t.for_each(|id, _| ids.push(id));
+    for id in ids.into_iter().step_by(3) {
+        t.call(id, Sides::One(tcpsim::tcp::Side::Client), Call::Close)
+            .unwrap();
+        t.call(id, Sides::One(tcpsim::tcp::Side::Server), Call::Close)
+            .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("tcpsim-bench-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sim.state");
+    let saved = tcpsim::state::save(&t, &path).unwrap();
+    let cfg = TableConfig {
+        shards: 64,
+        capacity: n,
+        max_connections: 50_000_000,
+        client_pools: vec!["10.0.0.0/12".parse().unwrap()],
+        ..TableConfig::default()
+    };
+    drop(t);
+    let (back, read) = tcpsim::state::load(&path, &cfg, &tcp::Config::default(), true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.len(), n);
+    println!(
+        "state: {n} connections: {:.1} MB ({:.1} bytes each); written in {:.2} s, read back in {:.2} s",
+        saved.bytes as f64 / 1e6,
+        saved.bytes as f64 / n as f64,
+        saved.took.as_secs_f64(),
+        read.took.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn memory(n: usize) {
@@ -319,6 +359,7 @@ fn main() {
         Some("lifecycle") => lifecycle(n(1)),
         Some("storm") => storm(n(1)),
         Some("scrape") => scrape(n(1)),
+        Some("state") => state(n(1)),
         Some("table1") => {
             // Profiling aid: the one-thread table lifecycles alone.
             let t = Arc::new(table(n(1) + 1_000_000, 64));
