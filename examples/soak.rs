@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         }
     }
     let started = Instant::now();
-    match sim::simulate(seed, steps, 500) {
+    match sim::simulate(seed, steps, 500, 0) {
         Ok((_, max_jump)) => {
             let secs = started.elapsed().as_secs_f64();
             println!(

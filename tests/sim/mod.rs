@@ -121,6 +121,7 @@ enum Expect {
     NoSuchSide,
     NoSuchDirection,
     NotEnough,
+    ClockLimit,
 }
 
 fn kind<T>(r: &Result<T, Error>) -> Expect {
@@ -135,6 +136,7 @@ fn kind<T>(r: &Result<T, Error>) -> Expect {
         Err(Error::NoSuchSide { .. }) => Expect::NoSuchSide,
         Err(Error::NoSuchDirection { .. }) => Expect::NoSuchDirection,
         Err(Error::Wire(tcp::pair::WireError::NotEnough { .. })) => Expect::NotEnough,
+        Err(Error::ClockLimit { .. }) => Expect::ClockLimit,
         Err(e) => panic!("a refusal the model does not know: {e}"),
     }
 }
@@ -639,11 +641,33 @@ impl Driver {
                     0..=599 => self.rng.below(300),
                     600..=899 => self.rng.below(5_000),
                     900..=997 => self.rng.below(130_000),
-                    // Now and then a jump of years or decades, with timers armed.
-                    _ => (1 + self.rng.below(40)) * 365 * 24 * 3600 * 1000,
+                    // Now and then a jump of years or decades, with timers armed; once the
+                    // clock is half way to its limit (10^8 steps get there), one past the
+                    // limit instead, which must be refused and change nothing.
+                    _ if t.now() < Clock::MAX_MS / 2 => {
+                        (1 + self.rng.below(40)) * 365 * 24 * 3600 * 1000
+                    }
+                    _ => Clock::MAX_MS - t.now() + 1 + self.rng.below(1000),
                 };
-                self.max_jump = self.max_jump.max(ms);
-                t.advance(ms).map_err(|e| format!("advance {ms} ms: {e}"))?;
+                let before = t.now();
+                let want = if before + ms > Clock::MAX_MS {
+                    Expect::ClockLimit
+                } else {
+                    self.max_jump = self.max_jump.max(ms);
+                    Expect::Ok
+                };
+                let got = t.advance(ms);
+                self.check(
+                    &format!("advance {ms} ms from {before} ms"),
+                    Some(want),
+                    kind(&got),
+                )?;
+                if want == Expect::ClockLimit && t.now() != before {
+                    return Err(format!(
+                        "a refused advance moved the clock from {before} to {} ms",
+                        t.now()
+                    ));
+                }
                 if let Some(m) = &mut self.model {
                     m.observe_all(t)?;
                 }
@@ -678,11 +702,11 @@ impl Driver {
     }
 }
 
-/// Runs `steps` steps from `seed` with the model, verifying the table's invariants every
-/// `batch` steps. Returns a digest of the end state (every connection in id order but the run
+/// Runs `steps` steps from `seed` with the model on a virtual clock starting at `start` ms,
+/// verifying the table's invariants every `batch` steps. Returns a digest of the end state (every connection in id order but the run
 /// in its incarnation, and the counters) and the longest clock jump.
-pub fn simulate(seed: u64, steps: u64, batch: u64) -> Result<(String, u64), String> {
-    let t = world(Clock::virtual_at(0));
+pub fn simulate(seed: u64, steps: u64, batch: u64, start: u64) -> Result<(String, u64), String> {
+    let t = world(Clock::virtual_at(start));
     let mut d = Driver::new(seed, true, true);
     for i in 0..steps {
         d.step(&t).map_err(|e| format!("step {}: {e}", i + 1))?;
