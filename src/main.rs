@@ -89,6 +89,11 @@ enum Command {
         /// Multiply every count, rate and expected occupancy (0.1 runs a scenario small).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// A paced phase's tick, ms: each tick sends what the phase's rate makes due by its
+        /// end, then the clock moves on (AdvanceClock on a virtual clock; a real one is waited
+        /// for, against a fixed schedule).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        tick_ms: u64,
         /// Print the report as JSON (and no progress bars).
         #[arg(long)]
         json: bool,
@@ -528,8 +533,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             connection,
             scale,
+            tick_ms,
             json,
-        } => load(&scenario, target, connection.options()?, scale, json),
+        } => load(
+            &scenario,
+            target,
+            connection.options()?,
+            scale,
+            tick_ms,
+            json,
+        ),
     }
 }
 
@@ -674,6 +687,7 @@ fn load(
     targets: Vec<Target>,
     client: client::Options,
     scale: f64,
+    tick_ms: u64,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
@@ -686,6 +700,7 @@ fn load(
         targets,
         client,
         scale,
+        tick_ms,
         progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let report = runtime()?.block_on(tcpsim::load::run(&scenario, &opts))?;

@@ -1180,6 +1180,56 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
     srv.shutdown().await.unwrap();
 }
 
+/// An open refused by a limit says which one, as Stats counts it: in the trailer
+/// `tcpsim-refused` of a unary call and in `Error.refused` on a Run stream; other errors leave
+/// it empty.
+#[tokio::test]
+async fn a_refused_open_names_the_limit() {
+    let mut cfg = small();
+    cfg.virtual_clock = true;
+    cfg.table.max_connections = 1;
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client().await;
+    c.raw.open(open_req(pb::Mode::Auto)).await.unwrap();
+    let refused = c.raw.open(open_req(pb::Mode::Auto)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        refused.metadata().get("tcpsim-refused").unwrap(),
+        "table_full"
+    );
+    let other = c
+        .raw
+        .open(pb::OpenRequest {
+            client_ip: "192.168.0.1".into(),
+            ..open_req(pb::Mode::Auto)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::InvalidArgument, "{other:?}");
+    assert!(other.metadata().get("tcpsim-refused").is_none());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut results = c
+        .run(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(pb::Command {
+        tag: 1,
+        op: Some(pb::command::Op::Open(Box::new(open_req(pb::Mode::Auto)))),
+    })
+    .await
+    .unwrap();
+    let r = results.message().await.unwrap().unwrap();
+    let Some(pb::command_result::Result::Error(e)) = r.result else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (e.code, e.refused.as_str()),
+        (Code::ResourceExhausted as i32, "table_full")
+    );
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn run_stream_answers_in_order_with_errors_inline() {
     let srv = virtual_server().await;

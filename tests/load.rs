@@ -29,9 +29,7 @@ async fn server() -> TestServer {
 async fn run(sc: &load::Scenario, targets: &[&str]) -> load::Report {
     let opts = Options {
         targets: targets.iter().map(|t| t.parse().unwrap()).collect(),
-        client: Default::default(),
-        scale: 1.0,
-        progress: false,
+        ..Options::default()
     };
     load::run(sc, &opts).await.unwrap()
 }
@@ -163,6 +161,160 @@ async fn a_failed_expectation_fails_the_run() {
     let report = run(&sc, &[&url]).await;
     assert!(!report.ok);
     assert!(load::render(&report).contains("FAILED: client TIME_WAIT = 0, expected >= 3"));
+    srv.shutdown().await.unwrap();
+}
+
+/// Runs `text` against a fresh virtual-clock server; returns the report and the server.
+async fn run_text(text: &str, cfg: ServeConfig) -> (load::Report, TestServer) {
+    let srv = TestServer::start(cfg).await;
+    let sc = load::parse(text).unwrap();
+    let report = run(&sc, &[&srv.url]).await;
+    (report, srv)
+}
+
+fn virtual_server() -> ServeConfig {
+    ServeConfig {
+        virtual_clock: true,
+        drain: std::time::Duration::ZERO,
+        ..ServeConfig::default()
+    }
+}
+
+/// `churn: {rate: 5, ms: 2000}` opens 10, not 20 (the old `(rate / 10).max(1)` per tick); 15/s
+/// opens 30, not 20; and so on up to 20 000/s: every connection opened is closed, the clock
+/// moves by exactly the phase's time, and the report's achieved rate is the one asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_meets_its_rate_exactly_on_a_virtual_clock() {
+    for (rate, ms) in [
+        (1, 7000),
+        (5, 2000),
+        (15, 2000),
+        (999, 3000),
+        (20_000, 1000),
+    ] {
+        let (report, srv) = run_text(
+            &format!("name: pace\nphases:\n  - churn: {{rate: {rate}, ms: {ms}}}\n"),
+            virtual_server(),
+        )
+        .await;
+        assert!(report.ok, "{}", load::render(&report));
+        let want = rate * ms / 1000;
+        let stats = srv.stats().await;
+        let opened = srv.table.stats().counters.opened;
+        assert_eq!(opened, want, "rate {rate}/s for {ms} ms");
+        assert_eq!(
+            stats.now_ms, ms,
+            "rate {rate}/s: the clock moved by the phase's time"
+        );
+        let time_wait: i64 = stats
+            .occupancy
+            .iter()
+            .filter(|o| o.state == tcpsim::service::proto::State::TimeWait as i32)
+            .map(|o| o.count)
+            .sum();
+        assert_eq!(
+            time_wait as u64, want,
+            "rate {rate}/s: each closed, client first"
+        );
+        let r = report.phases[0].rate.as_ref().unwrap();
+        assert_eq!(
+            (r.asked, r.clock_seconds),
+            (rate as f64, ms as f64 / 1000.0)
+        );
+        assert!((r.achieved - rate as f64).abs() < 1e-9, "{r:?}");
+        srv.shutdown().await.unwrap();
+    }
+}
+
+/// A paced open on a virtual clock takes its time on that clock: 10 at 4/s is 2.3 s (the last
+/// due at 2.25 s, its tick ending at 2.3 s), and the opens are spread, not sent at once.
+#[tokio::test]
+async fn a_paced_open_moves_the_virtual_clock_as_it_goes() {
+    let srv = TestServer::start(virtual_server()).await;
+    let filter = tcpsim::table::WatchFilter {
+        ids: vec![],
+        side: Some(tcpsim::tcp::Side::Client),
+        to: Some(tcpsim::tcp::State::SynSent),
+    };
+    let mut opens = srv.table.watch(filter, 100, 64).unwrap();
+    let sc = load::parse("name: paced\nphases:\n  - open: {count: 10, rate: 4}\n").unwrap();
+    let report = run(&sc, &[&srv.url]).await;
+    assert!(report.ok, "{}", load::render(&report));
+    assert_eq!(srv.stats().await.now_ms, 2300);
+    assert_eq!(report.phases[0].rate.as_ref().unwrap().clock_seconds, 2.3);
+    // Opened at 0, 250, 500, … ms, to the 100 ms tick.
+    let mut at = Vec::new();
+    while let Some(tcpsim::table::Watched::Event(e)) = opens.try_recv() {
+        at.push(e.at);
+    }
+    assert_eq!(at, [0, 200, 500, 700, 1000, 1200, 1500, 1700, 2000, 2200]);
+    srv.shutdown().await.unwrap();
+}
+
+/// On a real clock the schedule is fixed: 40 opens at 40/s take a second (not more, as when
+/// each tick slept for what was left of it after its own work), give or take the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_on_a_real_clock_keeps_a_fixed_schedule() {
+    let started = std::time::Instant::now();
+    let (report, srv) = run_text(
+        "name: real\nphases:\n  - churn: {rate: 40, ms: 1000}\n",
+        ServeConfig {
+            drain: std::time::Duration::ZERO,
+            ..ServeConfig::default()
+        },
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    assert!(report.ok, "{}", load::render(&report));
+    assert_eq!(srv.table.stats().counters.opened, 40);
+    let r = report.phases[0].rate.as_ref().unwrap();
+    // The phase waits for its last tick's end, so never less than a second; the tolerance
+    // is for a loaded machine.
+    assert!(
+        r.clock_seconds >= 1.0 && took >= 1.0,
+        "{r:?}, took {took} s"
+    );
+    assert!(r.clock_seconds < 1.5, "{r:?}");
+    assert!((r.achieved - 40.0).abs() / 40.0 < 0.34, "{r:?}");
+    srv.shutdown().await.unwrap();
+}
+
+/// A phase in which every open fails with INVALID_ARGUMENT fails the run and says which code;
+/// an `errors:` budget lets a phase expect some; refusals by a limit are counted apart and
+/// fail nothing.
+#[tokio::test]
+async fn errors_beyond_the_budget_fail_the_run_and_refusals_are_apart() {
+    // 192.168.0.1 is in no client pool: every open is INVALID_ARGUMENT.
+    let bad = "name: bad\nphases:\n  - open: {count: 5, client_ip: 192.168.0.1}\n";
+    let (report, srv) = run_text(bad, virtual_server()).await;
+    assert!(!report.ok);
+    assert_eq!(report.phases[0].errors.get("INVALID_ARGUMENT"), Some(&5));
+    let text = load::render(&report);
+    assert!(
+        text.contains("errors: INVALID_ARGUMENT 5 — FAILED"),
+        "{text}"
+    );
+    assert!(text.contains("RUN FAILED"), "{text}");
+    srv.shutdown().await.unwrap();
+
+    let budget = "name: bad\nphases:\n  - open: {count: 5, client_ip: 192.168.0.1, errors: 5}\n";
+    let (report, srv) = run_text(budget, virtual_server()).await;
+    assert!(report.ok, "{}", load::render(&report));
+    srv.shutdown().await.unwrap();
+
+    // Ten ports: the eleventh open is refused for ports_exhausted, which the scenario expects.
+    let mut cfg = virtual_server();
+    cfg.table.ports = (40000, 40009);
+    let full = "name: full
+phases:
+  - open: {count: 14, client_ip: 10.0.0.1}
+  - expect: {refused: ports_exhausted, min: 4, max: 4}
+";
+    let (report, srv) = run_text(full, cfg).await;
+    assert!(report.ok, "{}", load::render(&report));
+    assert_eq!(report.phases[0].refused.get("ports_exhausted"), Some(&4));
+    assert!(report.phases[0].errors.is_empty());
+    assert!(load::render(&report).contains("refused: ports_exhausted 4"));
     srv.shutdown().await.unwrap();
 }
 

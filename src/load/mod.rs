@@ -32,6 +32,7 @@ use tonic::Status;
 
 use crate::client::{self, ClientError, Target};
 
+mod pace;
 mod phases;
 pub mod report;
 pub mod scenario;
@@ -47,7 +48,23 @@ pub struct Options {
     pub client: client::Options,
     /// Multiplies every count and rate (and churn duration stays): 0.01 runs a scenario small.
     pub scale: f64,
+    /// A paced phase's tick, ms: each sends what its rate makes due by the tick's end, then
+    /// time moves on a tick (see `pace`).
+    pub tick_ms: u64,
     pub progress: bool,
+}
+
+impl Default for Options {
+    /// Against the default target, full size, 100 ms ticks, no progress bars.
+    fn default() -> Options {
+        Options {
+            targets: vec![Target::default()],
+            client: client::Options::default(),
+            scale: 1.0,
+            tick_ms: 100,
+            progress: false,
+        }
+    }
 }
 
 /// Why a run stopped before its end (a failed expectation does not stop it: see the report).
@@ -87,20 +104,38 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
         let mut done = stream::Done::default();
         let bar = progress_bar(opts.progress, phase.name());
         let check = runner.phase(phase, &bar, &mut done).await?;
-        bar.finish_with_message(if done.errors.is_empty() {
-            String::new()
-        } else {
-            format!("{} errors", done.errors.values().sum::<u64>())
+        let unexpected: u64 = done.errors.values().sum();
+        let refused: u64 = done.refused.values().sum();
+        bar.finish_with_message(match (unexpected, refused) {
+            (0, 0) => String::new(),
+            (0, r) => format!("{r} refused"),
+            (e, 0) => format!("{e} errors"),
+            (e, r) => format!("{e} errors, {r} refused"),
         });
         let seconds = started.elapsed().as_secs_f64();
-        let ok = check.as_ref().is_none_or(|c| c.ok);
+        let allowed = phase.errors_allowed();
+        let within_budget = unexpected <= allowed;
+        let ok = check.as_ref().is_none_or(|c| c.ok) && within_budget;
         report.ok &= ok;
+        let asked = phase.rate() * opts.scale;
+        // Achieved on the clock the phase ran on: virtual time moved, or real time waited for
+        // (or taken, if the phase ran late).
+        let clock_seconds =
+            (done.clock_ms as f64 / 1000.0).max(if runner.virtual_clock() { 0.0 } else { seconds });
         report.phases.push(PhaseReport {
             phase: phase.name().to_string(),
             operations: done.ops,
             seconds,
             per_second: done.ops as f64 / seconds.max(1e-9),
-            latency_ms: report::percentiles(&mut done.latencies),
+            rate: (asked > 0.0).then(|| report::Rate {
+                asked,
+                achieved: done.paced as f64 / clock_seconds.max(1e-9),
+                clock_seconds,
+            }),
+            latency_ms: report::percentiles(&done.latency_us),
+            refused: done.refused,
+            errors_allowed: (allowed > 0).then_some(allowed),
+            errors_over_budget: !within_budget,
             errors: done.errors,
             occupancy: report::occupancy(&mut runner.servers).await?,
             check: check.map(|c| c.text),

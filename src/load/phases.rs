@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
+use super::pace::Schedule;
 use super::scenario::{
     AbortPhase, ChurnPhase, ClosePhase, DropFinsPhase, ExpectPhase, HowName, ModeName, OpenPhase,
     Phase, SendPhase, SideName, SynFloodPhase,
@@ -14,6 +15,23 @@ use super::{LoadError, Options};
 use crate::service::convert;
 use crate::service::proto as pb;
 use pb::Direction::{ClientToServer as C2S, ServerToClient as S2C};
+
+/// Where a paced phase stands on its schedule: the tick the clock is at, from when.
+struct Ticks {
+    schedule: Schedule,
+    start: Instant,
+    at: u64,
+}
+
+impl Ticks {
+    fn new(schedule: Schedule) -> Ticks {
+        Ticks {
+            schedule,
+            start: Instant::now(),
+            at: 0,
+        }
+    }
+}
 
 /// An expectation, checked.
 pub(super) struct Check {
@@ -47,10 +65,52 @@ fn open_req(mode: pb::Mode, client_ip: Option<std::net::Ipv4Addr>) -> pb::OpenRe
     }
 }
 
+/// A group of commands for one server (by index): a group stays together, in order.
+type Work = (usize, Vec<pb::Command>);
+
+/// How many groups an unpaced phase takes at a time: enough to keep every stream's window full,
+/// few enough that the runner's memory does not grow with the phase.
+const CHUNK: usize = 4096;
+
+/// `per(k)` for k in 0..count, each to server k mod `servers`: round-robin, produced lazily.
+fn round_robin(
+    count: u64,
+    servers: usize,
+    per: impl Fn() -> Vec<pb::Command>,
+) -> impl Iterator<Item = Work> {
+    (0..count).map(move |k| ((k % servers as u64) as usize, per()))
+}
+
+/// The ids of `lists` interleaved server by server (the first of each, then the second, …), each
+/// made into its group by `per`.
+fn interleaved(
+    lists: Vec<Vec<u64>>,
+    per: impl Fn(u64) -> Vec<pb::Command>,
+) -> impl Iterator<Item = Work> {
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest).flat_map(move |i| {
+        lists
+            .iter()
+            .enumerate()
+            .filter_map(|(server, ids)| ids.get(i).map(|&id| (server, per(id))))
+            .collect::<Vec<_>>()
+    })
+}
+
 impl Runner<'_> {
-    /// A count or rate of the scenario at the run's scale (at least 1 if it was).
+    /// A count of the scenario at the run's scale (at least 1 if it was).
     fn scale(&self, n: u64) -> u64 {
         ((n as f64 * self.opts.scale).round() as u64).max(u64::from(n > 0))
+    }
+
+    /// A phase's rate at the run's scale, as a schedule; `None` for flat out.
+    fn schedule(&self, rate: f64) -> Option<Schedule> {
+        Schedule::new(rate * self.opts.scale, self.opts.tick_ms)
+    }
+
+    /// Whether time is the servers' virtual clock (moved by the runner) or real time.
+    pub(super) fn virtual_clock(&self) -> bool {
+        self.servers.iter().any(|s| s.virtual_clock)
     }
 
     /// Runs one phase; an expect phase returns its check.
@@ -67,45 +127,99 @@ impl Runner<'_> {
             Phase::Abort(a) => self.abort(a, bar, done).await?,
             Phase::Send(s) => self.send(s, bar, done).await?,
             Phase::DropFins(d) => self.drop_fins(d, bar, done).await?,
-            Phase::Hold(h) => {
-                bar.set_length(h.ms);
-                self.hold(h.ms).await?;
-                bar.set_position(h.ms);
-            }
+            Phase::Hold(h) => self.hold_phase(h.ms, bar, done).await?,
             Phase::Churn(c) => self.churn(c, bar, done).await?,
             Phase::Expect(e) => return Ok(Some(self.expect(e, bar).await?)),
         }
         Ok(None)
     }
 
-    /// Spreads groups of commands over the servers round-robin (a group stays on one server).
-    async fn spread(
+    /// Sends `work`: without a schedule flat out, a chunk at a time; with one, each group when
+    /// the schedule says, the clock moved (virtual) or waited for (real) from tick to tick, and
+    /// on to the end of the last tick. Counts the groups as the phase's paced operations.
+    async fn drive(
         &mut self,
-        groups: impl Iterator<Item = Vec<pb::Command>>,
-        rate: u64,
+        work: impl Iterator<Item = Work>,
+        schedule: Option<Schedule>,
         bar: &ProgressBar,
         done: &mut Done,
         record_ids: bool,
     ) -> Result<(), LoadError> {
-        let n = self.servers.len();
-        let mut per: Vec<Vec<Vec<pb::Command>>> = (0..n).map(|_| Vec::new()).collect();
-        for (i, g) in groups.enumerate() {
-            per[i % n].push(g);
+        let mut work = work.peekable();
+        let Some(s) = schedule else {
+            loop {
+                let chunk: Vec<Work> = work.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                done.paced += chunk.len() as u64;
+                self.send_now(chunk, bar, done, record_ids).await?;
+            }
+        };
+        let mut clock = Ticks::new(s);
+        while work.peek().is_some() {
+            // The tick the next operation is due in, and every operation due by its end.
+            let tick = s.ticks_for(done.paced + 1) - 1;
+            self.pass(&mut clock, tick, done).await?;
+            let mut due = s.due_by(tick + 1) - done.paced;
+            while due > 0 {
+                let chunk: Vec<Work> = work.by_ref().take(due.min(CHUNK as u64) as usize).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                due -= chunk.len() as u64;
+                done.paced += chunk.len() as u64;
+                self.send_now(chunk, bar, done, record_ids).await?;
+            }
         }
-        let rate = rate.div_ceil(n as u64);
+        let end = clock.at + 1;
+        self.pass(&mut clock, end, done).await
+    }
+
+    /// Sends groups to their servers and waits for every answer.
+    async fn send_now(
+        &mut self,
+        chunk: Vec<Work>,
+        bar: &ProgressBar,
+        done: &mut Done,
+        record_ids: bool,
+    ) -> Result<(), LoadError> {
+        let mut per: Vec<Vec<Vec<pb::Command>>> = self.servers.iter().map(|_| Vec::new()).collect();
+        for (server, group) in chunk {
+            per[server].push(group);
+        }
         for (s, groups) in self.servers.iter_mut().zip(per) {
-            s.pump(groups.into_iter(), rate, bar, done, record_ids)
-                .await?;
+            if !groups.is_empty() {
+                s.pump(groups.into_iter(), bar, done, record_ids).await?;
+            }
         }
         Ok(())
     }
 
-    /// Runs `per(id)` for `fraction` of the connections this run opened (the oldest first),
-    /// server by server; they stay known.
+    /// Moves time to the start of tick `to`: AdvanceClock on virtual clocks, else a wait until
+    /// the tick's fixed time (no wait if it is past: a late tick does not delay the rest).
+    async fn pass(&mut self, clock: &mut Ticks, to: u64, done: &mut Done) -> Result<(), LoadError> {
+        if to <= clock.at {
+            return Ok(());
+        }
+        let tick_ms = clock.schedule.tick_ms();
+        if self.virtual_clock() {
+            self.advance((to - clock.at) * tick_ms).await?;
+        } else {
+            let at = clock.start + Duration::from_millis(to * tick_ms);
+            tokio::time::sleep_until(at.into()).await;
+        }
+        done.clock_ms += (to - clock.at) * tick_ms;
+        clock.at = to;
+        Ok(())
+    }
+
+    /// Runs `per(id)` for `fraction` of the connections this run opened on each server (the
+    /// oldest first), interleaving the servers, at `rate`; they stay known.
     async fn each_connection(
         &mut self,
         fraction: f64,
-        rate: u64,
+        rate: f64,
         bar: &ProgressBar,
         done: &mut Done,
         per: impl Fn(u64) -> Vec<pb::Command>,
@@ -116,16 +230,23 @@ impl Runner<'_> {
             .map(|s| s.ids[..((s.ids.len() as f64 * fraction).round() as usize)].to_vec())
             .collect();
         bar.set_length(picked.iter().map(Vec::len).sum::<usize>() as u64);
-        for (s, ids) in self.servers.iter_mut().zip(picked) {
-            s.pump(ids.into_iter().map(&per), rate, bar, done, false)
-                .await?;
-        }
-        Ok(())
+        let schedule = self.schedule(rate);
+        self.drive(interleaved(picked, per), schedule, bar, done, false)
+            .await
     }
 
     /// How many connections each server holds from this run, to find the ones a phase adds.
     fn marks(&self) -> Vec<usize> {
         self.servers.iter().map(|s| s.ids.len()).collect()
+    }
+
+    /// The connections each server opened since `marks`.
+    fn since(&self, marks: &[usize]) -> Vec<Vec<u64>> {
+        self.servers
+            .iter()
+            .zip(marks)
+            .map(|(s, &from)| s.ids[from..].to_vec())
+            .collect()
     }
 
     async fn open(
@@ -141,26 +262,27 @@ impl Runner<'_> {
             ModeName::Auto => pb::Mode::Auto,
         };
         let settings = o.settings.as_ref().map(convert::overrides_to_pb);
-        let cmds = (0..n).map(|_| {
+        let client_ip = o.client_ip;
+        let work = round_robin(n, self.servers.len(), move || {
             vec![cmd(pb::command::Op::Open(Box::new(pb::OpenRequest {
                 settings,
-                ..open_req(mode, o.client_ip)
+                ..open_req(mode, client_ip)
             })))]
         });
         let before = self.marks();
-        self.spread(cmds, self.scale(o.rate), bar, done, true)
-            .await?;
+        let schedule = self.schedule(o.rate);
+        self.drive(work, schedule, bar, done, true).await?;
         if o.handshake {
-            for (s, from) in self.servers.iter_mut().zip(before) {
-                let new: Vec<u64> = s.ids[from..].to_vec();
-                let steps = new.into_iter().map(|id| {
-                    [C2S, S2C, C2S]
-                        .map(|d| wire_cmd(id, d, pb::WireAction::Deliver))
-                        .to_vec()
-                });
-                s.pump(steps, 0, &ProgressBar::hidden(), done, false)
-                    .await?;
-            }
+            let new = self.since(&before);
+            let steps = interleaved(new, |id| {
+                [C2S, S2C, C2S]
+                    .map(|d| wire_cmd(id, d, pb::WireAction::Deliver))
+                    .to_vec()
+            });
+            let paced = done.paced;
+            self.drive(steps, None, &ProgressBar::hidden(), done, false)
+                .await?;
+            done.paced = paced;
         }
         Ok(())
     }
@@ -175,20 +297,23 @@ impl Runner<'_> {
     ) -> Result<(), LoadError> {
         let n = self.scale(f.count);
         bar.set_length(n);
-        let cmds = (0..n).map(|_| vec![open_cmd(pb::Mode::Manual, None)]);
+        let work = round_robin(n, self.servers.len(), || {
+            vec![open_cmd(pb::Mode::Manual, None)]
+        });
         let before = self.marks();
-        self.spread(cmds, self.scale(f.rate), bar, done, true)
+        let schedule = self.schedule(f.rate);
+        self.drive(work, schedule, bar, done, true).await?;
+        let new = self.since(&before);
+        let steps = interleaved(new, |id| {
+            vec![
+                wire_cmd(id, C2S, pb::WireAction::Deliver),
+                wire_cmd(id, S2C, pb::WireAction::Drop),
+            ]
+        });
+        let paced = done.paced;
+        self.drive(steps, None, &ProgressBar::hidden(), done, false)
             .await?;
-        for (s, from) in self.servers.iter_mut().zip(before) {
-            let new: Vec<u64> = s.ids[from..].to_vec();
-            let steps = new.iter().flat_map(|&id| {
-                [
-                    wire_cmd(id, C2S, pb::WireAction::Deliver),
-                    wire_cmd(id, S2C, pb::WireAction::Drop),
-                ]
-            });
-            s.pump(steps.map(|c| vec![c]), 0, bar, done, false).await?;
-        }
+        done.paced = paced;
         Ok(())
     }
 
@@ -203,8 +328,7 @@ impl Runner<'_> {
             HowName::Close => pb::CloseKind::Close,
         };
         let side = side_pb(c.side);
-        let rate = self.scale(c.rate);
-        self.each_connection(c.fraction, rate, bar, done, |id| {
+        self.each_connection(c.fraction, c.rate, bar, done, |id| {
             vec![close_cmd(id, side, how)]
         })
         .await
@@ -217,8 +341,7 @@ impl Runner<'_> {
         done: &mut Done,
     ) -> Result<(), LoadError> {
         let side = side_pb(a.side) as i32;
-        let rate = self.scale(a.rate);
-        self.each_connection(a.fraction, rate, bar, done, |id| {
+        self.each_connection(a.fraction, a.rate, bar, done, |id| {
             vec![cmd(pb::command::Op::Abort(pb::AbortRequest {
                 incarnation: None,
                 id,
@@ -235,8 +358,7 @@ impl Runner<'_> {
         done: &mut Done,
     ) -> Result<(), LoadError> {
         let (side, bytes) = (side_pb(s.side) as i32, s.bytes);
-        let rate = self.scale(s.rate);
-        self.each_connection(s.fraction, rate, bar, done, |id| {
+        self.each_connection(s.fraction, s.rate, bar, done, |id| {
             vec![cmd(pb::command::Op::Send(pb::SendRequest {
                 incarnation: None,
                 id,
@@ -256,7 +378,7 @@ impl Runner<'_> {
     ) -> Result<(), LoadError> {
         let side = side_pb(d.side);
         let dir = if side == pb::Side::Client { C2S } else { S2C };
-        self.each_connection(d.fraction, 0, bar, done, |id| {
+        self.each_connection(d.fraction, 0.0, bar, done, |id| {
             vec![
                 close_cmd(id, side, pb::CloseKind::Close),
                 wire_cmd(id, dir, pb::WireAction::Drop),
@@ -265,30 +387,57 @@ impl Runner<'_> {
         .await
     }
 
-    /// Time passes: on virtual clocks by AdvanceClock, else by waiting.
-    async fn hold(&mut self, ms: u64) -> Result<(), LoadError> {
-        if self.servers.iter().all(|s| !s.virtual_clock) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            return Ok(());
-        }
+    /// Moves the virtual clocks forward by `ms`.
+    async fn advance(&mut self, ms: u64) -> Result<(), LoadError> {
         for s in self.servers.iter_mut().filter(|s| s.virtual_clock) {
             s.advance(ms).await?;
         }
         Ok(())
     }
 
-    /// Opens and closes continuously: each 100 ms tick opens its share, then closes what it
-    /// opened, the `close` side first.
+    /// Time passes: on virtual clocks by AdvanceClock (in one call), else by waiting, the bar
+    /// moving each 100 ms.
+    async fn hold_phase(
+        &mut self,
+        ms: u64,
+        bar: &ProgressBar,
+        done: &mut Done,
+    ) -> Result<(), LoadError> {
+        bar.set_length(ms);
+        if self.virtual_clock() {
+            self.advance(ms).await?;
+        } else {
+            let start = Instant::now();
+            let end = start + Duration::from_millis(ms);
+            loop {
+                let now = Instant::now();
+                bar.set_position((now - start).as_millis().min(u128::from(ms)) as u64);
+                if now >= end {
+                    break;
+                }
+                tokio::time::sleep_until((now + Duration::from_millis(100)).min(end).into()).await;
+            }
+        }
+        bar.set_position(ms);
+        done.clock_ms += ms;
+        Ok(())
+    }
+
+    /// Opens and closes continuously for `ms`: the opens due in each tick (the rate met exactly,
+    /// see `pace`), then the close of what they opened, the `close` side first; time moves to
+    /// the next tick that has an open, and to the phase's end.
     async fn churn(
         &mut self,
         c: &ChurnPhase,
         bar: &ProgressBar,
         done: &mut Done,
     ) -> Result<(), LoadError> {
-        let rate = self.scale(c.rate);
-        let ticks = c.ms.div_ceil(100);
-        let per_tick = (rate / 10).max(1);
-        bar.set_length(ticks * per_tick);
+        let Some(s) = self.schedule(c.rate) else {
+            return Ok(());
+        };
+        let ticks = c.ms.div_ceil(s.tick_ms());
+        let total = s.due_by(ticks);
+        bar.set_length(total);
         let first = side_pb(c.close);
         let closes = move |id: u64| match first {
             pb::Side::Both => vec![close_cmd(id, pb::Side::Both, pb::CloseKind::Close)],
@@ -304,30 +453,38 @@ impl Runner<'_> {
                 ]
             }
         };
-        for _ in 0..ticks {
-            let tick_start = Instant::now();
-            let cmds = (0..per_tick).map(|_| vec![open_cmd(pb::Mode::Auto, c.client_ip)]);
-            let before = self.marks();
-            self.spread(cmds, 0, bar, done, true).await?;
-            for (s, from) in self.servers.iter_mut().zip(before) {
-                let new: Vec<u64> = s.ids.drain(from..).collect();
-                s.pump(
-                    new.into_iter().map(closes),
-                    0,
-                    &ProgressBar::hidden(),
-                    done,
-                    false,
+        let client_ip = c.client_ip;
+        let n = self.servers.len();
+        let mut clock = Ticks::new(s);
+        while done.paced < total {
+            let tick = s.ticks_for(done.paced + 1) - 1;
+            self.pass(&mut clock, tick, done).await?;
+            // What is due by the tick's end, a chunk at a time.
+            let due = (s.due_by(tick + 1) - done.paced).min(CHUNK as u64);
+            let opens = (done.paced..done.paced + due).map(|k| {
+                (
+                    (k % n as u64) as usize,
+                    vec![open_cmd(pb::Mode::Auto, client_ip)],
                 )
-                .await?;
-            }
-            if self.servers.iter().any(|s| s.virtual_clock) {
-                self.hold(100).await?;
-            } else if let Some(rest) = Duration::from_millis(100).checked_sub(tick_start.elapsed())
-            {
-                tokio::time::sleep(rest).await;
-            }
+            });
+            done.paced += due;
+            let before = self.marks();
+            self.send_now(opens.collect(), bar, done, true).await?;
+            let new: Vec<Vec<u64>> = self
+                .servers
+                .iter_mut()
+                .zip(&before)
+                .map(|(s, &from)| s.ids.drain(from..).collect())
+                .collect();
+            self.send_now(
+                interleaved(new, closes).collect(),
+                &ProgressBar::hidden(),
+                done,
+                false,
+            )
+            .await?;
         }
-        Ok(())
+        self.pass(&mut clock, ticks, done).await
     }
 
     async fn expect(&mut self, e: &ExpectPhase, bar: &ProgressBar) -> Result<Check, LoadError> {

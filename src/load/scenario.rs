@@ -75,6 +75,8 @@ pub struct DropFinsPhase {
     #[serde(default = "one")]
     pub fraction: f64,
     pub side: SideName,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -82,7 +84,9 @@ pub struct DropFinsPhase {
 pub struct OpenPhase {
     pub count: u64,
     #[serde(default)]
-    pub rate: u64,
+    pub rate: f64,
+    #[serde(default)]
+    pub errors: u64,
     #[serde(default = "auto")]
     pub mode: ModeName,
     #[serde(default)]
@@ -116,7 +120,9 @@ pub struct ClosePhase {
     #[serde(default)]
     pub how: HowName,
     #[serde(default)]
-    pub rate: u64,
+    pub rate: f64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 fn one() -> f64 {
@@ -130,7 +136,9 @@ pub struct AbortPhase {
     pub fraction: f64,
     pub side: SideName,
     #[serde(default)]
-    pub rate: u64,
+    pub rate: f64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -141,7 +149,9 @@ pub struct SendPhase {
     pub fraction: f64,
     pub side: SideName,
     #[serde(default)]
-    pub rate: u64,
+    pub rate: f64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -149,14 +159,18 @@ pub struct SendPhase {
 pub struct SynFloodPhase {
     pub count: u64,
     #[serde(default)]
-    pub rate: u64,
+    pub rate: f64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChurnPhase {
     /// Connections opened (and closed) per second.
-    pub rate: u64,
+    pub rate: f64,
+    #[serde(default)]
+    pub errors: u64,
     pub ms: u64,
     /// Which side closes first (it holds the TIME-WAIT); both: a simultaneous close.
     #[serde(default = "client")]
@@ -187,6 +201,34 @@ pub struct ExpectPhase {
 }
 
 impl Phase {
+    /// How many commands of the phase may fail with an unexpected error (anything but an open
+    /// refused by a limit) before the run fails: `errors:`, 0 unless given.
+    pub fn errors_allowed(&self) -> u64 {
+        match self {
+            Phase::Open(p) => p.errors,
+            Phase::Close(p) => p.errors,
+            Phase::Abort(p) => p.errors,
+            Phase::Send(p) => p.errors,
+            Phase::SynFlood(p) => p.errors,
+            Phase::DropFins(p) => p.errors,
+            Phase::Churn(p) => p.errors,
+            Phase::Hold(_) | Phase::Expect(_) => 0,
+        }
+    }
+
+    /// The rate it asks for, per second; 0 for flat out or none.
+    pub fn rate(&self) -> f64 {
+        match self {
+            Phase::Open(p) => p.rate,
+            Phase::Close(p) => p.rate,
+            Phase::Abort(p) => p.rate,
+            Phase::Send(p) => p.rate,
+            Phase::SynFlood(p) => p.rate,
+            Phase::Churn(p) => p.rate,
+            Phase::DropFins(_) | Phase::Hold(_) | Phase::Expect(_) => 0.0,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Phase::Open(_) => "open",
@@ -263,6 +305,12 @@ fn check(p: &Phase) -> Result<(), String> {
             Ok(())
         }
     };
+    let rate = p.rate();
+    if !(rate.is_finite() && rate >= 0.0) {
+        return Err(format!(
+            "rate {rate} is not a number of operations per second"
+        ));
+    }
     match p {
         Phase::Open(o) if o.count == 0 => Err("count must be at least 1".into()),
         Phase::Open(o) if o.handshake && o.mode != ModeName::Manual => Err(
@@ -295,7 +343,7 @@ fn check(p: &Phase) -> Result<(), String> {
             fraction(d.fraction)
         }
         Phase::SynFlood(f) if f.count == 0 => Err("count must be at least 1".into()),
-        Phase::Churn(c) if c.rate == 0 || c.ms == 0 => Err("rate and ms must be above 0".into()),
+        Phase::Churn(c) if c.rate == 0.0 || c.ms == 0 => Err("rate and ms must be above 0".into()),
         Phase::Expect(e) if e.min.is_none() && e.max.is_none() => {
             Err("give min, max or both".into())
         }

@@ -1,8 +1,11 @@
 //! One server as the load runner sees it: its client, its `Run` stream with at most `WINDOW`
 //! commands unanswered, the connections this run opened on it, and what each command took.
+//! Pacing is `pace`'s: this file sends what it is given as fast as the window allows.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
 
 use indicatif::ProgressBar;
 use tokio::sync::mpsc;
@@ -26,13 +29,50 @@ pub(super) struct Server {
     pub(super) virtual_clock: bool,
 }
 
-/// What the commands of a phase did: how many, their latencies, their errors by code.
-#[derive(Default)]
+/// What the commands of a phase did: how many, their latencies, refusals by limit and other
+/// errors by code. Its size does not grow with the number of commands.
 pub(super) struct Done {
+    /// Commands answered.
     pub(super) ops: u64,
+    /// The operations the phase's rate counts (opens for churn, each connection acted on for
+    /// close), sent so far.
+    pub(super) paced: u64,
+    /// Time the phase moved the clock (virtual) or waited for (real), ms.
+    pub(super) clock_ms: u64,
+    /// Opens refused by a limit ("ports_exhausted", …): expected under load, counted apart.
+    pub(super) refused: BTreeMap<String, u64>,
+    /// Every other error, by gRPC code as the proto names it ("INVALID_ARGUMENT").
     pub(super) errors: BTreeMap<String, u64>,
-    /// Microseconds, one per answered command.
-    pub(super) latencies: Vec<u32>,
+    /// Microseconds from send to answer, one sample per command.
+    pub(super) latency_us: Histogram<u64>,
+}
+
+impl Default for Done {
+    fn default() -> Done {
+        Done {
+            ops: 0,
+            paced: 0,
+            clock_ms: 0,
+            refused: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            // 1 µs to an hour, three significant digits.
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+}
+
+/// A gRPC code as the proto and grpcurl name it: `RESOURCE_EXHAUSTED`.
+pub(super) fn code_name(code: i32) -> String {
+    let camel = format!("{:?}", tonic::Code::from_i32(code));
+    let mut out = String::new();
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
 }
 
 impl Server {
@@ -90,46 +130,39 @@ impl Server {
         r.map_err(self.failed("AdvanceClock")).map(drop)
     }
 
-    /// Sends commands down the Run stream, at most `WINDOW` unanswered, paced to `rate` per
-    /// second if not 0; records latency and errors; keeps the ids of connections opened if
-    /// `record_ids`.
+    /// Sends commands down the Run stream as it takes them, at most `WINDOW` unanswered, and
+    /// waits for every answer; records latency, refusals and errors; keeps the ids of
+    /// connections opened if `record_ids`. Takes commands from `groups` only as the window
+    /// opens, so a phase of any size holds at most `WINDOW` of them.
     pub(super) async fn pump(
         &mut self,
         groups: impl Iterator<Item = Vec<pb::Command>>,
-        rate: u64,
         bar: &ProgressBar,
         done: &mut Done,
         record_ids: bool,
     ) -> Result<(), LoadError> {
-        let start = Instant::now();
-        let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+        let mut commands = groups.flatten();
+        let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(WINDOW);
         let mut next_tag: u64 = 1;
-        let mut queue: VecDeque<pb::Command> = groups.flatten().collect();
-        let total = queue.len() as u64;
-        let mut answered = 0u64;
+        let mut more = true;
         let ended = || LoadError::StreamEnded {
             target: self.target.clone(),
         };
-        while answered < total {
-            while sent_at.len() < WINDOW && !queue.is_empty() {
-                if rate > 0 {
-                    let due = start + Duration::from_secs_f64(next_tag as f64 / rate as f64);
-                    if due > Instant::now() {
-                        if sent_at.is_empty() {
-                            tokio::time::sleep_until(due.into()).await;
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                let Some(mut c) = queue.pop_front() else {
+        loop {
+            while more && sent_at.len() < WINDOW {
+                let Some(mut c) = commands.next() else {
+                    more = false;
                     break;
                 };
                 c.tag = next_tag;
-                sent_at.insert(next_tag, Instant::now());
                 next_tag += 1;
+                sent_at.push_back(Instant::now());
                 self.tx.send(c).await.map_err(|_| ended())?;
             }
+            // Results come back in order: the oldest sent is the one answered.
+            let Some(at) = sent_at.pop_front() else {
+                return Ok(());
+            };
             let r = self
                 .results
                 .message()
@@ -140,23 +173,24 @@ impl Server {
                     status,
                 })?
                 .ok_or_else(ended)?;
-            answered += 1;
-            if let Some(at) = sent_at.remove(&r.tag) {
-                done.latencies
-                    .push(at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-            }
+            done.latency_us
+                .saturating_record(at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
             done.ops += 1;
             bar.inc(1);
             match r.result {
                 Some(pb::command_result::Result::Error(e)) => {
-                    let code = format!("{:?}", tonic::Code::from_i32(e.code));
-                    *done.errors.entry(code).or_default() += 1;
-                    let errors: Vec<String> = done
-                        .errors
+                    if e.refused.is_empty() {
+                        *done.errors.entry(code_name(e.code)).or_default() += 1;
+                    } else {
+                        *done.refused.entry(e.refused).or_default() += 1;
+                    }
+                    let tally: Vec<String> = done
+                        .refused
                         .iter()
+                        .chain(&done.errors)
                         .map(|(k, v)| format!("{k} {v}"))
                         .collect();
-                    bar.set_message(format!("errors: {}", errors.join(", ")));
+                    bar.set_message(tally.join(", "));
                 }
                 Some(pb::command_result::Result::Open(o)) if record_ids => {
                     self.ids.extend(o.connections.iter().map(|c| c.id));
@@ -164,7 +198,6 @@ impl Server {
                 _ => {}
             }
         }
-        Ok(())
     }
 
     /// Ends the Run stream and drains what is left of it.

@@ -18,7 +18,8 @@ impl From<table::Error> for Status {
     fn from(e: table::Error) -> Status {
         use table::Error as E;
         let msg = e.to_string();
-        match e {
+        let refusal = e.refusal();
+        let mut status = match e {
             E::NotFound(_) => Status::not_found(msg),
             E::TableFull { .. } | E::PortsExhausted { .. } => Status::resource_exhausted(msg),
             E::Tcp {
@@ -38,8 +39,29 @@ impl From<table::Error> for Status {
             E::AdvanceStopped { .. } => Status::deadline_exceeded(msg),
             E::NoSuchSide { .. } => Status::invalid_argument(format!("side: {msg}")),
             E::NoSuchDirection { .. } => Status::invalid_argument(format!("direction: {msg}")),
+        };
+        if let Some(why) = refusal {
+            status.metadata_mut().insert(
+                REFUSED,
+                tonic::metadata::MetadataValue::from_static(why.as_str()),
+            );
         }
+        status
     }
+}
+
+/// The metadata key naming the limit a refused open ran into, as `Stats.open_failures` does
+/// (`ports_exhausted`, `table_full`, `tuple_in_use`); a `Run` stream's `Error.refused`.
+pub const REFUSED: &str = "tcpsim-refused";
+
+/// The limit named by a status from `From<table::Error>`, or "".
+pub fn refused(status: &Status) -> String {
+    status
+        .metadata()
+        .get(REFUSED)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn invalid(field: &str, why: impl std::fmt::Display) -> Status {

@@ -547,6 +547,7 @@ mod tests {
             result: Some(R::Error(Box::new(pb::Error {
                 code: 3,
                 message: "x".into(),
+                refused: String::new(),
             }))),
         };
         assert!(encode_fast(&error).is_none());

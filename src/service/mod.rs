@@ -428,6 +428,7 @@ fn command_result(
         result: Some(result.unwrap_or_else(|s| {
             pb::command_result::Result::Error(Box::new(pb::Error {
                 code: s.code() as i32,
+                refused: convert::refused(&s),
                 message: s.message().to_string(),
             }))
         })),

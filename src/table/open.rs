@@ -54,10 +54,9 @@ impl Table {
             match self.open(spec) {
                 Ok(o) => each(o),
                 Err(e) => {
-                    let why = match e {
-                        Error::TableFull { .. } => OpenFailure::TableFull,
-                        Error::PortsExhausted { .. } => OpenFailure::PortsExhausted,
-                        e => return Err(e),
+                    let why = match e.refusal() {
+                        Some(why @ (OpenFailure::TableFull | OpenFailure::PortsExhausted)) => why,
+                        _ => return Err(e),
                     };
                     let rest = count - i;
                     // `open` counted the first.

@@ -7,7 +7,7 @@ use crate::tcp::pair::WireError;
 use crate::tcp::{self, Direction, Segment, SeqNum, Side, State, Timer, Transition};
 
 use super::addr::{AddrError, Cidr, ConnId, FourTuple};
-use super::counters::CounterSnapshot;
+use super::counters::{CounterSnapshot, OpenFailure};
 
 /// How a connection's segments travel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -167,6 +167,16 @@ pub enum SetupError {
 }
 
 impl Error {
+    /// The limit an open ran into, as `Stats` counts refused opens; `None` for any other error.
+    pub fn refusal(&self) -> Option<OpenFailure> {
+        match self {
+            Error::TableFull { .. } => Some(OpenFailure::TableFull),
+            Error::PortsExhausted { .. } => Some(OpenFailure::PortsExhausted),
+            Error::TupleInUse { .. } => Some(OpenFailure::TupleInUse),
+            _ => None,
+        }
+    }
+
     /// `source`, a user call refused by the endpoint on `side`.
     pub(crate) fn tcp(side: Sides) -> impl FnOnce(tcp::Error) -> Error {
         move |source| Error::Tcp { side, source }
