@@ -169,7 +169,7 @@ fn main() {
                     async move {
                         let req = pb::OpenRequest { mode: pb::Mode::Auto as i32, ..Default::default() };
                         let id = c.open(req).await.unwrap().into_inner().connections[0].id;
-                        c.close(pb::CloseRequest { incarnation: None, id, side: pb::Side::Both as i32, how: 0 }).await.unwrap();
+                        c.close(pb::CloseRequest { incarnation: None, id, side: pb::Side::Both as i32, how: 0, ..Default::default() }).await.unwrap();
                         2
                     }
                 })
@@ -198,7 +198,7 @@ fn main() {
                     n,
                     move |i| pb::Command {
                         tag: i,
-                        op: Some(pb::command::Op::Send(pb::SendRequest { incarnation: None, id, side: pb::Side::Client as i32, bytes: 100 })),
+                        op: Some(pb::command::Op::Send(pb::SendRequest { incarnation: None, id, side: pb::Side::Client as i32, bytes: 100, ..Default::default() })),
                     },
                     |s| async move { c.run(s).await.unwrap().into_inner() },
                 )

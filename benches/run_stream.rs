@@ -26,6 +26,7 @@ async fn sends(ch: &Channel, id: u64, n: u64) -> Duration {
                 id,
                 side: pb::Side::Client as i32,
                 bytes: 100,
+                ..Default::default()
             });
             let cmd = pb::Command { tag, op: Some(op) };
             if tx.send(cmd).await.is_err() {

@@ -192,6 +192,9 @@ struct ServeArgs {
     /// Watch subscribers at once, over all clients; more are refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "TCPSIM_MAX_WATCHERS", default_value_t = Limits::default().max_watchers)]
     max_watchers: usize,
+    /// Most connections one Close, Abort or Send on many (ids or a selector) may act on.
+    #[arg(long, env = "TCPSIM_MAX_BULK", default_value_t = Limits::default().max_bulk)]
+    max_bulk: u32,
     /// Largest gRPC message, either way.
     #[arg(long, env = "TCPSIM_MAX_MESSAGE_BYTES", default_value_t = ServeConfig::default().max_message_bytes)]
     max_message_bytes: usize,
@@ -588,6 +591,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             max_wire_count: a.max_wire_count,
             watch_buffer: a.watch_buffer,
             max_watchers: a.max_watchers,
+            max_bulk: a.max_bulk,
         },
         token: a.token,
         max_message_bytes: a.max_message_bytes,

@@ -57,6 +57,7 @@ async fn every_rpc_on_its_normal_path() {
             id: a.id,
             side: pb::Side::Client as i32,
             bytes: 5000,
+            ..Default::default()
         })
         .await;
     assert_eq!((s.client, s.server), (EST, EST));
@@ -89,6 +90,7 @@ async fn every_rpc_on_its_normal_path() {
             id: a.id,
             side: pb::Side::Both as i32,
             how: 0,
+            ..Default::default()
         })
         .await;
     assert_eq!(
@@ -109,6 +111,7 @@ async fn every_rpc_on_its_normal_path() {
             incarnation: None,
             id: b,
             side: pb::Side::Client as i32,
+            ..Default::default()
         })
         .await;
     assert_eq!(ab.client, st(pb::State::Closed));
@@ -275,6 +278,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         id,
         side: pb::Side::Client as i32,
         how: 0,
+        ..Default::default()
     })
     .await;
     let fin = c.wire(deliver(c2s)).await.moved.remove(0);
@@ -289,6 +293,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         id,
         side: pb::Side::Server as i32,
         how: 0,
+        ..Default::default()
     })
     .await;
     let fin2 = c.wire(deliver(s2c)).await.moved.remove(0);
@@ -386,6 +391,7 @@ async fn requests_for_an_earlier_incarnation_are_refused() {
             side: pb::Side::Both as i32,
             how: 0,
             incarnation: Some(first.incarnation),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -400,6 +406,7 @@ async fn requests_for_an_earlier_incarnation_are_refused() {
         side: pb::Side::Client as i32,
         bytes: 10,
         incarnation: Some(second.incarnation),
+        ..Default::default()
     })
     .await;
     srv.shutdown().await.unwrap();
@@ -543,6 +550,7 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         id: auto.id,
         side: pb::Side::Client as i32,
         how: 0,
+        ..Default::default()
     })
     .await;
     let id = auto.id;
@@ -804,7 +812,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id: 12345,
             side: side(pb::Side::Client),
-            how: 0
+            how: 0,
+            ..Default::default()
         })
     );
     check!(
@@ -815,7 +824,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id,
             side: 0,
-            how: 0
+            how: 0,
+            ..Default::default()
         })
     );
     check!(
@@ -826,7 +836,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id,
             side: side(pb::Side::Server),
-            how: 9
+            how: 9,
+            ..Default::default()
         })
     );
     check!(
@@ -837,7 +848,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id,
             side: side(pb::Side::Client),
-            how: 0
+            how: 0,
+            ..Default::default()
         })
     );
     check!(
@@ -847,7 +859,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         c.raw.abort(pb::AbortRequest {
             incarnation: None,
             id,
-            side: side(pb::Side::Both)
+            side: side(pb::Side::Both),
+            ..Default::default()
         })
     );
     check!(
@@ -858,7 +871,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id: manual,
             side: side(pb::Side::Server),
-            bytes: 10
+            bytes: 10,
+            ..Default::default()
         })
     );
     check!(
@@ -869,7 +883,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id,
             side: side(pb::Side::Server),
-            bytes: u32::MAX
+            bytes: u32::MAX,
+            ..Default::default()
         })
     );
     check!(
@@ -880,7 +895,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             incarnation: None,
             id: ext,
             side: side(pb::Side::Client),
-            bytes: 1
+            bytes: 1,
+            ..Default::default()
         })
     );
     check!(
@@ -1052,8 +1068,10 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
         "advance over ten years",
         InvalidArgument,
         "millis",
-        c.raw
-            .advance_clock(pb::AdvanceClockRequest { millis: u64::MAX })
+        c.raw.advance_clock(pb::AdvanceClockRequest {
+            millis: u64::MAX,
+            ms: 0
+        })
     );
     check!(
         "remove an unknown id",
@@ -1099,7 +1117,7 @@ async fn advance_clock_on_a_real_clock_is_a_failed_precondition() {
     let mut c = srv.client().await;
     let e = c
         .raw
-        .advance_clock(pb::AdvanceClockRequest { millis: 1 })
+        .advance_clock(pb::AdvanceClockRequest { ms: 1, millis: 0 })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
@@ -1128,6 +1146,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                         id,
                         side: pb::Side::Client as i32,
                         bytes: 3000,
+                        ..Default::default()
                     })
                     .await;
                 let _ = c
@@ -1152,6 +1171,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                         id,
                         side: pb::Side::Both as i32,
                         how: how as i32,
+                        ..Default::default()
                     })
                     .await;
                 if i % 7 == 0 {
@@ -1161,6 +1181,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                             incarnation: None,
                             id,
                             side: pb::Side::Server as i32,
+                            ..Default::default()
                         })
                         .await;
                 }
@@ -1177,6 +1198,228 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
     srv.table.verify().unwrap();
     let stats = srv.table.stats();
     assert_eq!(stats.counters.opened, 32 * 40);
+    srv.shutdown().await.unwrap();
+}
+
+/// Close, Abort and Send on many connections at once: by ids, or by a selector (the side's
+/// state, a client block, a limit, pages by `after`), answering how many were done and how many
+/// failed by code; bad combinations are refused naming the field, and change nothing.
+#[tokio::test]
+async fn close_abort_and_send_act_on_many_connections_at_once() {
+    let srv = virtual_server().await;
+    let mut c = srv.client().await;
+    let opened = c
+        .raw
+        .open(pb::OpenRequest {
+            count: 10,
+            ids_only: true,
+            ..open_req(pb::Mode::Auto)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(opened.connections.len(), 10);
+    assert!(
+        opened.connections.iter().all(|o| o.tuple.is_none()),
+        "ids only"
+    );
+    let ids: Vec<u64> = opened.connections.iter().map(|o| o.id).collect();
+    let side = |s: pb::Side| s as i32;
+    // Bad combinations first: each refused, naming the field, nothing done.
+    let close = |r: pb::CloseRequest| {
+        let mut c = c.raw.clone();
+        async move { c.close(r).await }
+    };
+    let select = |limit: u32| pb::Selector {
+        limit,
+        ..Default::default()
+    };
+    for (req, code, field) in [
+        (
+            pb::CloseRequest {
+                ids: ids.clone(),
+                select: Some(select(1)),
+                side: side(pb::Side::Client),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "select",
+        ),
+        (
+            pb::CloseRequest {
+                id: ids[0],
+                ids: ids.clone(),
+                side: side(pb::Side::Client),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "id",
+        ),
+        (
+            pb::CloseRequest {
+                select: Some(select(100_001)),
+                side: side(pb::Side::Client),
+                ..Default::default()
+            },
+            Code::ResourceExhausted,
+            "select.limit",
+        ),
+        (
+            pb::CloseRequest {
+                select: Some(pb::Selector {
+                    client: "10.0.0.1/8".into(),
+                    ..Default::default()
+                }),
+                side: side(pb::Side::Client),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+            "select.client",
+        ),
+        (
+            pb::CloseRequest {
+                ids: vec![1; 100_001],
+                side: side(pb::Side::Client),
+                ..Default::default()
+            },
+            Code::ResourceExhausted,
+            "ids",
+        ),
+    ] {
+        let e = close(req).await.unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().starts_with(field), "{field}: {e:?}");
+    }
+    let est = srv.stats().await.occupancy;
+    let count = |occ: &[pb::Occupancy], side: pb::Side, state: pb::State| {
+        occ.iter()
+            .filter(|o| o.side == side as i32 && o.state == state as i32)
+            .map(|o| o.count)
+            .sum::<i64>()
+    };
+    assert_eq!(count(&est, pb::Side::Client, pb::State::Established), 10);
+    // Send from the server on three, chosen by the selector; the first three ids in order.
+    let sent = c
+        .raw
+        .send(pb::SendRequest {
+            side: side(pb::Side::Server),
+            bytes: 100,
+            select: Some(pb::Selector {
+                state: pb::State::Established as i32,
+                client: "10.0.0.0/16".into(),
+                limit: 3,
+                after: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((sent.done, sent.failed.len()), (3, 0));
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    // Close the client side of all ten by ids (each to FIN-WAIT-2, its server to CLOSE-WAIT);
+    // a second close of the same sides fails for each, counted by code.
+    let closed = c
+        .raw
+        .close(pb::CloseRequest {
+            ids: ids.clone(),
+            side: side(pb::Side::Client),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((closed.done, closed.failed.len()), (10, 0));
+    let again = c
+        .raw
+        .close(pb::CloseRequest {
+            ids: ids.clone(),
+            side: side(pb::Side::Client),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.done, 0);
+    assert_eq!(
+        again.failed.get("FAILED_PRECONDITION"),
+        Some(&10),
+        "{again:?}"
+    );
+    // The server sides in CLOSE-WAIT, four at a time, page by page with `after`.
+    let mut after = 0;
+    let mut pages = 0;
+    loop {
+        let page = c
+            .raw
+            .abort(pb::AbortRequest {
+                side: side(pb::Side::Server),
+                select: Some(pb::Selector {
+                    state: pb::State::CloseWait as i32,
+                    limit: 4,
+                    after,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if page.done == 0 {
+            break;
+        }
+        pages += 1;
+        after = sorted[(pages * 4).min(10) - 1];
+    }
+    assert_eq!(pages, 3);
+    let occ = srv.stats().await.occupancy;
+    assert_eq!(count(&occ, pb::Side::Server, pb::State::CloseWait), 0);
+    assert_eq!(count(&occ, pb::Side::Client, pb::State::Established), 0);
+    srv.shutdown().await.unwrap();
+}
+
+/// `AdvanceClockRequest.ms` is the name; `millis`, the old one, still works; both at once only
+/// if equal.
+#[tokio::test]
+async fn advance_takes_ms_and_still_millis() {
+    let srv = virtual_server().await;
+    let mut c = srv.client().await;
+    let adv = |ms, millis| pb::AdvanceClockRequest { ms, millis };
+    assert_eq!(
+        c.raw
+            .advance_clock(adv(5, 0))
+            .await
+            .unwrap()
+            .into_inner()
+            .now_ms,
+        5
+    );
+    assert_eq!(
+        c.raw
+            .advance_clock(adv(0, 5))
+            .await
+            .unwrap()
+            .into_inner()
+            .now_ms,
+        10
+    );
+    assert_eq!(
+        c.raw
+            .advance_clock(adv(5, 5))
+            .await
+            .unwrap()
+            .into_inner()
+            .now_ms,
+        15
+    );
+    let e = c.raw.advance_clock(adv(5, 6)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("ms: 5 and millis 6 differ"),
+        "{e:?}"
+    );
+    assert_eq!(srv.stats().await.now_ms, 15, "nothing moved");
     srv.shutdown().await.unwrap();
 }
 
@@ -1259,6 +1502,7 @@ async fn run_stream_answers_in_order_with_errors_inline() {
             id,
             side: 3,
             how: 0,
+            ..Default::default()
         })),
     })
     .await
@@ -1270,13 +1514,17 @@ async fn run_stream_answers_in_order_with_errors_inline() {
             id,
             side: 3,
             how: 0,
+            ..Default::default()
         })),
     })
     .await
     .unwrap();
     tx.send(pb::Command {
         tag: 4,
-        op: Some(Op::AdvanceClock(pb::AdvanceClockRequest { millis: 60_000 })),
+        op: Some(Op::AdvanceClock(pb::AdvanceClockRequest {
+            ms: 60_000,
+            millis: 0,
+        })),
     })
     .await
     .unwrap();
@@ -1366,6 +1614,7 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
         id,
         side: pb::Side::Client as i32,
         bytes: 10,
+        ..Default::default()
     }
     .encode_to_vec();
     cut.truncate(2);
@@ -1389,6 +1638,7 @@ async fn malformed_messages_are_invalid_arguments_and_change_nothing() {
             id,
             side: pb::Side::Client as i32,
             bytes: 0,
+            ..Default::default()
         })),
     }
     .encode_to_vec();
@@ -2078,6 +2328,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
             id: manual,
             side: side as i32,
             how: 0,
+            ..Default::default()
         })
         .await;
     }

@@ -53,7 +53,10 @@ async fn a_clock_advance_past_its_deadline_stops_with_the_clock_consistent() {
     let mut c = srv.client().await;
     let err = c
         .raw
-        .advance_clock(pb::AdvanceClockRequest { millis: 200_000 })
+        .advance_clock(pb::AdvanceClockRequest {
+            ms: 200_000,
+            millis: 0,
+        })
         .await
         .unwrap_err();
     assert!(

@@ -193,6 +193,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                 id: conn.id,
                 side: pb::Side::Client as i32,
                 how: 0,
+                ..Default::default()
             })
             .await;
             c.close(pb::CloseRequest {
@@ -200,6 +201,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                 id: conn.id,
                 side: pb::Side::Server as i32,
                 how: 0,
+                ..Default::default()
             })
             .await;
         }

@@ -63,6 +63,7 @@ async fn scenario(c: &mut Sim, n: u32) {
                 side: pb::Side::Server as i32,
                 bytes: 3000,
                 incarnation: None,
+                ..Default::default()
             })
             .await;
         }

@@ -144,6 +144,7 @@ impl Engine for ViaGrpc {
             id,
             side,
             how: how as i32,
+            ..Default::default()
         };
         match call {
             Call::Listen { iss } => self.open(pb::Side::Server, iss),
@@ -154,6 +155,7 @@ impl Engine for ViaGrpc {
                     id: self.id()?,
                     side: self.side(),
                     bytes,
+                    ..Default::default()
                 };
                 self.call(|c, r| Box::pin(c.send(r)), req).map(drop)
             }
@@ -170,6 +172,7 @@ impl Engine for ViaGrpc {
                     incarnation,
                     id: self.id()?,
                     side: self.side(),
+                    ..Default::default()
                 };
                 self.call(|c, r| Box::pin(c.abort(r)), req).map(drop)
             }
@@ -195,7 +198,10 @@ impl Engine for ViaGrpc {
             let millis = t - self.now;
             self.call(
                 |c, r| Box::pin(c.advance_clock(r)),
-                pb::AdvanceClockRequest { millis },
+                pb::AdvanceClockRequest {
+                    ms: millis,
+                    millis: 0,
+                },
             )?;
             self.now = t;
         }

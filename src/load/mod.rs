@@ -2,16 +2,17 @@
 //! streams, with a progress bar per phase and a report per phase.
 //!
 //! Knows the server only through the gRPC API. By concern: [`scenario`] (the format and its
-//! checks, all before anything is sent), `stream` (one server's Run stream and pacing),
-//! `phases` (what each kind of phase does), [`report`]; this file connects, runs the phases in
-//! order and builds the report from what was done.
+//! checks, all before anything is sent), `pace` (a rate as a fixed schedule of ticks), `stream`
+//! (one server's Run stream), `phases` (what each kind of phase does), [`report`]; this file
+//! connects, runs the phases in order and builds the report from what was done.
 //!
 //! A scenario (YAML):
 //!
 //! ```yaml
 //! name: time-wait-build-up
 //! phases:
-//!   - open: {count: 1000, rate: 500, mode: auto}   # rate per second; 0 or absent: flat out
+//!   - open: {count: 1000, rate: 500, mode: auto}   # rate per second, exact (pace.rs); absent: flat out
+//!   - open: {count: 10, client_ip: 10.9.9.9, errors: 10}  # errors: how many may fail (else the run fails)
 //!   - hold: {ms: 2000}                               # virtual clock: AdvanceClock; real: sleep
 //!   - close: {fraction: 1.0, side: client}           # side: client, server or both; how: close|shutdown
 //!   - abort: {fraction: 0.5, side: server}           # an RST storm

@@ -346,6 +346,7 @@ impl Runner<'_> {
                 incarnation: None,
                 id,
                 side,
+                ..Default::default()
             }))]
         })
         .await
@@ -364,6 +365,7 @@ impl Runner<'_> {
                 id,
                 side,
                 bytes,
+                ..Default::default()
             }))]
         })
         .await

@@ -14,6 +14,7 @@ use tonic::Status;
 
 use super::LoadError;
 use crate::client::{Client, Options, Target};
+use crate::service::convert::code_name;
 use crate::service::proto as pb;
 
 /// Commands sent and not yet answered, per stream.
@@ -60,19 +61,6 @@ impl Default for Done {
                 .expect("valid histogram bounds"),
         }
     }
-}
-
-/// A gRPC code as the proto and grpcurl name it: `RESOURCE_EXHAUSTED`.
-pub(super) fn code_name(code: i32) -> String {
-    let camel = format!("{:?}", tonic::Code::from_i32(code));
-    let mut out = String::new();
-    for (i, ch) in camel.chars().enumerate() {
-        if ch.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_uppercase());
-    }
-    out
 }
 
 impl Server {
@@ -125,7 +113,7 @@ impl Server {
     pub(super) async fn advance(&mut self, ms: u64) -> Result<(), LoadError> {
         let r = self
             .client
-            .advance_clock(pb::AdvanceClockRequest { millis: ms })
+            .advance_clock(pb::AdvanceClockRequest { ms, millis: 0 })
             .await;
         r.map_err(self.failed("AdvanceClock")).map(drop)
     }
@@ -180,7 +168,10 @@ impl Server {
             match r.result {
                 Some(pb::command_result::Result::Error(e)) => {
                     if e.refused.is_empty() {
-                        *done.errors.entry(code_name(e.code)).or_default() += 1;
+                        *done
+                            .errors
+                            .entry(code_name(tonic::Code::from_i32(e.code)))
+                            .or_default() += 1;
                     } else {
                         *done.refused.entry(e.refused).or_default() += 1;
                     }
@@ -231,5 +222,6 @@ pub(super) fn close_cmd(id: u64, side: pb::Side, how: pb::CloseKind) -> pb::Comm
         id,
         side: side as i32,
         how: how as i32,
+        ..Default::default()
     }))
 }

@@ -64,6 +64,24 @@ pub fn refused(status: &Status) -> String {
         .to_string()
 }
 
+/// A gRPC code as the proto and grpcurl name it: `RESOURCE_EXHAUSTED`.
+pub fn code_name(code: tonic::Code) -> String {
+    let camel = format!("{code:?}");
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+/// A client address or block: "10.0.0.1" or "10.0.0.0/24".
+pub fn cidr(field: &str, s: &str) -> Result<table::Cidr, Status> {
+    s.parse().map_err(|e| invalid(field, e))
+}
+
 pub fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {why}"))
 }
@@ -377,6 +395,7 @@ pub fn states_to_pb(id: u64, s: &States) -> pb::ConnectionStates {
         id,
         client: opt_state(s[0]),
         server: opt_state(s[1]),
+        ..Default::default()
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Limits {
     pub watch_buffer: usize,
     /// Watch subscribers at once, on all connections.
     pub max_watchers: usize,
+    /// Most connections one Close, Abort or Send on many may act on.
+    pub max_bulk: u32,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_wire_count: 1_024,
             watch_buffer: 1_024,
             max_watchers: 64,
+            max_bulk: 100_000,
         }
     }
 }
@@ -60,6 +63,24 @@ pub struct Ops {
     pub limits: Limits,
     /// Clock advances take turns: one runs at a time, the others wait.
     advance_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The connections a call on many names: ids (and a selector, which is an error with them), or
+/// a selector alone.
+enum Many<'a> {
+    Ids(&'a [u64], Option<&'a pb::Selector>),
+    Select(&'a pb::Selector),
+}
+
+impl<'a> Many<'a> {
+    /// `None` for a call on one connection: no ids, no selector.
+    fn new(ids: &'a [u64], select: Option<&'a pb::Selector>) -> Option<Many<'a>> {
+        match (ids.is_empty(), select) {
+            (true, None) => None,
+            (true, Some(s)) => Some(Many::Select(s)),
+            (false, s) => Some(Many::Ids(ids, s)),
+        }
+    }
 }
 
 /// The connection a request names: its id, and its incarnation if the request carries one.
@@ -138,10 +159,11 @@ impl Ops {
             }
             spec.settings = Some(convert::settings(self.table.tcp_config(), s)?);
         }
+        let opened = |o: &table::Opened| opened_pb(o, !r.ids_only);
         if count == 1 {
             let o = self.table.open(&spec)?;
             return Ok(pb::OpenResponse {
-                connections: vec![opened_pb(&o)],
+                connections: vec![opened(&o)],
                 failed: 0,
                 failures: HashMap::new(),
             });
@@ -149,7 +171,7 @@ impl Ops {
         let mut resp = pb::OpenResponse::default();
         let refused = self
             .table
-            .open_batch(&spec, count, |o| resp.connections.push(opened_pb(&o)))?;
+            .open_batch(&spec, count, |o| resp.connections.push(opened(&o)))?;
         if let Some((why, n)) = refused {
             resp.failed = n;
             resp.failures.insert(why.as_str().to_string(), n);
@@ -160,26 +182,96 @@ impl Ops {
     pub fn close(&self, r: &pb::CloseRequest) -> Result<pb::ConnectionStates, Status> {
         let sides = convert::sides("side", r.side)?;
         let how = convert::close_how("how", r.how)?;
-        let s = self.table.call(target(r.id, r.incarnation), sides, how)?;
-        Ok(convert::states_to_pb(r.id, &s))
+        let many = Many::new(&r.ids, r.select.as_ref());
+        self.call(target(r.id, r.incarnation), many, sides, how)
     }
 
     pub fn abort(&self, r: &pb::AbortRequest) -> Result<pb::ConnectionStates, Status> {
         let side = convert::side("side", r.side)?;
-        let s = self
-            .table
-            .call(target(r.id, r.incarnation), Sides::One(side), Call::Abort)?;
-        Ok(convert::states_to_pb(r.id, &s))
+        let many = Many::new(&r.ids, r.select.as_ref());
+        let t = target(r.id, r.incarnation);
+        self.call(t, many, Sides::One(side), Call::Abort)
     }
 
     pub fn send(&self, r: &pb::SendRequest) -> Result<pb::ConnectionStates, Status> {
         let side = convert::side("side", r.side)?;
-        let s = self.table.call(
-            target(r.id, r.incarnation),
-            Sides::One(side),
-            Call::Send(r.bytes),
-        )?;
-        Ok(convert::states_to_pb(r.id, &s))
+        let many = Many::new(&r.ids, r.select.as_ref());
+        let t = target(r.id, r.incarnation);
+        self.call(t, many, Sides::One(side), Call::Send(r.bytes))
+    }
+
+    /// A user call on one connection, or on many: the ids given, or those a selector picks.
+    fn call(
+        &self,
+        one: table::Target,
+        many: Option<Many<'_>>,
+        sides: Sides,
+        call: Call,
+    ) -> Result<pb::ConnectionStates, Status> {
+        let Some(many) = many else {
+            let s = self.table.call(one, sides, call)?;
+            return Ok(convert::states_to_pb(one.id.0, &s));
+        };
+        let cap = self.limits.max_bulk;
+        if one.id.0 != 0 || one.incarnation.is_some() {
+            let field = if one.id.0 != 0 { "id" } else { "incarnation" };
+            return Err(invalid(
+                field,
+                "a call on many connections takes ids or select, not one id",
+            ));
+        }
+        let ids: Vec<ConnId> = match many {
+            Many::Ids(_, Some(_)) => {
+                return Err(invalid("select", "give ids or a selector, not both"));
+            }
+            Many::Ids(ids, None) => {
+                if ids.len() > cap as usize {
+                    return Err(Status::resource_exhausted(format!(
+                        "ids: {} is over the cap of {cap} per call",
+                        ids.len()
+                    )));
+                }
+                ids.iter().map(|&id| ConnId(id)).collect()
+            }
+            Many::Select(sel) => {
+                let limit = if sel.limit == 0 { cap } else { sel.limit };
+                if limit > cap {
+                    return Err(Status::resource_exhausted(format!(
+                        "select.limit: {limit} is over the cap of {cap} per call"
+                    )));
+                }
+                let state = convert::state_filter("select.state", sel.state)?;
+                let client = if sel.client.is_empty() {
+                    None
+                } else {
+                    Some(convert::cidr("select.client", &sel.client)?)
+                };
+                let after = (sel.after != 0).then_some(ConnId(sel.after));
+                let addrs = self.table.addresses();
+                self.table.select(after, limit as usize, |id, c| {
+                    state.is_none_or(|want| {
+                        sides
+                            .iter()
+                            .any(|s| c.endpoint(s).is_some_and(|e| e.state() == want))
+                    }) && client.is_none_or(|block| {
+                        addrs
+                            .tuple_of(id)
+                            .is_some_and(|t| block.contains(*t.client.ip()))
+                    })
+                })
+            }
+        };
+        let mut out = pb::ConnectionStates::default();
+        for id in ids {
+            match self.table.call(id, sides, call) {
+                Ok(_) => out.done += 1,
+                Err(e) => {
+                    let code = convert::code_name(Status::from(e).code());
+                    *out.failed.entry(code).or_default() += 1;
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn inject(&self, r: &pb::InjectRequest) -> Result<pb::InjectResponse, Status> {
@@ -358,10 +450,21 @@ impl Ops {
         stop: impl Fn() -> bool,
     ) -> Result<pb::AdvanceClockResponse, Status> {
         const MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
-        if r.millis > MAX {
-            return Err(invalid("millis", format!("{} is over ten years", r.millis)));
+        let (ms, field) = match (r.ms, r.millis) {
+            (ms, 0) => (ms, "ms"),
+            (0, millis) => (millis, "millis"),
+            (ms, millis) if ms == millis => (ms, "ms"),
+            (ms, millis) => {
+                return Err(invalid(
+                    "ms",
+                    format!("{ms} and millis {millis} differ: give one (millis is its old name)"),
+                ));
+            }
+        };
+        if ms > MAX {
+            return Err(invalid(field, format!("{ms} is over ten years")));
         }
-        let a = self.table.advance_unless(r.millis, stop)?;
+        let a = self.table.advance_unless(ms, stop)?;
         Ok(pb::AdvanceClockResponse {
             now_ms: a.now,
             timers_fired: a.fired,
@@ -516,12 +619,13 @@ impl RunResults {
     }
 }
 
-fn opened_pb(o: &table::Opened) -> pb::Opened {
+/// An opened connection, with its 4-tuple as text or without (`OpenRequest.ids_only`).
+fn opened_pb(o: &table::Opened, tuple: bool) -> pb::Opened {
     let s = convert::states_to_pb(o.id.0, &o.states);
     pb::Opened {
         incarnation: o.incarnation,
         id: o.id.0,
-        tuple: Some(convert::tuple_to_pb(&o.tuple)),
+        tuple: tuple.then(|| convert::tuple_to_pb(&o.tuple)),
         client: s.client,
         server: s.server,
         reused_time_wait: o.reused_time_wait,

@@ -72,6 +72,10 @@ impl Cidr {
         false
     }
 
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.offset_of(ip).is_some()
+    }
+
     fn offset_of(&self, ip: Ipv4Addr) -> Option<u64> {
         let off = u64::from(u32::from(ip)).checked_sub(u64::from(u32::from(self.base)))?;
         (off < self.len()).then_some(off)

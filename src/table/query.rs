@@ -40,15 +40,28 @@ impl Table {
         }
     }
 
-    /// Connections matching `filter`, in id order, after `after`, at most `limit` of them. One
-    /// pass over the table keeping the `limit` smallest matching ids in a heap: memory is
-    /// O(limit) whatever the table holds, time O(connections · log limit).
+    /// Connections matching `filter`, in id order, after `after`, at most `limit` of them.
     pub fn list(
         &self,
         after: Option<ConnId>,
         limit: usize,
         filter: impl Fn(&Conn) -> bool,
     ) -> Vec<ConnInfo> {
+        self.select(after, limit, |_, c| filter(c))
+            .into_iter()
+            .filter_map(|id| self.get(id).ok())
+            .collect()
+    }
+
+    /// The ids of connections matching `filter`, in id order, after `after`, at most `limit`
+    /// of them. One pass over the table keeping the `limit` smallest matching ids in a heap:
+    /// memory is O(limit) whatever the table holds, time O(connections · log limit).
+    pub fn select(
+        &self,
+        after: Option<ConnId>,
+        limit: usize,
+        filter: impl Fn(ConnId, &Conn) -> bool,
+    ) -> Vec<ConnId> {
         if limit == 0 {
             return Vec::new();
         }
@@ -60,18 +73,14 @@ impl Table {
             {
                 return;
             }
-            if filter(c) {
+            if filter(id, c) {
                 smallest.push(id);
                 if smallest.len() > limit {
                     smallest.pop(); // the largest
                 }
             }
         });
-        smallest
-            .into_sorted_vec()
-            .into_iter()
-            .filter_map(|id| self.get(id).ok())
-            .collect()
+        smallest.into_sorted_vec()
     }
 
     pub fn stats(&self) -> Stats {

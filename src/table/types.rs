@@ -210,6 +210,22 @@ pub enum Sides {
     Both,
 }
 
+impl Sides {
+    /// The sides named: one, or client and server.
+    pub fn iter(self) -> impl Iterator<Item = Side> {
+        let both = [Side::Client, Side::Server];
+        let n = match self {
+            Sides::One(_) => 1,
+            Sides::Both => 2,
+        };
+        let first = match self {
+            Sides::One(s) => s,
+            Sides::Both => Side::Client,
+        };
+        [first, both[1]].into_iter().take(n)
+    }
+}
+
 impl fmt::Display for Sides {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

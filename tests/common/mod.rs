@@ -142,8 +142,9 @@ impl Sim {
     }
 
     /// Moves the virtual clock.
-    pub async fn advance(&mut self, millis: u64) -> pb::AdvanceClockResponse {
-        self.advance_clock(pb::AdvanceClockRequest { millis }).await
+    pub async fn advance(&mut self, ms: u64) -> pb::AdvanceClockResponse {
+        self.advance_clock(pb::AdvanceClockRequest { ms, millis: 0 })
+            .await
     }
 
     /// Delivers the next segment waiting in `direction` and returns it.
@@ -165,6 +166,7 @@ impl Sim {
             id,
             side: side as i32,
             how: pb::CloseKind::Close as i32,
+            ..Default::default()
         };
         self.close(req).await
     }
