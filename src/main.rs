@@ -118,10 +118,15 @@ struct Connection {
     /// Mutual TLS: this client's PEM private key (with --tls-cert).
     #[arg(long, env = "TCPSIM_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// How long to wait for a server that is still starting (its address refuses connections),
+    /// ms: 5000 for load and conformance, 0 for health.
+    #[arg(long, env = "TCPSIM_WAIT_MS")]
+    wait_ms: Option<u64>,
 }
 
 impl Connection {
-    fn options(self) -> anyhow::Result<client::Options> {
+    /// The options, waiting `default_wait_ms` for a starting server unless --wait-ms says.
+    fn options(self, default_wait_ms: u64) -> anyhow::Result<client::Options> {
         let tls_ca_pem = match &self.tls_ca {
             Some(path) => Some(read(path, "--tls-ca")?),
             None => None,
@@ -135,6 +140,7 @@ impl Connection {
             tls_ca_pem,
             tls_domain: self.tls_domain,
             tls_identity,
+            wait: Duration::from_millis(self.wait_ms.unwrap_or(default_wait_ms)),
         })
     }
 }
@@ -523,14 +529,14 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(*args),
-        Command::Health { target, connection } => health(&target, connection.options()?),
+        Command::Health { target, connection } => health(&target, connection.options(0)?),
         Command::Conformance {
             paths,
             via,
             target,
             connection,
             profile,
-        } => run_conformance(&paths, via, target, connection.options()?, profile),
+        } => run_conformance(&paths, via, target, connection.options(5000)?, profile),
         Command::Load {
             scenario,
             target,
@@ -541,7 +547,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => load(
             &scenario,
             target,
-            connection.options()?,
+            connection.options(5000)?,
             scale,
             tick_ms,
             json,

@@ -1817,10 +1817,9 @@ async fn health_and_reflection_answer() {
         panic!("no service list")
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"tcpsim.v1.Simulator".to_string()),
-        "{names:?}"
-    );
+    for service in ["tcpsim.v1.Simulator", "grpc.health.v1.Health"] {
+        assert!(names.contains(&service.to_string()), "{service}: {names:?}");
+    }
     // The descriptor of the service is served, so grpcurl needs no proto file.
     let req = ServerReflectionRequest {
         host: String::new(),

@@ -411,3 +411,52 @@ fn cli_refuses_a_bad_file_before_connecting() {
         "{err}"
     );
 }
+
+/// `serve … & load …` typed as one line: the load starts before the server listens, waits for
+/// it (saying so), and runs; with `--wait-ms 0` it fails at once, naming the cause.
+#[test]
+fn cli_load_waits_for_a_server_still_starting() {
+    let dir = std::env::temp_dir().join(format!("tcpsim-load-wait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("one.yaml");
+    std::fs::write(
+        &f,
+        "name: one\nphases:\n  - open: {count: 3}\n  - expect: {side: client, state: ESTABLISHED, min: 3, max: 3}\n",
+    )
+    .unwrap();
+    // A port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let bin = env!("CARGO_BIN_EXE_tcpsim");
+    let now = std::process::Command::new(bin)
+        .args(["load", f.to_str().unwrap(), "--target", &target, "--wait-ms", "0"])
+        .output()
+        .unwrap();
+    assert!(!now.status.success());
+    let err = String::from_utf8_lossy(&now.stderr);
+    assert!(err.contains("cannot reach") && err.contains("refused"), "{err}");
+
+    let load = std::process::Command::new(bin)
+        .args(["load", f.to_str().unwrap(), "--target", &target])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut server = std::process::Command::new(bin)
+        .args(["serve", "--listen", &target, "--clock", "virtual", "--metrics-listen", "off"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = load.wait_with_output().unwrap();
+    server.kill().ok();
+    server.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("waiting up to 5 s for"), "{err}");
+}

@@ -83,6 +83,9 @@ pub struct Options {
     pub tls_domain: Option<String>,
     /// A client certificate chain and its key (PEM), for servers that require one (mutual TLS).
     pub tls_identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// How long to keep trying a server whose address refuses connections (one still
+    /// starting), saying so once on stderr; zero: fail at once.
+    pub wait: Duration,
 }
 
 /// Why a server could not be reached or asked.
@@ -120,6 +123,20 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
         next = cause.source();
     }
     out
+}
+
+/// Whether `e` is, at its root, a refused TCP connection: nothing listens there (yet).
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// Adds the bearer token to each request.
@@ -169,15 +186,33 @@ impl Options {
         Ok(endpoint)
     }
 
-    /// A channel to `target`, connected.
+    /// A channel to `target`, connected; a refused connection is tried again every 100 ms for
+    /// `wait`.
     pub async fn channel(&self, target: &Target) -> Result<Channel, ClientError> {
-        self.endpoint(target)?
-            .connect()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                target: target.clone(),
-                source,
-            })
+        let endpoint = self.endpoint(target)?;
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match endpoint.connect().await {
+                Ok(channel) => return Ok(channel),
+                Err(source) if refused(&source) && started.elapsed() < self.wait => {
+                    if !said {
+                        eprintln!(
+                            "waiting up to {:.0} s for {target} to start listening…",
+                            self.wait.as_secs_f64()
+                        );
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(source) => {
+                    return Err(ClientError::Unreachable {
+                        target: target.clone(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// A Simulator client for `target`, connected.

@@ -305,6 +305,9 @@ pub async fn start(
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            // So that `grpcurl … list` shows health checking and `grpcurl …
+            // grpc.health.v1.Health/Check` works without a proto file.
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let auth = Auth::new(cfg.token.as_deref());
     let (open_v1, open_v1alpha, guarded_v1, guarded_v1alpha) = match cfg.reflection {
