@@ -460,3 +460,26 @@ fn cli_load_waits_for_a_server_still_starting() {
     assert!(out.status.success(), "{err}\n{}", String::from_utf8_lossy(&out.stdout));
     assert!(err.contains("waiting up to 5 s for"), "{err}");
 }
+
+/// Modes, sides, closes and states are read in any case, as the proto and the RFC spell them.
+#[test]
+fn names_are_read_in_any_case() {
+    let sc = load::parse(
+        "name: cases
+phases:
+  - open: {count: 2, mode: MANUAL, handshake: true}
+  - open: {count: 1, mode: Auto}
+  - close: {side: CLIENT, how: Shutdown}
+  - expect: {side: Server, state: close-wait, min: 3}
+",
+    )
+    .unwrap();
+    assert_eq!(sc.phases.len(), 4);
+    let err = load::parse("name: x\nphases:\n  - close: {side: sideways}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"sideways\" is not one of client, server, both"),
+        "{err}"
+    );
+}

@@ -103,7 +103,7 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
     for phase in &sc.phases {
         let started = Instant::now();
         let mut done = stream::Done::default();
-        let bar = progress_bar(opts.progress, phase.name());
+        let bar = progress_bar(opts.progress, phase);
         let check = runner.phase(phase, &bar, &mut done).await?;
         let unexpected: u64 = done.errors.values().sum();
         let refused: u64 = done.refused.values().sum();
@@ -149,17 +149,29 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
     Ok(report)
 }
 
-fn progress_bar(shown: bool, name: &'static str) -> ProgressBar {
+/// A phase's progress bar: operations with their rate (whole numbers), a hold's milliseconds,
+/// an expectation with neither.
+fn progress_bar(shown: bool, phase: &Phase) -> ProgressBar {
     let bar = if shown {
         ProgressBar::new(0)
     } else {
         ProgressBar::hidden()
     };
-    if let Ok(style) =
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {per_sec} {msg}")
-    {
+    let template = match phase {
+        Phase::Hold(_) => "{prefix:>10} [{bar:30}] {pos}/{len} ms {msg}",
+        Phase::Expect(_) => "{prefix:>10} {msg}",
+        Phase::Churn(_) => "{prefix:>10} [{bar:30}] {pos}/{len} lifecycles {rate} {msg}",
+        _ => "{prefix:>10} [{bar:30}] {pos}/{len} ops {rate} {msg}",
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        let style = style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec());
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_prefix(name);
+    bar.set_prefix(phase.name());
     bar
 }

@@ -229,7 +229,9 @@ impl Runner<'_> {
             .iter()
             .map(|s| s.ids[..((s.ids.len() as f64 * fraction).round() as usize)].to_vec())
             .collect();
-        bar.set_length(picked.iter().map(Vec::len).sum::<usize>() as u64);
+        // The bar counts commands: `per` makes the same number for every connection.
+        let per_connection = per(0).len() as u64;
+        bar.set_length(picked.iter().map(Vec::len).sum::<usize>() as u64 * per_connection);
         let schedule = self.schedule(rate);
         self.drive(interleaved(picked, per), schedule, bar, done, false)
             .await

@@ -20,37 +20,59 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ModeName {
-    Auto,
-    Manual,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SideName {
-    Client,
-    Server,
-    Both,
-}
-
-impl SideName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SideName::Client => "client",
-            SideName::Server => "server",
-            SideName::Both => "both",
+/// A closed set of names a scenario may write in any case ("auto", "AUTO", "Auto"), as it
+/// writes states.
+macro_rules! names {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),+
         }
-    }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let name = String::deserialize(d)?;
+                match name.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(serde::de::Error::custom(format!(
+                        "{name:?} is not one of {}",
+                        [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum HowName {
-    Shutdown,
-    #[default]
-    Close,
+names!(ModeName {
+    Auto = "auto",
+    Manual = "manual",
+});
+
+names!(SideName {
+    Client = "client",
+    Server = "server",
+    Both = "both",
+});
+
+names!(HowName {
+    Shutdown = "shutdown",
+    Close = "close",
+});
+
+impl Default for HowName {
+    fn default() -> HowName {
+        HowName::Close
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
