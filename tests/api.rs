@@ -190,6 +190,7 @@ async fn every_rpc_on_its_normal_path() {
             direction: pb::Direction::ClientToServer as i32,
             action: pb::WireAction::Deliver as i32,
             count: 1,
+            ..Default::default()
         })
         .await;
     assert_eq!((w.moved[0].seq, w.moved[0].flags.unwrap().syn), (100, true));
@@ -260,6 +261,7 @@ async fn seed_handshake_and_close_seen_through_get_and_watch() {
         direction,
         action: pb::WireAction::Deliver as i32,
         count: 1,
+        ..Default::default()
     };
     // SYN seq=x; SYN-ACK seq=y ack=x+1; ACK seq=x+1 ack=y+1.
     let syn = c.wire(deliver(c2s)).await.moved.remove(0);
@@ -484,6 +486,7 @@ async fn dropped_final_ack_leaves_server_in_syn_received_until_it_gives_up() {
         direction: direction as i32,
         action: action as i32,
         count: 1,
+        ..Default::default()
     };
     use pb::Direction::{ClientToServer as C2S, ServerToClient as S2C};
     c.wire(wire(C2S, pb::WireAction::Deliver)).await;
@@ -961,7 +964,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             id,
             direction: 1,
             action: 1,
-            count: 1
+            count: 1,
+            ..Default::default()
         })
     );
     check!(
@@ -973,7 +977,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             id: manual,
             direction: 0,
             action: 1,
-            count: 1
+            count: 1,
+            ..Default::default()
         })
     );
     check!(
@@ -985,7 +990,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             id: ext,
             direction: pb::Direction::ClientToServer as i32,
             action: 1,
-            count: 1
+            count: 1,
+            ..Default::default()
         })
     );
     check!(
@@ -997,7 +1003,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             id: manual,
             direction: 1,
             action: 7,
-            count: 1
+            count: 1,
+            ..Default::default()
         })
     );
     check!(
@@ -1009,7 +1016,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             id: manual,
             direction: 1,
             action: 1,
-            count: 5
+            count: 5,
+            ..Default::default()
         })
     );
     check!(
@@ -1021,7 +1029,8 @@ async fn bad_inputs_get_the_right_code_and_change_nothing() {
             id: manual,
             direction: 1,
             action: 1,
-            count: 9
+            count: 9,
+            ..Default::default()
         })
     );
     check!(
@@ -1157,6 +1166,7 @@ async fn thirty_two_concurrent_clients_keep_counters_equal_to_a_scan() {
                         direction: 1,
                         action: 1,
                         count: 1,
+                        ..Default::default()
                     })
                     .await;
                 let how = if i % 2 == 0 {
@@ -1376,6 +1386,61 @@ async fn close_abort_and_send_act_on_many_connections_at_once() {
     let occ = srv.stats().await.occupancy;
     assert_eq!(count(&occ, pb::Side::Server, pb::State::CloseWait), 0);
     assert_eq!(count(&occ, pb::Side::Client, pb::State::Established), 0);
+    srv.shutdown().await.unwrap();
+}
+
+/// Wire `all` moves every segment waiting one way; nothing waiting moves nothing; with a count
+/// it is refused.
+#[tokio::test]
+async fn wire_can_deliver_everything_waiting() {
+    let srv = virtual_server().await;
+    let mut c = srv.client().await;
+    let id = c.open_id(open_req(pb::Mode::Manual)).await;
+    let all = |direction: pb::Direction| pb::WireRequest {
+        id,
+        direction: direction as i32,
+        action: pb::WireAction::Duplicate as i32,
+        all: true,
+        ..Default::default()
+    };
+    // The SYN, duplicated: two wait; `all` delivers both.
+    c.raw
+        .wire(all(pb::Direction::ClientToServer))
+        .await
+        .unwrap();
+    let deliver = pb::WireRequest {
+        action: pb::WireAction::Deliver as i32,
+        ..all(pb::Direction::ClientToServer)
+    };
+    let moved = c.raw.wire(deliver.clone()).await.unwrap().into_inner();
+    assert_eq!(moved.moved.len(), 2);
+    let again = c.raw.wire(deliver.clone()).await.unwrap().into_inner();
+    assert!(again.moved.is_empty());
+    assert_eq!(again.server, pb::State::SynReceived as i32);
+    let e = c
+        .raw
+        .wire(pb::WireRequest {
+            count: 2,
+            ..deliver
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("count: give a count or all"),
+        "{e:?}"
+    );
+    // Stats counts the duplicate by side and outcome, both enums.
+    let duplicated = srv
+        .stats()
+        .await
+        .segments
+        .iter()
+        .find(|c| {
+            c.side == pb::Side::Client as i32 && c.outcome == pb::SegmentOutcome::Duplicated as i32
+        })
+        .map(|c| c.count);
+    assert_eq!(duplicated, Some(1));
     srv.shutdown().await.unwrap();
 }
 
@@ -2312,6 +2377,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
                 direction: direction as i32,
                 action: pb::WireAction::Deliver as i32,
                 count: 1,
+                ..Default::default()
             })
             .await
             .unwrap()

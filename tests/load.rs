@@ -433,12 +433,22 @@ fn cli_load_waits_for_a_server_still_starting() {
     let target = format!("127.0.0.1:{port}");
     let bin = env!("CARGO_BIN_EXE_tcpsim");
     let now = std::process::Command::new(bin)
-        .args(["load", f.to_str().unwrap(), "--target", &target, "--wait-ms", "0"])
+        .args([
+            "load",
+            f.to_str().unwrap(),
+            "--target",
+            &target,
+            "--wait-ms",
+            "0",
+        ])
         .output()
         .unwrap();
     assert!(!now.status.success());
     let err = String::from_utf8_lossy(&now.stderr);
-    assert!(err.contains("cannot reach") && err.contains("refused"), "{err}");
+    assert!(
+        err.contains("cannot reach") && err.contains("refused"),
+        "{err}"
+    );
 
     let load = std::process::Command::new(bin)
         .args(["load", f.to_str().unwrap(), "--target", &target])
@@ -448,7 +458,15 @@ fn cli_load_waits_for_a_server_still_starting() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(700));
     let mut server = std::process::Command::new(bin)
-        .args(["serve", "--listen", &target, "--clock", "virtual", "--metrics-listen", "off"])
+        .args([
+            "serve",
+            "--listen",
+            &target,
+            "--clock",
+            "virtual",
+            "--metrics-listen",
+            "off",
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -457,7 +475,11 @@ fn cli_load_waits_for_a_server_still_starting() {
     server.wait().ok();
     std::fs::remove_dir_all(&dir).ok();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(err.contains("waiting up to 5 s for"), "{err}");
 }
 

@@ -220,6 +220,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
                 direction: 1,
                 action: 1,
                 count: 1,
+                ..Default::default()
             })
             .await;
         }

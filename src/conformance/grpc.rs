@@ -232,6 +232,7 @@ impl Engine for ViaGrpc {
                 direction: dir as i32,
                 action: pb::WireAction::Deliver as i32,
                 count: waiting,
+                ..Default::default()
             };
             let w = self.call(|c, r| Box::pin(c.wire(r)), req)?;
             for s in &w.moved {

@@ -213,6 +213,7 @@ pub(super) fn wire_cmd(id: u64, direction: pb::Direction, action: pb::WireAction
         direction: direction as i32,
         action: action as i32,
         count: 1,
+        ..Default::default()
     })))
 }
 

@@ -162,7 +162,7 @@ pub fn wire_action(field: &str, v: i32) -> Result<WireAction, Status> {
         pb::WireAction::Reorder => Ok(WireAction::Reorder),
         pb::WireAction::Unspecified => Err(invalid(
             field,
-            "required: DELIVER, DROP, DUPLICATE or REORDER",
+            "required: WIRE_ACTION_DELIVER, WIRE_ACTION_DROP, WIRE_ACTION_DUPLICATE or WIRE_ACTION_REORDER",
         )),
     }
 }
@@ -396,6 +396,19 @@ pub fn states_to_pb(id: u64, s: &States) -> pb::ConnectionStates {
         client: opt_state(s[0]),
         server: opt_state(s[1]),
         ..Default::default()
+    }
+}
+
+pub fn segment_outcome_to_pb(o: table::SegmentOutcome) -> pb::SegmentOutcome {
+    use table::SegmentOutcome as O;
+    match o {
+        O::Sent => pb::SegmentOutcome::Sent,
+        O::Delivered => pb::SegmentOutcome::Delivered,
+        O::Injected => pb::SegmentOutcome::Injected,
+        O::Dropped => pb::SegmentOutcome::Dropped,
+        O::Duplicated => pb::SegmentOutcome::Duplicated,
+        O::Reordered => pb::SegmentOutcome::Reordered,
+        O::Overflowed => pb::SegmentOutcome::Overflowed,
     }
 }
 

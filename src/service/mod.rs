@@ -297,7 +297,28 @@ impl Ops {
     pub fn wire(&self, r: &pb::WireRequest) -> Result<pb::WireResponse, Status> {
         let dir = convert::direction("direction", r.direction)?;
         let action = convert::wire_action("action", r.action)?;
-        let count = r.count.max(1);
+        let count = if r.all {
+            if r.count != 0 {
+                return Err(invalid("count", "give a count or all, not both"));
+            }
+            let c = self.table.get(target(r.id, r.incarnation))?;
+            let waiting = c
+                .wire
+                .iter()
+                .find(|(d, _)| *d == dir)
+                .map_or(0, |(_, q)| q.len());
+            if waiting == 0 {
+                let states = convert::states_to_pb(r.id, &c.states());
+                return Ok(pb::WireResponse {
+                    moved: Vec::new(),
+                    client: states.client,
+                    server: states.server,
+                });
+            }
+            (waiting as u32).min(self.limits.max_wire_count)
+        } else {
+            r.count.max(1)
+        };
         if count > self.limits.max_wire_count {
             return Err(Status::resource_exhausted(format!(
                 "count: {count} is over the cap of {} segments per call",
@@ -421,7 +442,7 @@ impl Ops {
             for o in table::SegmentOutcome::ALL {
                 r.segments.push(pb::SegmentCount {
                     side: ps,
-                    outcome: o.as_str().into(),
+                    outcome: convert::segment_outcome_to_pb(o) as i32,
                     count: c.segments(side, o),
                 });
             }

@@ -369,6 +369,11 @@ impl ConnInfo {
     pub fn side(&self, side: Side) -> Option<&SideInfo> {
         self.sides.iter().find(|s| s.side == side)
     }
+
+    /// Client and server states, `None` where an EXTERNAL connection has no such endpoint.
+    pub fn states(&self) -> States {
+        [Side::Client, Side::Server].map(|s| self.side(s).map(|i| i.state))
+    }
 }
 
 /// The states of both sides (`None` where an EXTERNAL connection has no endpoint).

@@ -130,12 +130,21 @@ struct Queued {
 /// short and recovered by retransmission.
 pub const AUTO_DELIVERY_LIMIT: u32 = 1 << 17;
 
+/// "1 segment", "2 segments".
+fn segments(n: u32) -> String {
+    format!("{n} segment{}", if n == 1 { "" } else { "s" })
+}
+
 /// A misuse of the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("the wire is only steerable in MANUAL mode; this pair is AUTO")]
     NotManual,
-    #[error("{requested} segments asked for but only {waiting} wait {dir:?}")]
+    #[error(
+        "{} asked for but only {waiting} {} {dir}",
+        segments(*requested),
+        if *waiting == 1 { "waits" } else { "wait" }
+    )]
     NotEnough {
         dir: Direction,
         requested: u32,
@@ -587,3 +596,30 @@ impl<'a> PairMut<'a> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod wire_error_tests {
+    use super::*;
+
+    #[test]
+    fn wire_errors_read_as_english_and_name_directions_as_the_api() {
+        let e = WireError::NotEnough {
+            dir: Direction::ClientToServer,
+            requested: 1,
+            waiting: 0,
+        };
+        assert_eq!(
+            e.to_string(),
+            "1 segment asked for but only 0 wait DIRECTION_CLIENT_TO_SERVER"
+        );
+        let e = WireError::NotEnough {
+            dir: Direction::ServerToClient,
+            requested: 3,
+            waiting: 1,
+        };
+        assert_eq!(
+            e.to_string(),
+            "3 segments asked for but only 1 waits DIRECTION_SERVER_TO_CLIENT"
+        );
+    }
+}

@@ -155,6 +155,7 @@ impl Sim {
             direction: direction as i32,
             action: pb::WireAction::Deliver as i32,
             count: 1,
+            ..Default::default()
         };
         self.wire(req).await.moved.remove(0)
     }
