@@ -4,7 +4,7 @@
 //! expression of the dashboard returns data, and every rule evaluates without error.
 //!
 //! Without `prometheus`, `promtool` or `docker-compose` on the PATH these tests skip with a loud
-//! message; with TCPSIM_REQUIRE_EXTERNAL_TOOLS=1 (CI sets it) a missing tool fails them.
+//! message that a plain `cargo test` shows (written past libtest's capture); with TCPSIM_REQUIRE_EXTERNAL_TOOLS=1 (CI sets it) a missing tool fails them.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -38,7 +38,10 @@ fn tool(name: &str) -> Option<PathBuf> {
                 "{msg}, and TCPSIM_REQUIRE_EXTERNAL_TOOLS=1 requires it (apt-get install -y prometheus docker-compose)"
             );
         }
-        eprintln!(
+        // Straight to stderr, not through `eprintln!`, which libtest captures: a plain
+        // `cargo test` shows the skip.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!! SKIPPED: {msg}. Install it (apt-get install -y prometheus docker-compose) to run it. !!!!!!!!\n"
         );
     }
