@@ -8,7 +8,7 @@
 //! format version, damaged, or written by a server with other addresses, settings or clock, is
 //! refused, saying which.
 //!
-//! Format version 1: `TCPSIMST`, the version (u32, little-endian), then records, each a length
+//! Format version 2 (1 numbered client addresses from a pool's network address): `TCPSIMST`, the version (u32, little-endian), then records, each a length
 //! (u32) and a postcard encoding: the header, the connections one by one, a length of 0, the
 //! number of connections (u64) and a CRC-32 (u32) of every byte before it. The connections are
 //! the core's own types as serde encodes them; `tests` pins their encoding, so that a change to
@@ -27,7 +27,8 @@ use crate::table::{Clock, Conn, ConnId, RestoreError, SetupError, Table, TableCo
 use crate::tcp;
 
 const MAGIC: &[u8; 8] = b"TCPSIMST";
-pub const VERSION: u32 = 1;
+/// 2: a client address's index counts a pool's hosts (its network address is not one).
+pub const VERSION: u32 = 2;
 
 /// What a state file says about the run it holds, before its connections.
 #[derive(Debug, Serialize, Deserialize)]

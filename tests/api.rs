@@ -2319,7 +2319,7 @@ async fn virtual_clock_opens_replay_the_same_tuples_whatever_thread_answers() {
         s.shutdown().await.unwrap();
         runs.push(tuples);
     }
-    let expected: Vec<String> = (0..40).map(|i| format!("10.0.0.0:{}", 32768 + i)).collect();
+    let expected: Vec<String> = (0..40).map(|i| format!("10.0.0.1:{}", 32768 + i)).collect();
     assert_eq!(runs[0], expected);
     assert_eq!(runs[1], expected);
 }

@@ -76,6 +76,26 @@ impl Cidr {
         self.offset_of(ip).is_some()
     }
 
+    /// The addresses a client may have: all but the block's network and broadcast addresses,
+    /// except in a /31 or /32 (RFC 3021), where every address is a host.
+    pub fn hosts(&self) -> u64 {
+        if self.prefix <= 30 {
+            self.len() - 2
+        } else {
+            self.len()
+        }
+    }
+
+    fn first_host(&self) -> u64 {
+        u64::from(u32::from(self.base)) + u64::from(self.prefix <= 30)
+    }
+
+    /// `ip`'s place among the block's hosts.
+    fn host_offset(&self, ip: Ipv4Addr) -> Option<u64> {
+        let off = u64::from(u32::from(ip)).checked_sub(self.first_host())?;
+        (off < self.hosts()).then_some(off)
+    }
+
     fn offset_of(&self, ip: Ipv4Addr) -> Option<u64> {
         let off = u64::from(u32::from(ip)).checked_sub(u64::from(u32::from(self.base)))?;
         (off < self.len()).then_some(off)
@@ -119,7 +139,9 @@ impl fmt::Display for Cidr {
 /// Why an address was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AddrError {
-    #[error("client address {0} is in no client pool")]
+    #[error(
+        "client address {0} is in no client pool (or is a pool's network or broadcast address)"
+    )]
     ClientNotInPool(Ipv4Addr),
     #[error("server address {0} is not a configured server")]
     UnknownServer(SocketAddrV4),
@@ -173,7 +195,7 @@ impl Addresses {
                 return err(format!("client pools overlap at {p}"));
             }
             indexed.push((*p, total));
-            total += p.len();
+            total += p.hosts();
         }
         if total > 1 << 32 {
             return err(format!(
@@ -216,7 +238,7 @@ impl Addresses {
     pub fn ip_index(&self, ip: Ipv4Addr) -> Result<u32, AddrError> {
         self.pools
             .iter()
-            .find_map(|(c, start)| c.offset_of(ip).map(|off| (start + off) as u32))
+            .find_map(|(c, start)| c.host_offset(ip).map(|off| (start + off) as u32))
             .ok_or(AddrError::ClientNotInPool(ip))
     }
 
@@ -228,7 +250,7 @@ impl Addresses {
             .rev()
             .find(|(_, start)| *start <= index)
             .expect("index 0 is in the first pool, and indices only come from this table");
-        Ipv4Addr::from((u64::from(u32::from(pool.base)) + index - start) as u32)
+        Ipv4Addr::from((pool.first_host() + index - start) as u32)
     }
 
     pub fn server_index(&self, server: SocketAddrV4) -> Result<u16, AddrError> {
@@ -492,7 +514,20 @@ mod tests {
         };
         let id = a.id_of(&t).unwrap();
         assert_eq!(a.tuple_of(id), Some(t));
-        assert_eq!(id, ConnId::pack(1, 256 + 2, 40000));
+        // Indices count hosts: 254 in the /24, then 192.168.7.2 is the /30's second.
+        assert_eq!(id, ConnId::pack(1, 254 + 1, 40000));
+        assert_eq!(a.ip_at(0), "10.0.0.1".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(a.client_ips(), 254 + 2);
+        // A block's network and broadcast addresses are no client's.
+        for ip in ["10.0.0.0", "10.0.0.255", "192.168.7.0", "192.168.7.3"] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(a.ip_index(ip), Err(AddrError::ClientNotInPool(ip)));
+        }
+        // In a /31 or a /32 every address is a host.
+        let b = addrs(&["10.1.0.0/31", "10.2.0.9/32"], (32768, 60999));
+        assert_eq!(b.client_ips(), 3);
+        assert_eq!(b.ip_at(0), "10.1.0.0".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(b.ip_at(2), "10.2.0.9".parse::<Ipv4Addr>().unwrap());
         let stranger = FourTuple {
             client: "172.16.0.1:40000".parse().unwrap(),
             ..t

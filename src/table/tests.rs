@@ -36,7 +36,7 @@ fn auto_lifecycle_through_the_table() {
         o.states,
         [Some(State::Established), Some(State::Established)]
     );
-    assert_eq!(o.tuple.client, "10.0.0.0:32768".parse().unwrap());
+    assert_eq!(o.tuple.client, "10.0.0.1:32768".parse().unwrap());
     assert_eq!(t.lookup(&o.tuple), Some(o.id));
     let s = t.stats();
     assert_eq!(s.counters.occupancy(Side::Client, State::Established), 1);

@@ -56,7 +56,11 @@ pub fn world(clock: Clock) -> Table {
         // 4 client IPs × 50 ports per server: the busier server runs out of ports, and the
         // table fills, both well within a run.
         max_connections: MAX_CONNECTIONS,
-        client_pools: vec!["10.1.0.0/30".parse().unwrap()],
+        // Two /31s: every address a host, 10.1.0.0 to 10.1.0.3.
+        client_pools: vec![
+            "10.1.0.0/31".parse().unwrap(),
+            "10.1.0.2/31".parse().unwrap(),
+        ],
         servers: vec![
             "10.255.0.1:80".parse().unwrap(),
             "10.255.0.2:443".parse().unwrap(),
