@@ -129,10 +129,11 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(cause) = next {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return true;
-            }
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
         }
         next = cause.source();
     }
