@@ -69,10 +69,9 @@ names!(HowName {
     Close = "close",
 });
 
-impl Default for HowName {
-    fn default() -> HowName {
-        HowName::Close
-    }
+/// close(), unless a phase asks for shutdown().
+fn close_how() -> HowName {
+    HowName::Close
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -139,7 +138,7 @@ pub struct ClosePhase {
     #[serde(default = "one")]
     pub fraction: f64,
     pub side: SideName,
-    #[serde(default)]
+    #[serde(default = "close_how")]
     pub how: HowName,
     #[serde(default)]
     pub rate: f64,
