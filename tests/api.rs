@@ -1412,9 +1412,9 @@ async fn wire_can_deliver_everything_waiting() {
         action: pb::WireAction::Deliver as i32,
         ..all(pb::Direction::ClientToServer)
     };
-    let moved = c.raw.wire(deliver.clone()).await.unwrap().into_inner();
+    let moved = c.raw.wire(deliver).await.unwrap().into_inner();
     assert_eq!(moved.moved.len(), 2);
-    let again = c.raw.wire(deliver.clone()).await.unwrap().into_inner();
+    let again = c.raw.wire(deliver).await.unwrap().into_inner();
     assert!(again.moved.is_empty());
     assert_eq!(again.server, pb::State::SynReceived as i32);
     let e = c
