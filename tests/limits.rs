@@ -391,3 +391,29 @@ async fn an_oversized_message_is_resource_exhausted() {
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     srv.shutdown().await.unwrap();
 }
+
+/// A second server started with only `--listen` changed finds the metrics port taken, and says
+/// how to move it.
+#[test]
+fn a_taken_metrics_port_is_named_with_the_way_out() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for metrics on 127.0.0.1:{port}"))
+            && err.contains("--metrics-listen")
+            && err.contains("off"),
+        "{err}"
+    );
+}

@@ -183,7 +183,15 @@ pub enum StartError {
     Listener(std::io::Error),
     #[error(transparent)]
     Table(#[from] crate::table::SetupError),
-    #[error("cannot listen for metrics on {at}: {source}")]
+    #[error(
+        "cannot listen for metrics on {at}: {source}{}",
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another tcpsim serving metrics there? give this one --metrics-listen with another \
+             address, 127.0.0.1:0 for any free port, or off)"
+        } else {
+            ""
+        }
+    )]
     Metrics {
         at: SocketAddr,
         source: std::io::Error,
