@@ -112,10 +112,10 @@ fn joined<V: std::fmt::Display>(m: &BTreeMap<String, V>) -> String {
 pub fn render(report: &Report) -> String {
     let mut out = format!("scenario {}\n", report.scenario);
     for (i, p) in report.phases.iter().enumerate() {
-        out += &format!("{:>2}. {:<9}", i + 1, p.phase);
+        let mut line = format!("{:>2}. {:<9}", i + 1, p.phase);
         // Expect and hold phases send no commands: no count, no rate.
         if p.operations > 0 {
-            out += &format!(
+            line += &format!(
                 " {:>8} ops in {:>7.3} s = {:>7}/s",
                 p.operations,
                 p.seconds,
@@ -123,7 +123,7 @@ pub fn render(report: &Report) -> String {
             );
         }
         if let Some(r) = &p.rate {
-            out += &format!(
+            line += &format!(
                 "  rate {} asked, {} achieved over {:.1} s",
                 short(r.asked),
                 short(r.achieved),
@@ -133,8 +133,9 @@ pub fn render(report: &Report) -> String {
         if let [Some(p50), Some(p90), Some(p99), Some(max)] =
             ["p50", "p90", "p99", "max"].map(|k| p.latency_ms.get(k))
         {
-            out += &format!("  latency ms p50 {p50:.3} p90 {p90:.3} p99 {p99:.3} max {max:.3}");
+            line += &format!("  latency ms p50 {p50:.3} p90 {p90:.3} p99 {p99:.3} max {max:.3}");
         }
+        out += line.trim_end();
         out += "\n";
         if !p.refused.is_empty() {
             out += &format!("    refused: {}\n", joined(&p.refused));
