@@ -505,3 +505,70 @@ phases:
         "{err}"
     );
 }
+
+/// `--scale` is honest: a scenario states the server settings it assumes, and `load` refuses a
+/// server that differs (before sending anything), saying how to start the right one; the port
+/// range scales with the run, and then the scenario keeps its promises small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaled_scenario_runs_only_on_a_server_scaled_with_it() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/time-wait-exhaustion.yaml");
+    let sc = load::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let small = |srv: &TestServer| Options {
+        targets: vec![srv.url.parse().unwrap()],
+        scale: 0.05,
+        ..Options::default()
+    };
+    // The default range, 28 232 ports: at 0.05 the scenario needs 1 412.
+    let srv = TestServer::start(virtual_server()).await;
+    let err = load::run(&sc, &small(&srv)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("assumes ephemeral ports 32768-60999 (28232) at --scale 0.05: 1412 ports")
+            && err.contains("start it with --ports 32768-34179"),
+        "{err}"
+    );
+    assert_eq!(srv.table.stats().counters.opened, 0, "nothing was sent");
+    srv.shutdown().await.unwrap();
+    // Started as it says, it runs, runs out of ports and keeps every promise.
+    let mut cfg = virtual_server();
+    cfg.table.ports = (32768, 34179);
+    let srv = TestServer::start(cfg).await;
+    let report = load::run(&sc, &small(&srv)).await.unwrap();
+    assert!(report.ok, "{}", load::render(&report));
+    assert!(
+        report.phases[0]
+            .refused
+            .get("ports_exhausted")
+            .is_some_and(|&n| n > 0)
+    );
+    srv.shutdown().await.unwrap();
+    // A server whose TIME-WAIT lasts otherwise is refused at any scale.
+    let mut cfg = virtual_server();
+    cfg.tcp.msl_ms = 10_000;
+    let srv = TestServer::start(cfg).await;
+    let full = Options {
+        targets: vec![srv.url.parse().unwrap()],
+        ..Options::default()
+    };
+    let err = load::run(&sc, &full).await.unwrap_err().to_string();
+    assert!(err.contains("assumes TIME-WAIT lasts 60000 ms"), "{err}");
+    srv.shutdown().await.unwrap();
+}
+
+#[test]
+fn bad_assumptions_are_refused_before_connecting() {
+    for (text, why) in [
+        ("assumes: {ports: 60999-32768}", "an empty range"),
+        ("assumes: {ports: 1000}", "LOW-HIGH"),
+        (
+            "assumes: {client_pools: [10.0.0.1/16]}",
+            "host bits are set",
+        ),
+        ("assumes: {speed: 3}", "unknown field `speed`"),
+    ] {
+        let err = load::parse(&format!("name: x\n{text}\nphases:\n  - hold: {{ms: 1}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(why), "{text}: {err}");
+    }
+}

@@ -32,6 +32,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::Status;
 
 use crate::client::{self, ClientError, Target};
+use crate::service::proto as pb;
 
 mod pace;
 mod phases;
@@ -83,6 +84,68 @@ pub enum LoadError {
     StreamEnded { target: Target },
     #[error("no targets to run against")]
     NoTargets,
+    /// A server differs from what the scenario assumes: nothing was sent.
+    #[error("{target}: {why}")]
+    Assumes { target: Target, why: String },
+}
+
+/// Whether `s` was started as the scenario assumes, at the run's scale: `Err(why)`, saying how
+/// to start one that was, if not.
+fn check_assumes(a: &scenario::Assumes, scale: f64, s: &pb::ServerSettings) -> Result<(), String> {
+    if let Some((lo, hi)) = a.port_range() {
+        let assumed = u32::from(hi - lo) + 1;
+        let needed = ((f64::from(assumed) * scale).round() as u32).clamp(1, assumed.max(1));
+        let has = (s.ports_high + 1).saturating_sub(s.ports_low);
+        if has != needed {
+            let at_scale = if scale == 1.0 {
+                String::new()
+            } else {
+                format!(" at --scale {scale}: {needed} ports")
+            };
+            let new_hi = s.ports_low.max(1) + needed - 1;
+            return Err(format!(
+                "the scenario assumes ephemeral ports {lo}-{hi} ({assumed}){at_scale}, and this \
+                 server has {}-{} ({has}): start it with --ports {}-{new_hi}",
+                s.ports_low,
+                s.ports_high,
+                s.ports_low.max(1)
+            ));
+        }
+    }
+    if let Some(pools) = &a.client_pools {
+        let parse = |p: &String| p.parse::<crate::table::Cidr>().ok();
+        let want: Vec<_> = pools.iter().map(parse).collect();
+        let has: Vec<_> = s.client_pools.iter().map(parse).collect();
+        if want != has {
+            return Err(format!(
+                "the scenario assumes client pools {}, and this server has {}: start it with \
+                 --client-pools {}",
+                pools.join(","),
+                s.client_pools.join(","),
+                pools.join(",")
+            ));
+        }
+    }
+    if let Some(servers) = &a.servers {
+        let want: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+        if want != s.servers {
+            return Err(format!(
+                "the scenario assumes servers {}, and this server has {}: start it with \
+                 --servers {}",
+                want.join(","),
+                s.servers.join(","),
+                want.join(",")
+            ));
+        }
+    }
+    if let Some(ms) = a.time_wait_ms.filter(|&ms| ms != s.time_wait_ms) {
+        return Err(format!(
+            "the scenario assumes TIME-WAIT lasts {ms} ms, and on this server it lasts {} ms \
+             (2 × --msl-ms, or the profile's)",
+            s.time_wait_ms
+        ));
+    }
+    Ok(())
 }
 
 /// Runs a scenario; the report says whether every expectation held.
@@ -92,7 +155,12 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
     }
     let mut servers = Vec::new();
     for target in &opts.targets {
-        servers.push(stream::Server::connect(target, &opts.client).await?);
+        let s = stream::Server::connect(target, &opts.client).await?;
+        check_assumes(&sc.assumes, opts.scale, &s.settings).map_err(|why| LoadError::Assumes {
+            target: target.clone(),
+            why,
+        })?;
+        servers.push(s);
     }
     let mut runner = phases::Runner { servers, opts };
     let mut report = Report {

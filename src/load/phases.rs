@@ -493,15 +493,25 @@ impl Runner<'_> {
 
     async fn expect(&mut self, e: &ExpectPhase, bar: &ProgressBar) -> Result<Check, LoadError> {
         let value = self.observe(e).await?;
-        // Expected occupancies scale with the run; a count of refusals does not.
-        let scaled = |m: i64| {
-            if e.refused.is_some() {
-                m
+        // Expected occupancies scale with the run, widened by one each way (a scaled count
+        // is rounded), except a bound of 0, which stays exact; a count of refusals does not
+        // scale.
+        let scale = self.opts.scale;
+        let scaled = e.refused.is_none() && scale != 1.0;
+        let min = e.min.map(|m| {
+            if scaled && m != 0 {
+                ((m as f64 * scale).floor() as i64 - 1).max(0)
             } else {
-                (m as f64 * self.opts.scale).round() as i64
+                m
             }
-        };
-        let (min, max) = (e.min.map(scaled), e.max.map(scaled));
+        });
+        let max = e.max.map(|m| {
+            if scaled && m != 0 {
+                (m as f64 * scale).ceil() as i64 + 1
+            } else {
+                m
+            }
+        });
         let ok = min.is_none_or(|m| value >= m) && max.is_none_or(|m| value <= m);
         let range = match (min, max) {
             (Some(a), Some(b)) if a == b => format!("{a}"),

@@ -15,9 +15,58 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The server settings its figures depend on, checked against each server before anything
+    /// is sent.
+    #[serde(default)]
+    pub assumes: Assumes,
     /// Each phase is a one-key map: `- open: {count: 10}`.
     #[serde(with = "serde_norway::with::singleton_map_recursive")]
     pub phases: Vec<Phase>,
+}
+
+/// What a scenario assumes of the server (each as `serve` takes it); what is left out may be
+/// anything. `tcpsim load` refuses to run against a server that differs, saying how to start
+/// one that does not. Under `--scale`, the number of ports scales with the scenario (a port
+/// range is a limit the scenario runs into); the rest must match as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assumes {
+    /// The ephemeral port range, "32768-60999" (serve --ports).
+    #[serde(default)]
+    pub ports: Option<String>,
+    /// Client address pools, "10.0.0.0/16" (serve --client-pools).
+    #[serde(default)]
+    pub client_pools: Option<Vec<String>>,
+    /// Servers, "10.255.0.1:80" (serve --servers).
+    #[serde(default)]
+    pub servers: Option<Vec<std::net::SocketAddrV4>>,
+    /// How long TIME-WAIT lasts, ms (the profile's 2 × MSL; serve --msl-ms).
+    #[serde(default)]
+    pub time_wait_ms: Option<u64>,
+}
+
+impl Assumes {
+    /// The port range, if assumed: (low, high).
+    pub fn port_range(&self) -> Option<(u16, u16)> {
+        self.ports.as_deref().and_then(|p| parse_range(p).ok())
+    }
+}
+
+/// "32768-60999", low to high.
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("ports {s:?}: write the range as LOW-HIGH"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("ports {s:?}: {p:?} is not a port"))
+    };
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo == 0 || lo > hi {
+        return Err(format!("ports {s:?}: an empty range, or one starting at 0"));
+    }
+    Ok((lo, hi))
 }
 
 /// A closed set of names a scenario may write in any case ("auto", "AUTO", "Auto"), as it
@@ -278,6 +327,8 @@ pub enum ScenarioError {
     Yaml(String),
     #[error("phases: a scenario needs at least one phase")]
     NoPhases,
+    #[error("assumes: {0}")]
+    Assumes(String),
     /// Phase `index` (1-based, as a reader counts) of kind `kind`.
     #[error("phase {index} ({kind}): {why}")]
     Phase {
@@ -299,6 +350,14 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     })?;
     if sc.phases.is_empty() {
         return Err(ScenarioError::NoPhases);
+    }
+    let assumed = |why: String| ScenarioError::Assumes(why);
+    if let Some(p) = &sc.assumes.ports {
+        parse_range(p).map_err(assumed)?;
+    }
+    for pool in sc.assumes.client_pools.iter().flatten() {
+        pool.parse::<crate::table::Cidr>()
+            .map_err(|e| assumed(format!("client_pools: {e}")))?;
     }
     for (i, p) in sc.phases.iter().enumerate() {
         check(p).map_err(|why| ScenarioError::Phase {

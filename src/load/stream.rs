@@ -28,6 +28,8 @@ pub(super) struct Server {
     results: tonic::Streaming<pb::CommandResult>,
     pub(super) ids: Vec<u64>,
     pub(super) virtual_clock: bool,
+    /// What it was started with, as its Stats says.
+    pub(super) settings: pb::ServerSettings,
 }
 
 /// What the commands of a phase did: how many, their latencies, refusals by limit and other
@@ -92,6 +94,7 @@ impl Server {
             results,
             ids: Vec::new(),
             virtual_clock: stats.clock == "virtual",
+            settings: stats.settings.unwrap_or_default(),
         })
     }
 

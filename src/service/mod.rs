@@ -407,6 +407,18 @@ impl Ops {
         })
     }
 
+    /// What the server was started with, as Stats reports it.
+    fn settings(&self) -> pb::ServerSettings {
+        let a = self.table.addresses();
+        pb::ServerSettings {
+            ports_low: u32::from(a.port_lo),
+            ports_high: u32::from(a.port_hi),
+            client_pools: a.pools().map(|p| p.to_string()).collect(),
+            servers: a.servers().iter().map(|s| s.to_string()).collect(),
+            time_wait_ms: self.table.tcp_config().time_wait_ms(),
+        }
+    }
+
     pub fn stats(&self) -> pb::StatsResponse {
         let s = self.table.stats();
         let c = &s.counters;
@@ -417,6 +429,7 @@ impl Ops {
             ports_free: s.ports_capacity.saturating_sub(s.ports_used),
             clock: s.clock.to_string(),
             now_ms: s.now,
+            settings: Some(self.settings()),
             ..Default::default()
         };
         for side in Side::BOTH {
