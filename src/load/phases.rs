@@ -564,3 +564,34 @@ impl Runner<'_> {
         Ok(total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The producers are lazy: a phase of any count is made as the streams take it, so taking
+    /// the first few of 10^15 returns at once, in round-robin order.
+    #[test]
+    fn work_is_produced_as_it_is_taken() {
+        let made = std::cell::Cell::new(0u64);
+        let first: Vec<usize> = round_robin(1_000_000_000_000_000, 3, || {
+            made.set(made.get() + 1);
+            vec![open_cmd(pb::Mode::Auto, None)]
+        })
+        .take(7)
+        .map(|(server, _)| server)
+        .collect();
+        assert_eq!(first, [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(made.get(), 7);
+        // Connections interleave server by server, the oldest first.
+        let order: Vec<(usize, u64)> = interleaved(vec![vec![1, 2, 3], vec![10], vec![]], |id| {
+            vec![close_cmd(id, pb::Side::Client, pb::CloseKind::Close)]
+        })
+        .map(|(server, cmds)| match &cmds[0].op {
+            Some(pb::command::Op::Close(c)) => (server, c.id),
+            _ => unreachable!(),
+        })
+        .collect();
+        assert_eq!(order, [(0, 1), (1, 10), (0, 2), (0, 3)]);
+    }
+}
