@@ -2,36 +2,14 @@
 """The seed's three-way handshake and four-way close, one segment at a time, through tcpsim's
 gRPC API (a MANUAL connection: segments wait on the wire until this script delivers them).
 
-    pip install grpcio grpcio-tools
+    pip install ./clients/python
     python examples/python/handshake.py --target 127.0.0.1:50051
 
-The stubs are generated from proto/ by grpcio-tools when the script starts; nothing generated is
-kept. Every step prints the segment moved and both sides' states.
+It uses the client package's raw stubs (`tcpsim.v1`), generated from proto/ when the package was
+built. Every step prints the segment moved and both sides' states.
 """
 
 import argparse
-import importlib
-import pathlib
-import sys
-import tempfile
-
-from grpc_tools import protoc
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PROTO = "tcpsim/v1/simulator.proto"
-
-
-def load_stubs():
-    """Compiles the proto into a temporary directory and imports the modules."""
-    out = tempfile.mkdtemp(prefix="tcpsim-stubs-")
-    include = str(pathlib.Path(protoc.__file__).parent / "_proto")
-    code = protoc.main(["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", str(ROOT / "proto" / PROTO)])
-    if code != 0:
-        sys.exit(f"grpcio-tools could not compile {PROTO} (exit {code})")
-    sys.path.insert(0, out)
-    pb = importlib.import_module("tcpsim.v1.simulator_pb2")
-    rpc = importlib.import_module("tcpsim.v1.simulator_pb2_grpc")
-    return pb, rpc
 
 
 def main():
@@ -40,10 +18,9 @@ def main():
     parser.add_argument("--token", help="bearer token, if the server wants one")
     args = parser.parse_args()
 
-    import grpc
+    from tcpsim import Simulator, pb
 
-    pb, rpc = load_stubs()
-    sim = rpc.SimulatorStub(grpc.insecure_channel(args.target))
+    sim = Simulator(args.target, token=args.token).stub
     meta = [("authorization", f"Bearer {args.token}")] if args.token else None
     state = lambda v: pb.State.Name(v).removeprefix("STATE_")
 
@@ -82,7 +59,7 @@ def main():
     step(conn, c2s)  # ACK w+1
     stats = sim.Stats(pb.StatsRequest(), metadata=meta)
     if stats.clock == "virtual":
-        sim.AdvanceClock(pb.AdvanceClockRequest(millis=60_000), metadata=meta)
+        sim.AdvanceClock(pb.AdvanceClockRequest(ms=60_000), metadata=meta)
         show("60 s later (2·MSL)", conn)
     else:
         print("(real clock: the client stays in TIME-WAIT for 60 s)")
