@@ -129,16 +129,14 @@ class Simulator:
         """close() (or `how="shutdown"`) on `side` of the connections `ids`, or of those the
         selector picks: the side in `state`, the client in `client` ("10.0.0.0/24"), at most
         `limit` (0: the server's cap), in id order after `after`."""
-        many = self._many(ids, state, client, limit, after)
-        r = self.stub.Close(
+        return self._bulk(
+            self.stub.Close,
             pb.CloseRequest(
                 side=_enum(pb.Side, "SIDE_", side),
                 how=_enum(pb.CloseKind, "CLOSE_KIND_", how),
-                **many,
+                **self._many(ids, state, client, limit, after),
             ),
-            metadata=self._meta,
         )
-        return Many(r.done, dict(r.failed))
 
     def abort(
         self,
@@ -151,12 +149,13 @@ class Simulator:
         after: int = 0,
     ) -> Many:
         """abort() on one side (an RST) of many connections; selected as for `close`."""
-        many = self._many(ids, state, client, limit, after)
-        r = self.stub.Abort(
-            pb.AbortRequest(side=_enum(pb.Side, "SIDE_", side), **many),
-            metadata=self._meta,
+        return self._bulk(
+            self.stub.Abort,
+            pb.AbortRequest(
+                side=_enum(pb.Side, "SIDE_", side),
+                **self._many(ids, state, client, limit, after),
+            ),
         )
-        return Many(r.done, dict(r.failed))
 
     def send(
         self,
@@ -170,11 +169,17 @@ class Simulator:
         after: int = 0,
     ) -> Many:
         """Sends `bytes` from one side of many connections; selected as for `close`."""
-        many = self._many(ids, state, client, limit, after)
-        r = self.stub.Send(
-            pb.SendRequest(side=_enum(pb.Side, "SIDE_", side), bytes=bytes, **many),
-            metadata=self._meta,
+        return self._bulk(
+            self.stub.Send,
+            pb.SendRequest(
+                side=_enum(pb.Side, "SIDE_", side),
+                bytes=bytes,
+                **self._many(ids, state, client, limit, after),
+            ),
         )
+
+    def _bulk(self, rpc, request) -> Many:
+        r = rpc(request, metadata=self._meta)
         return Many(r.done, dict(r.failed))
 
     @staticmethod
