@@ -146,6 +146,8 @@ fn kind<T>(r: &Result<T, Error>) -> Expect {
 }
 
 /// Where `shutdown` and `close` take a state (RFC 9293 §3.10.4), if they can be made there.
+/// Written again from the RFC on purpose, not taken from the endpoint: a model that used the
+/// code under test would agree with its mistakes.
 fn fin_next(state: State) -> Option<State> {
     match state {
         State::Listen | State::SynSent => Some(State::Closed),
