@@ -572,3 +572,21 @@ fn bad_assumptions_are_refused_before_connecting() {
         assert!(err.contains(why), "{text}: {err}");
     }
 }
+
+/// `--json` gives occupancy as {side: {state: count}} and codes as the proto names them.
+#[tokio::test]
+async fn the_json_report_nests_occupancy_and_names_codes_as_the_proto() {
+    let (report, srv) = run_text(
+        "name: j\nphases:\n  - open: {count: 3}\n  - open: {count: 2, client_ip: 192.168.0.1, errors: 2}\n",
+        virtual_server(),
+    )
+    .await;
+    assert!(report.ok, "{}", load::render(&report));
+    let json = serde_json::to_value(&report).unwrap();
+    let first = &json["phases"][0];
+    assert_eq!(first["occupancy"]["client"]["ESTABLISHED"], 3);
+    assert_eq!(first["occupancy"]["server"]["ESTABLISHED"], 3);
+    assert_eq!(json["phases"][1]["errors"]["INVALID_ARGUMENT"], 2);
+    assert_eq!(json["phases"][1]["errors_allowed"], 2);
+    srv.shutdown().await.unwrap();
+}
