@@ -293,33 +293,56 @@ impl Addresses {
 struct PortSet {
     bits: Box<[u64]>,
     used: u32,
-    /// Where the next search starts (Linux searches on from a moving offset too).
-    cursor: u32,
+    /// Where connect() starts looking: this destination's seeded offset plus its perturbation,
+    /// as Linux's `__inet_hash_connect` keeps them (`port_offset`, `table_perturb`).
+    offset: u32,
+    /// Draws the random part of each step.
+    draws: u64,
 }
 
 impl PortSet {
-    fn new(len: u32) -> PortSet {
+    /// The ports toward one destination from one client address; `key` seeds where the search
+    /// starts and its random steps (Linux hashes the addresses with a boot-time secret).
+    fn new(len: u32, key: u64) -> PortSet {
+        let key = super::splitmix64(key);
         PortSet {
             bits: vec![0; len.div_ceil(64) as usize].into_boxed_slice(),
             used: 0,
-            cursor: 0,
+            offset: (key % u64::from(len)) as u32,
+            draws: key,
         }
     }
 
+    fn is_free(&self, i: u32) -> bool {
+        self.bits[(i / 64) as usize] >> (i % 64) & 1 == 0
+    }
+
+    /// A free port as `connect()` picks one (`__inet_hash_connect`, Linux 6.x): from the
+    /// destination's offset, ports of the range's low parity first, two at a time, then the
+    /// others; after a find the offset moves on by 2 plus the larger of the ports passed over
+    /// and a random even number below 16, so that successive connects to one destination take
+    /// increasing even ports, a random 2–16 apart (mean 9), while the range lasts.
     fn take_free(&mut self, len: u32) -> Option<u32> {
         if self.used >= len {
             return None;
         }
-        for step in 0..len {
-            let i = (self.cursor + step) % len;
-            let (w, b) = ((i / 64) as usize, i % 64);
-            if self.bits[w] >> b & 1 == 0 {
-                self.bits[w] |= 1 << b;
-                self.used += 1;
-                self.cursor = (i + 1) % len;
-                return Some(i);
+        let start = self.offset % len & !1;
+        for parity in 0..2 {
+            // Linux's loop: from low + offset, two at a time, wrapping by the range's size.
+            for i in (0..len).step_by(2) {
+                let port = (start + parity + i) % len;
+                if self.is_free(port) {
+                    let (w, b) = ((port / 64) as usize, port % 64);
+                    self.bits[w] |= 1 << b;
+                    self.used += 1;
+                    self.draws = super::splitmix64(self.draws);
+                    let random = (self.draws % 8) as u32 * 2;
+                    self.offset = (self.offset + i.max(random) + 2) % len;
+                    return Some(port);
+                }
             }
         }
+        // Unreachable while `used < len`: every port has one parity or the other.
         None
     }
 
@@ -359,13 +382,21 @@ pub(crate) const PORT_SHARDS: usize = 8;
 pub struct Ports {
     /// Each on cache lines of its own: different threads write different shards.
     shards: Box<[super::Padded<Mutex<PortsInner>>]>,
+    /// Seeds each destination's starting offset and steps, so a run replays exactly.
+    seed: u64,
 }
 
-impl Default for Ports {
-    fn default() -> Ports {
+impl Ports {
+    pub fn new(seed: u64) -> Ports {
         Ports {
             shards: (0..PORT_SHARDS).map(|_| Default::default()).collect(),
+            seed,
         }
+    }
+
+    /// The ports of one client address toward one server.
+    fn set(&self, ip: u32, server: u16, len: u32) -> PortSet {
+        PortSet::new(len, self.seed ^ u64::from(ip) << 16 ^ u64::from(server))
     }
 }
 
@@ -397,7 +428,7 @@ impl Ports {
             let set = inner
                 .sets
                 .entry((ip, server))
-                .or_insert_with(|| PortSet::new(len));
+                .or_insert_with(|| self.set(ip, server, len));
             let port = set.take_free(len).ok_or(PortsExhausted)?;
             inner.used += 1;
             return Ok((ip, addrs.port_lo + port as u16));
@@ -421,7 +452,7 @@ impl Ports {
                 let set = inner
                     .sets
                     .entry((ip, server))
-                    .or_insert_with(|| PortSet::new(len));
+                    .or_insert_with(|| self.set(ip, server, len));
                 if let Some(port) = set.take_free(len) {
                     inner.used += 1;
                     // `start` is where the current IP sits in the shard: rewrite it only
@@ -447,7 +478,7 @@ impl Ports {
         let taken = inner
             .sets
             .entry((ip, server))
-            .or_insert_with(|| PortSet::new(len))
+            .or_insert_with(|| self.set(ip, server, len))
             .take(u32::from(port - addrs.port_lo));
         if taken {
             inner.used += 1;
@@ -564,24 +595,20 @@ mod tests {
     #[test]
     fn test_ports_fill_one_ip_then_the_next_then_run_out() {
         let a = addrs(&["10.0.0.0/31"], (1000, 1003)); // 2 IPs × 4 ports
-        let p = Ports::default();
+        let p = Ports::new(7);
         let mut got = vec![];
         while let Ok(x) = p.allocate(&a, 0, None, 0) {
             got.push(x);
         }
-        assert_eq!(
-            got,
-            [
-                (0, 1000),
-                (0, 1001),
-                (0, 1002),
-                (0, 1003),
-                (1, 1000),
-                (1, 1001),
-                (1, 1002),
-                (1, 1003)
-            ]
-        );
+        // One IP's four ports, even ones first, then the next IP's.
+        let ips: Vec<u32> = got.iter().map(|&(ip, _)| ip).collect();
+        assert_eq!(ips, [0, 0, 0, 0, 1, 1, 1, 1]);
+        for ports in got.chunks(4) {
+            let mut ports: Vec<u16> = ports.iter().map(|&(_, port)| port).collect();
+            assert!(ports[..2].iter().all(|p| p % 2 == 0), "{ports:?}");
+            ports.sort_unstable();
+            assert_eq!(ports, [1000, 1001, 1002, 1003]);
+        }
         assert_eq!(p.used(), 8);
         // Another server has its own ports.
         assert!(p.allocate(&a, 1, None, 0).is_ok());
@@ -590,14 +617,59 @@ mod tests {
         assert_eq!(p.allocate(&a, 0, Some(0), 0), Err(PortsExhausted));
     }
 
+    /// connect()'s choice, as measured on Linux with `ip_local_port_range` 40000–40999: even
+    /// ports first, each a random even 2–16 above the last (mean about 9) while the range lasts,
+    /// odd ones only when every even one is taken, and the 1001st connect refused at once.
+    #[test]
+    fn test_ports_are_chosen_as_connect_chooses_them() {
+        let a = addrs(&["10.0.0.7/32"], (40000, 40999));
+        let p = Ports::new(0x7463_7073_696d);
+        let ports: Vec<u16> = (0..1000)
+            .map(|_| p.allocate(&a, 0, Some(0), 0).unwrap().1)
+            .collect();
+        assert!(ports[..500].iter().all(|p| p % 2 == 0));
+        assert!(ports[500..].iter().all(|p| p % 2 == 1));
+        let mut all = ports.clone();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 1000);
+        assert_eq!(p.allocate(&a, 0, Some(0), 0), Err(PortsExhausted));
+        // The first lap over the range: steps of 2 to 16, even.
+        let steps: Vec<u32> = ports
+            .windows(2)
+            .take(100)
+            .map(|w| (u32::from(w[1]) + 1000 - u32::from(w[0])) % 1000)
+            .collect();
+        assert!(
+            steps.iter().all(|s| (2..=16).contains(s) && s % 2 == 0),
+            "{steps:?}"
+        );
+        // And their mean, over a long range where the first thousand never wrap.
+        let a = addrs(&["10.0.0.7/32"], (32768, 60999));
+        let p = Ports::new(1);
+        let ports: Vec<u32> = (0..1001)
+            .map(|_| u32::from(p.allocate(&a, 0, Some(0), 0).unwrap().1))
+            .collect();
+        let mean = ports
+            .windows(2)
+            .map(|w| f64::from((w[1] + 28232 - w[0]) % 28232))
+            .sum::<f64>()
+            / 1000.0;
+        assert!((8.5..=9.5).contains(&mean), "mean step {mean}");
+        // Another destination starts elsewhere.
+        let other = p.allocate(&a, 1, Some(0), 0).unwrap().1;
+        assert_ne!(u32::from(other), ports[0]);
+    }
+
     #[test]
     fn test_claim_marks_ports_the_allocator_then_skips() {
         let a = addrs(&["10.0.0.0/32"], (1000, 1002));
-        let p = Ports::default();
+        let p = Ports::new(0);
         assert!(p.claim(&a, 0, 0, 1000));
         assert!(!p.claim(&a, 0, 0, 1000));
         assert!(p.claim(&a, 0, 0, 80)); // outside the range: not tracked
-        assert_eq!(p.allocate(&a, 0, None, 0), Ok((0, 1001)));
+        // 1000 is claimed: the allocator takes the other even port first.
+        assert_eq!(p.allocate(&a, 0, None, 0), Ok((0, 1002)));
         assert_eq!(p.used(), 2);
     }
 }

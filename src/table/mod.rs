@@ -127,7 +127,7 @@ impl Table {
         Ok(Table {
             tcp,
             addrs,
-            ports: Ports::default(),
+            ports: Ports::new(cfg.seed),
             map: DashMap::with_capacity_and_hasher_and_shard_amount(
                 cfg.capacity,
                 FxBuildHasher,
