@@ -326,7 +326,7 @@ impl PortSet {
         if self.used >= len {
             return None;
         }
-        let start = self.offset % len & !1;
+        let start = (self.offset % len) & !1;
         for parity in 0..2 {
             // Linux's loop: from low + offset, two at a time, wrapping by the range's size.
             for i in (0..len).step_by(2) {

@@ -38,7 +38,9 @@ fn auto_lifecycle_through_the_table() {
     );
     // The pool's first host, and an even port of the range, as connect() starts.
     assert_eq!(o.tuple.client.ip(), &std::net::Ipv4Addr::new(10, 0, 0, 1));
-    assert!((32768..=60999).contains(&o.tuple.client.port()) && o.tuple.client.port() % 2 == 0);
+    assert!(
+        (32768..=60999).contains(&o.tuple.client.port()) && o.tuple.client.port().is_multiple_of(2)
+    );
     assert_eq!(t.lookup(&o.tuple), Some(o.id));
     let s = t.stats();
     assert_eq!(s.counters.occupancy(Side::Client, State::Established), 1);
