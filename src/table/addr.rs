@@ -326,19 +326,34 @@ impl PortSet {
         if self.used >= len {
             return None;
         }
-        let start = (self.offset % len) & !1;
+        // `offset` stays below `len`; wrapping is by subtraction, not division (this runs for
+        // every open).
+        let start = self.offset & !1;
         for parity in 0..2 {
             // Linux's loop: from low + offset, two at a time, wrapping by the range's size.
-            for i in (0..len).step_by(2) {
-                let port = (start + parity + i) % len;
+            let mut port = start + parity;
+            if port >= len {
+                port -= len;
+            }
+            let mut i = 0;
+            while i < len {
                 if self.is_free(port) {
                     let (w, b) = ((port / 64) as usize, port % 64);
                     self.bits[w] |= 1 << b;
                     self.used += 1;
                     self.draws = super::splitmix64(self.draws);
-                    let random = (self.draws % 8) as u32 * 2;
-                    self.offset = (self.offset + i.max(random) + 2) % len;
+                    let random = (self.draws & 7) as u32 * 2;
+                    let mut next = self.offset + i.max(random) + 2;
+                    while next >= len {
+                        next -= len;
+                    }
+                    self.offset = next;
                     return Some(port);
+                }
+                i += 2;
+                port += 2;
+                if port >= len {
+                    port -= len;
                 }
             }
         }
