@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::table::counters::CounterSnapshot;
-use crate::table::{Clock, Conn, ConnId, RestoreError, SetupError, Table, TableConfig};
+use crate::table::{
+    Clock, Conn, ConnId, PortsPosition, RestoreError, SetupError, Table, TableConfig,
+};
 use crate::tcp;
 
 const MAGIC: &[u8; 8] = b"TCPSIMST";
@@ -42,6 +44,8 @@ struct Header {
     ports: (u16, u16),
     tcp: tcp::Config,
     totals: CounterSnapshot,
+    /// Where the port allocator stood, so that new connections take the ports they would have.
+    ports_position: PortsPosition,
 }
 
 #[derive(Serialize)]
@@ -165,6 +169,7 @@ pub fn save(table: &Table, path: &Path) -> Result<Summary, StateError> {
             ports: (addrs.port_lo, addrs.port_hi),
             tcp: table.tcp_config().clone(),
             totals: table.stats().counters,
+            ports_position: table.ports_position(),
         };
         let mut buf = Vec::new();
         record(&mut w, &header, &mut buf)?;
@@ -319,7 +324,12 @@ pub fn load(
         Err(why) => Some(Err(Loading::Damaged(why))),
     });
     table
-        .restore(header.epoch, &header.totals, records)
+        .restore(
+            header.epoch,
+            &header.totals,
+            &header.ports_position,
+            records,
+        )
         .map_err(|e| match e {
             Loading::Damaged(why) => damaged(why),
             Loading::Restore(source) => StateError::Restore { path: p(), source },

@@ -415,6 +415,15 @@ impl Ports {
     }
 }
 
+/// Where the allocator stands, for a state file: each destination's offset and random draws
+/// (client IP index, server index, offset, draws) and, per port shard, the client IP each
+/// server's opens come from. What is not here starts from its seeded beginning, as it would.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortsPosition {
+    sets: Vec<(u32, u16, u32, u64)>,
+    current: Vec<(u8, u16, u32)>,
+}
+
 /// No ephemeral port is free toward that server (from that client IP, if one was named).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortsExhausted;
@@ -515,6 +524,46 @@ impl Ports {
                 inner.sets.remove(&key);
             }
             inner.used -= 1;
+        }
+    }
+
+    /// Where the allocator stands (see [`PortsPosition`]), in a stable order.
+    pub fn position(&self) -> PortsPosition {
+        let mut p = PortsPosition::default();
+        for shard in 0..PORT_SHARDS {
+            let inner = self.shard(shard);
+            p.sets.extend(
+                inner
+                    .sets
+                    .iter()
+                    .map(|(&(ip, server), set)| (ip, server, set.offset, set.draws)),
+            );
+            p.current.extend(
+                inner
+                    .current_ip
+                    .iter()
+                    .map(|(&server, &ip)| (shard as u8, server, ip)),
+            );
+        }
+        p.sets.sort_unstable();
+        p.current.sort_unstable();
+        p
+    }
+
+    /// Puts the allocator where `p` says, after the ports in use were claimed. A destination
+    /// with no port in use is left out: its ports start afresh, as they would have.
+    pub fn set_position(&self, addrs: &Addresses, p: &PortsPosition) {
+        let len = addrs.range_len();
+        for &(ip, server, offset, draws) in &p.sets {
+            if let Some(set) = self.shard(ip as usize).sets.get_mut(&(ip, server)) {
+                set.offset = offset % len;
+                set.draws = draws;
+            }
+        }
+        for &(shard, server, ip) in &p.current {
+            if usize::from(shard) < PORT_SHARDS && u64::from(ip) < addrs.client_ips() {
+                self.shard(usize::from(shard)).current_ip.insert(server, ip);
+            }
         }
     }
 

@@ -39,7 +39,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::tcp::{self, Segment, Side, Transition};
 use addr::Ports;
-pub use addr::{AddrError, Addresses, Cidr, ConnId, FourTuple};
+pub use addr::{AddrError, Addresses, Cidr, ConnId, FourTuple, PortsPosition};
 pub use clock::Clock;
 pub use conn::Conn;
 pub use counters::{CounterSnapshot, Counters, OpenFailure, SegmentOutcome};

@@ -1,11 +1,11 @@
 //! Rebuilding a table from saved connections (a state file): each connection back in the map
 //! under its id, its port claimed, its timer filed, the occupancy and pending timers recounted
-//! from the connections themselves, and the running totals (transitions, segments, timers fired,
-//! opens) carried over.
+//! from the connections themselves, the running totals (transitions, segments, timers fired,
+//! opens) carried over, and the port allocator put where it stood.
 
 use std::sync::atomic::Ordering;
 
-use super::addr::ConnId;
+use super::addr::{ConnId, PortsPosition};
 use super::conn::Conn;
 use super::counters::CounterSnapshot;
 use super::{SetupError, Table};
@@ -24,18 +24,25 @@ pub enum RestoreError {
 }
 
 impl Table {
+    /// Where the port allocator stands, for a state file.
+    pub fn ports_position(&self) -> PortsPosition {
+        self.ports.position()
+    }
+
     /// This run's epoch, the high half of every incarnation.
     pub fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::Relaxed)
     }
 
     /// Puts back the run a state file came from: its epoch (so that its incarnations stay
-    /// valid), the totals counted before, and its connections. For a table just made, before
+    /// valid), the totals counted before, its connections, and where its port allocator stood
+    /// (so that new connections take the ports they would have). For a table just made, before
     /// anyone uses it.
     pub fn restore<E: From<RestoreError>>(
         &self,
         epoch: u32,
         totals: &CounterSnapshot,
+        ports: &PortsPosition,
         conns: impl IntoIterator<Item = Result<(ConnId, Conn), E>>,
     ) -> Result<(), E> {
         self.epoch.store(epoch, Ordering::Relaxed);
@@ -71,6 +78,7 @@ impl Table {
             self.map.insert(id, Box::new(conn));
             self.len.0.fetch_add(1, Ordering::Relaxed);
         }
+        self.ports.set_position(&self.addrs, ports);
         Ok(())
     }
 }
