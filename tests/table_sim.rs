@@ -165,6 +165,10 @@ fn simulation_reaches_every_state_and_every_limit() {
         "no TIME-WAIT 4-tuple was reused"
     );
     assert!(
+        c.time_wait_overflows > 0,
+        "no host ran out of timewait socks (tcp_max_tw_buckets)"
+    );
+    assert!(
         tcp::TimerKind::ALL.iter().all(|&k| c.timers_fired(k) > 0),
         "timers fired: {:?}",
         c.timers_fired

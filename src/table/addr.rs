@@ -28,10 +28,10 @@ impl ConnId {
     fn pack(server: u16, ip: u32, port: u16) -> ConnId {
         ConnId(u64::from(server) << 48 | u64::from(ip) << 16 | u64::from(port))
     }
-    fn server(self) -> u16 {
+    pub(crate) fn server(self) -> u16 {
         (self.0 >> 48) as u16
     }
-    fn ip(self) -> u32 {
+    pub(crate) fn ip(self) -> u32 {
         (self.0 >> 16) as u32
     }
     fn port(self) -> u16 {

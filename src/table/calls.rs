@@ -118,7 +118,7 @@ impl Table {
             return Err(e);
         }
         let (_, conn) = removed.ok_or(Error::NotFound(id))?;
-        self.counters.with(|c| self.forget(c, &conn));
+        self.counters.with(|c| self.forget(c, id, &conn));
         Ok(())
     }
 }

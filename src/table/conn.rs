@@ -385,4 +385,10 @@ impl<O: Observer> Observer for Collect<'_, O> {
     fn overflow(&mut self, from: Side, seg: &Segment) {
         self.inner.overflow(from, seg);
     }
+    fn admit_timewait(&mut self, side: Side) -> bool {
+        self.inner.admit_timewait(side)
+    }
+    fn left_timewait(&mut self, side: Side) {
+        self.inner.left_timewait(side);
+    }
 }

@@ -135,6 +135,7 @@ pub struct Slot {
     open_failures: [AtomicU64; 3],
     opened: AtomicU64,
     removed: AtomicU64,
+    time_wait_overflows: AtomicU64,
     lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
     lag_sum_ms: AtomicU64,
     lag_max_ms: AtomicU64,
@@ -152,6 +153,7 @@ impl Default for Slot {
             open_failures: Default::default(),
             opened: AtomicU64::new(0),
             removed: AtomicU64::new(0),
+            time_wait_overflows: AtomicU64::new(0),
             lag_buckets: Default::default(),
             lag_sum_ms: AtomicU64::new(0),
             lag_max_ms: AtomicU64::new(0),
@@ -217,6 +219,11 @@ impl Slot {
         add(&self.removed, 1);
     }
 
+    /// A timewait sock the host had no room for (Linux's `TCPTimeWaitOverflow`).
+    pub fn time_wait_overflow(&self) {
+        add(&self.time_wait_overflows, 1);
+    }
+
     /// How late a timer fired (real clock).
     pub fn lag(&self, ms: u64) {
         let b = LAG_BUCKETS_MS
@@ -250,6 +257,7 @@ impl Slot {
         each(&self.open_failures, &other.open_failures, u);
         u(&self.opened, &other.opened);
         u(&self.removed, &other.removed);
+        u(&self.time_wait_overflows, &other.time_wait_overflows);
         each(&self.lag_buckets, &other.lag_buckets, u);
         u(&self.lag_sum_ms, &other.lag_sum_ms);
         let max = other.lag_max_ms.load(Relaxed);
@@ -379,6 +387,7 @@ impl Counters {
         }
         set(&t.opened, totals.opened);
         set(&t.removed, totals.removed);
+        set(&t.time_wait_overflows, totals.time_wait_overflows);
         for (b, &n) in totals.lag_buckets.iter().enumerate() {
             set(&t.lag_buckets[b], n);
         }
@@ -418,6 +427,7 @@ impl Counters {
             open_failures: std::array::from_fn(|r| sum(&|x| load(&x.open_failures[r]))),
             opened: sum(&|x| load(&x.opened)),
             removed: sum(&|x| load(&x.removed)),
+            time_wait_overflows: sum(&|x| load(&x.time_wait_overflows)),
             lag_buckets: std::array::from_fn(|b| sum(&|x| load(&x.lag_buckets[b]))),
             lag_sum_ms: sum(&|x| load(&x.lag_sum_ms)),
             lag_max_ms: slots.iter().map(|s| load(&s.lag_max_ms)).max().unwrap_or(0),
@@ -441,6 +451,8 @@ pub struct CounterSnapshot {
     pub open_failures: [u64; 3],
     pub opened: u64,
     pub removed: u64,
+    /// Timewait socks a host had no room for (`tcp_max_tw_buckets`; `TCPTimeWaitOverflow`).
+    pub time_wait_overflows: u64,
     pub lag_buckets: [u64; LAG_BUCKETS_MS.len() + 1],
     pub lag_sum_ms: u64,
     pub lag_max_ms: u64,

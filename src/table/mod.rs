@@ -63,9 +63,32 @@ thread_local! {
 struct Tally<'a> {
     counters: &'a counters::Slot,
     events: Option<Sink<'a>>,
+    hosts: Hosts<'a>,
+}
+
+/// The hosts of one connection's sides, as its timewait socks count on them.
+#[derive(Clone, Copy)]
+struct Hosts<'a> {
+    table: &'a Table,
+    id: ConnId,
 }
 
 impl tcp::Observer for Tally<'_> {
+    fn admit_timewait(&mut self, side: Side) -> bool {
+        let Hosts { table, id } = self.hosts;
+        let mut n = table.timewait.entry(Table::host(id, side)).or_insert(0);
+        if *n < table.max_tw {
+            *n += 1;
+            true
+        } else {
+            self.counters.time_wait_overflow();
+            false
+        }
+    }
+    fn left_timewait(&mut self, side: Side) {
+        let Hosts { table, id } = self.hosts;
+        table.leave_timewait(id, side);
+    }
     fn transition(&mut self, side: Side, t: Transition) {
         self.counters.transition(side, t.from, t.to);
         if let Some(sink) = &self.events {
@@ -114,6 +137,10 @@ pub struct Table {
     /// earlier run of the server never matches (restored with the state it belongs to).
     epoch: AtomicU32,
     batch: usize,
+    /// Each host's timewait socks (see `TableConfig::max_tw_buckets`), by (side, client IP index
+    /// or server index); hosts with none are not kept.
+    timewait: DashMap<(Side, u32), u32, FxBuildHasher>,
+    max_tw: u32,
 }
 
 impl Table {
@@ -152,6 +179,8 @@ impl Table {
             seed: cfg.seed,
             epoch: AtomicU32::new(random_u32()),
             batch: cfg.timer_batch.max(1),
+            timewait: DashMap::with_hasher(FxBuildHasher),
+            max_tw: cfg.max_tw_buckets,
         })
     }
 
@@ -247,6 +276,7 @@ impl Table {
                 let mut tally = Tally {
                     counters: c,
                     events: self.events.sink(id, now),
+                    hosts: self.hosts(id),
                 };
                 let r = op(conn, &mut tally);
                 self.sync_timers(c, id, timers, filed, conn, now);
@@ -261,7 +291,7 @@ impl Table {
             });
             if let Some((_, conn)) = removed {
                 // A reaped pair is CLOSED on both sides: `sync_timers` disarmed it above.
-                self.forget(c, &conn);
+                self.forget(c, id, &conn);
             }
             result.unwrap_or(Err(Error::NotFound(id)))
         })
@@ -270,7 +300,50 @@ impl Table {
     /// Accounting for a connection that left the map. Its port was released and its timer
     /// disarmed as it left, under its shard's lock: done after, they could free the port or cancel
     /// the timer of a new connection that had taken the same 4-tuple in between.
-    fn forget(&self, c: &counters::Slot, conn: &Conn) {
+    /// Which sides of `conn` are timewait socks, as their host counts them.
+    fn timewait_socks(&self, conn: &Conn) -> [bool; 2] {
+        let cfg = conn.settings().unwrap_or(&self.tcp);
+        Side::BOTH.map(|s| conn.endpoint(s).is_some_and(|e| e.is_timewait_sock(cfg)))
+    }
+
+    /// The host a side of connection `id` lives on.
+    fn host(id: ConnId, side: Side) -> (Side, u32) {
+        match side {
+            Side::Client => (side, id.ip()),
+            Side::Server => (side, u32::from(id.server())),
+        }
+    }
+
+    fn hosts(&self, id: ConnId) -> Hosts<'_> {
+        Hosts { table: self, id }
+    }
+
+    fn leave_timewait(&self, id: ConnId, side: Side) {
+        let host = Self::host(id, side);
+        if let Some(mut n) = self.timewait.get_mut(&host) {
+            *n = n.saturating_sub(1);
+        }
+        self.timewait.remove_if(&host, |_, n| *n == 0);
+    }
+
+    /// Timewait socks on each host with any: (side, host index) → count.
+    pub fn timewait_hosts(&self) -> Vec<((Side, u32), u32)> {
+        let mut v: Vec<_> = self
+            .timewait
+            .iter()
+            .map(|e| (*e.key(), *e.value()))
+            .collect();
+        v.sort_unstable_by_key(|&((side, h), _)| (side as u8, h));
+        v
+    }
+
+    fn forget(&self, c: &counters::Slot, id: ConnId, conn: &Conn) {
+        let timewait = self.timewait_socks(conn);
+        for (k, side) in Side::BOTH.into_iter().enumerate() {
+            if timewait[k] {
+                self.leave_timewait(id, side);
+            }
+        }
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
                 c.leave(side, ep.state());

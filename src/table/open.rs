@@ -124,6 +124,7 @@ impl Table {
         let mut tally = Tally {
             counters: c,
             events: self.events.sink(id, now),
+            hosts: self.hosts(id),
         };
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {

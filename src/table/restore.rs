@@ -9,6 +9,7 @@ use super::addr::{ConnId, PortsPosition};
 use super::conn::Conn;
 use super::counters::CounterSnapshot;
 use super::{SetupError, Table};
+use crate::tcp::Side;
 
 /// Why saved connections could not be put back.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,12 @@ impl Table {
                 }
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
             });
+            // The hosts' timewait socks, recounted (a file's run kept within its caps).
+            for (k, side) in Side::BOTH.into_iter().enumerate() {
+                if self.timewait_socks(&conn)[k] {
+                    *self.timewait.entry(Self::host(id, side)).or_insert(0) += 1;
+                }
+            }
             self.map.insert(id, Box::new(conn));
             self.len.0.fetch_add(1, Ordering::Relaxed);
         }

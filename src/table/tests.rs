@@ -955,3 +955,74 @@ fn a_call_for_an_earlier_incarnation_is_refused() {
     assert_ne!(replayed.incarnation >> 32, first.incarnation >> 32);
     consistent(&t);
 }
+
+/// `tcp_max_tw_buckets` per host: with a cap of 3, six active closes from one client address
+/// leave exactly 3 timewait socks and free 3 at once (`TCPTimeWaitOverflow`); an overflowed
+/// client, gone, answers the server's later FIN with RST. Another client address is another
+/// host, with its own room.
+#[test]
+fn a_host_holds_at_most_max_tw_buckets_timewait_socks() {
+    let t = table_with(
+        TableConfig {
+            shards: 4,
+            capacity: 64,
+            max_tw_buckets: 3,
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    );
+    let from = |ip: [u8; 4]| OpenSpec {
+        client_ip: Some(Ipv4Addr::from(ip)),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    let ids: Vec<ConnId> = (0..6)
+        .map(|_| t.open(&from([10, 0, 0, 1])).unwrap().id)
+        .collect();
+    let mut after_close = vec![];
+    for &id in &ids {
+        // The client closes: its FIN is acknowledged, it waits in FIN-WAIT-2 as a timewait sock.
+        after_close.push(t.call(id, Sides::One(Side::Client), Call::Close).unwrap());
+    }
+    let fw2 = Some(State::FinWait2);
+    let est_cw = [Some(State::Closed), Some(State::CloseWait)];
+    assert_eq!(after_close[..3], [[fw2, Some(State::CloseWait)]; 3]);
+    assert_eq!(
+        after_close[3..],
+        [est_cw; 3],
+        "freed at once: no room on the host"
+    );
+    let s = t.stats();
+    assert_eq!(s.counters.time_wait_overflows, 3);
+    consistent(&t);
+    // The servers close: three clients go to TIME-WAIT; the three freed ones answer with RST.
+    for &id in &ids {
+        let _ = t.call(id, Sides::One(Side::Server), Call::Close);
+    }
+    let s = t.stats();
+    assert_eq!(s.counters.occupancy(Side::Client, State::TimeWait), 3);
+    assert_eq!(
+        s.counters
+            .transitions(Side::Server, State::LastAck, State::Closed),
+        6
+    );
+    assert_eq!(s.connections, 3, "the freed pairs are gone");
+    assert_eq!(t.timewait_hosts(), [((Side::Client, 0), 3)]);
+    consistent(&t);
+    // Another client address has room of its own.
+    let other = t.open(&from([10, 0, 0, 2])).unwrap().id;
+    t.call(other, Sides::One(Side::Client), Call::Close)
+        .unwrap();
+    assert_eq!(t.stats().counters.time_wait_overflows, 3);
+    // TIME-WAIT ends; the host's count with it.
+    t.advance(61_000).unwrap();
+    consistent(&t);
+    assert!(
+        t.timewait_hosts()
+            .iter()
+            .all(|&((side, _), _)| side == Side::Client)
+    );
+    assert_eq!(
+        t.stats().counters.occupancy(Side::Client, State::TimeWait),
+        0
+    );
+}

@@ -53,6 +53,10 @@ pub struct TableConfig {
     pub seed: u64,
     /// Timers expired per batch; the wheel's lock is let go between batches.
     pub timer_batch: usize,
+    /// Linux's `tcp_max_tw_buckets`: the timewait socks (TIME-WAIT and orphaned FIN-WAIT-2) each
+    /// host may hold, a host being a client address for client sides and a server address for
+    /// server sides. One more is freed at once instead (`TCPTimeWaitOverflow`).
+    pub max_tw_buckets: u32,
 }
 
 impl Default for TableConfig {
@@ -67,6 +71,7 @@ impl Default for TableConfig {
             ports: (32768, 60999),
             seed: 0x7463_7073_696d,
             timer_batch: 1024,
+            max_tw_buckets: 131_072,
         }
     }
 }

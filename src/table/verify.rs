@@ -93,6 +93,32 @@ impl Table {
             return Err(format!("{what} differ: counters {stats:?}, scan {scan:?}"));
         }
         self.check_wheel()?;
+        // Each host's count of timewait socks is what its connections hold, and within its cap.
+        let mut timewait = std::collections::BTreeMap::<(u8, u32), u32>::new();
+        self.for_each(|id, conn| {
+            for (k, side) in crate::tcp::Side::BOTH.into_iter().enumerate() {
+                if self.timewait_socks(conn)[k] {
+                    let (side, host) = Self::host(id, side);
+                    *timewait.entry((side as u8, host)).or_default() += 1;
+                }
+            }
+        });
+        let counted: std::collections::BTreeMap<(u8, u32), u32> = self
+            .timewait_hosts()
+            .into_iter()
+            .map(|((side, host), n)| ((side as u8, host), n))
+            .collect();
+        if counted != timewait {
+            return Err(format!(
+                "timewait socks per host differ: counted {counted:?}, scan {timewait:?}"
+            ));
+        }
+        if let Some((host, n)) = counted.iter().find(|(_, n)| **n > self.max_tw) {
+            return Err(format!(
+                "host {host:?} holds {n} timewait socks, over tcp_max_tw_buckets {}",
+                self.max_tw
+            ));
+        }
         let mut bad = None;
         self.for_each(|id, conn| {
             for &side in conn.sides() {

@@ -40,6 +40,13 @@ pub trait Output {
     fn transition(&mut self, t: Transition) {
         let _ = t;
     }
+    /// The endpoint is becoming a timewait sock (`Endpoint::is_timewait_sock`): whether its host
+    /// has room for one more (`tcp_max_tw_buckets`). If not, it is freed at once.
+    fn admit_timewait(&mut self) -> bool {
+        true
+    }
+    /// The endpoint's timewait sock is gone.
+    fn left_timewait(&mut self) {}
 }
 
 /// Collects everything, for tests and simple drivers.
@@ -332,6 +339,16 @@ impl Endpoint {
         self.bits &= !bit;
     }
 
+    /// Whether Linux holds this endpoint as a timewait sock (`inet_timewait_sock`): in TIME-WAIT,
+    /// or an orphaned FIN-WAIT-2 with its `tcp_fin_timeout`. Those count toward the host's
+    /// `tcp_max_tw_buckets`.
+    pub fn is_timewait_sock(&self, cfg: &Config) -> bool {
+        self.state == State::TimeWait
+            || (self.state == State::FinWait2
+                && self.has(ORPHANED)
+                && cfg.profile.orphan_fin_timeout)
+    }
+
     // ---- the funnel --------------------------------------------------------------------------
 
     /// Every change of state goes through here. It arms the timers a state implies on entry
@@ -348,6 +365,7 @@ impl Endpoint {
         if from == to {
             return;
         }
+        let was_timewait = self.is_timewait_sock(cfg);
         self.state = to;
         match to {
             State::TimeWait => {
@@ -359,15 +377,39 @@ impl Endpoint {
             State::Established if from == State::SynReceived && self.has(PASSIVE) => {
                 self.last_oow = 0;
             }
-            State::Closed | State::Listen => {
-                self.disarm();
-                self.retries = 0;
-                self.unsent = 0;
-                self.clear(RTT_PENDING | RECOVERY);
-            }
+            State::Closed | State::Listen => self.idle(),
             _ => {}
         }
         out.transition(Transition { from, to, cause });
+        if was_timewait && !self.is_timewait_sock(cfg) {
+            out.left_timewait();
+        } else if !was_timewait {
+            self.entered_timewait(cfg, out);
+        }
+    }
+
+    /// What CLOSED and LISTEN hold no longer: timers, retries, unsent data, measurements.
+    fn idle(&mut self) {
+        self.disarm();
+        self.retries = 0;
+        self.unsent = 0;
+        self.clear(RTT_PENDING | RECOVERY);
+    }
+
+    /// If the endpoint has just become a timewait sock, its host must have room for it; if not,
+    /// Linux's `tcp_time_wait` frees the socket at once (`TCPTimeWaitOverflow`): CLOSED, without
+    /// a segment, so that a later segment from the peer finds no socket and draws a RST.
+    fn entered_timewait(&mut self, cfg: &Config, out: &mut impl Output) {
+        if self.is_timewait_sock(cfg) && !out.admit_timewait() {
+            let from = self.state;
+            self.state = State::Closed;
+            self.idle();
+            out.transition(Transition {
+                from,
+                to: State::Closed,
+                cause: Cause::TimeWaitOverflow,
+            });
+        }
     }
 
     /// FIN-WAIT-2 has a timer only when orphaned, where Linux makes it a timewait sock that lives
@@ -485,10 +527,12 @@ impl Endpoint {
     fn close(&mut self, cfg: &Config, now: u64, out: &mut impl Output) -> Result<(), Error> {
         self.check_fin_call(false)?;
         if self.has(FIN_QUEUED) {
-            // Already shut down: only the orphaning is new.
+            // Already shut down: only the orphaning is new (an orphaned FIN-WAIT-2 becomes a
+            // timewait sock, as `tcp_close` makes it).
             self.set(ORPHANED);
             if self.state == State::FinWait2 {
                 self.arm_fin_timeout(cfg, now);
+                self.entered_timewait(cfg, out);
             }
             return Ok(());
         }

@@ -43,6 +43,12 @@ impl<O: Observer> Output for Reported<'_, O> {
     fn transition(&mut self, t: Transition) {
         self.obs.transition(self.side, t);
     }
+    fn admit_timewait(&mut self) -> bool {
+        self.obs.admit_timewait(self.side)
+    }
+    fn left_timewait(&mut self) {
+        self.obs.left_timewait(self.side);
+    }
 }
 
 /// Linux's `tcp_close` on a socket whose connection is gone (`close_after_reset`).

@@ -24,6 +24,16 @@ pub trait Observer {
     fn overflow(&mut self, from: Side, seg: &Segment) {
         let _ = (from, seg);
     }
+    /// `side`'s endpoint is becoming a timewait sock: whether its host has room for it
+    /// (`tcp_max_tw_buckets`; see `Output::admit_timewait`).
+    fn admit_timewait(&mut self, side: Side) -> bool {
+        let _ = side;
+        true
+    }
+    /// `side`'s timewait sock is gone.
+    fn left_timewait(&mut self, side: Side) {
+        let _ = side;
+    }
 }
 
 impl Observer for () {}

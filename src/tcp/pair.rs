@@ -181,6 +181,12 @@ impl<O: Observer> Output for Emit<'_, O> {
     fn transition(&mut self, t: Transition) {
         self.obs.transition(self.side, t);
     }
+    fn admit_timewait(&mut self) -> bool {
+        self.obs.admit_timewait(self.side)
+    }
+    fn left_timewait(&mut self) {
+        self.obs.left_timewait(self.side);
+    }
 }
 
 /// Two endpoints. An AUTO pair is just this (104 bytes): its segments are delivered at once.

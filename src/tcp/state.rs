@@ -151,6 +151,8 @@ pub enum Cause {
     FinWait2Timeout,
     /// 2·MSL passed in TIME-WAIT.
     TimeWaitExpired,
+    /// The host's timewait socks were at `tcp_max_tw_buckets`: the socket is freed instead.
+    TimeWaitOverflow,
 }
 
 impl Cause {
@@ -171,6 +173,7 @@ impl Cause {
             Cause::RetransmitTimeout => "retransmit_timeout",
             Cause::FinWait2Timeout => "fin_wait_2_timeout",
             Cause::TimeWaitExpired => "time_wait_expired",
+            Cause::TimeWaitOverflow => "time_wait_overflow",
         }
     }
 }

@@ -68,6 +68,8 @@ pub fn world(clock: Clock) -> Table {
         ports: PORTS,
         seed: 42,
         timer_batch: 64,
+        // Small, so that hosts run out of timewait socks (tcp_max_tw_buckets) within a run.
+        max_tw_buckets: 6,
     };
     Table::new(cfg, tcp::Config::default(), clock).unwrap()
 }
