@@ -183,6 +183,10 @@ struct ServeArgs {
     /// Seeds the ISS of each connection (runs on a virtual clock replay exactly).
     #[arg(long, env = "TCPSIM_SEED", default_value_t = TableConfig::default().seed)]
     seed: u64,
+    /// Timewait socks (TIME-WAIT and orphaned FIN-WAIT-2) each host may hold, a host being a
+    /// client address or a server address (Linux tcp_max_tw_buckets); one more is freed at once.
+    #[arg(long, env = "TCPSIM_TCP_MAX_TW_BUCKETS", default_value_t = TableConfig::default().max_tw_buckets)]
+    tcp_max_tw_buckets: u32,
     /// Most connections one Open may ask for.
     #[arg(long, env = "TCPSIM_MAX_OPEN_BATCH", default_value_t = Limits::default().max_open_batch)]
     max_open_batch: u32,
@@ -587,6 +591,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             servers: a.servers,
             ports: (a.ports.0, a.ports.1),
             seed: a.seed,
+            max_tw_buckets: a.tcp_max_tw_buckets,
             ..TableConfig::default()
         },
         tcp,

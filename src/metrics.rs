@@ -278,6 +278,10 @@ impl Metrics {
             );
             describe_counter!("tcpsim_open_failures_total", "Opens refused, by reason");
             describe_counter!("tcpsim_opens_total", "Connections opened");
+            describe_counter!(
+                "tcpsim_time_wait_overflow_total",
+                "Timewait socks freed at once because their host held tcp_max_tw_buckets (Linux TCPTimeWaitOverflow)"
+            );
             describe_gauge!(
                 "tcpsim_build_info",
                 "Always 1; the labels say which build runs"
@@ -333,6 +337,7 @@ impl Metrics {
                     .absolute(c.open_failures(why));
             }
             counter!("tcpsim_opens_total").absolute(c.opened);
+            counter!("tcpsim_time_wait_overflow_total").absolute(c.time_wait_overflows);
             gauge!("tcpsim_table_connections_limit").set(s.max_connections as f64);
             gauge!("tcpsim_table_connections").set(s.connections as f64);
             gauge!("tcpsim_ephemeral_ports", "status" => "used").set(s.ports_used as f64);
@@ -447,6 +452,34 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host out of timewait socks shows on /metrics as Linux's TCPTimeWaitOverflow does.
+    #[test]
+    fn time_wait_overflows_are_exported() {
+        use crate::table::{Clock, Mode, OpenSpec, Sides, TableConfig};
+        let cfg = TableConfig {
+            max_tw_buckets: 1,
+            ..TableConfig::default()
+        };
+        let table =
+            Arc::new(Table::new(cfg, crate::tcp::Config::default(), Clock::virtual_at(0)).unwrap());
+        let spec = OpenSpec {
+            client_ip: Some("10.0.0.1".parse().unwrap()),
+            ..OpenSpec::new(Mode::Auto)
+        };
+        for _ in 0..3 {
+            let id = table.open(&spec).unwrap().id;
+            table
+                .call(id, Sides::One(Side::Client), crate::tcp::Call::Close)
+                .unwrap();
+        }
+        let text = Metrics::new(table).render();
+        assert!(
+            text.lines()
+                .any(|l| l == "tcpsim_time_wait_overflow_total 2"),
+            "{text}"
+        );
+    }
 
     /// The methods come from the services' descriptors, with their kinds; any other path, made
     /// up by a caller, counts as one "unknown" method, so no caller can add label values.

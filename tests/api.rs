@@ -1466,6 +1466,30 @@ async fn advance_takes_ms_and_still_millis() {
     srv.shutdown().await.unwrap();
 }
 
+/// Stats counts the timewait socks a host had no room for (`tcp_max_tw_buckets`) and says the
+/// cap it runs with.
+#[tokio::test]
+async fn stats_count_time_wait_overflows() {
+    let mut cfg = small();
+    cfg.virtual_clock = true;
+    cfg.table.max_tw_buckets = 2;
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client().await;
+    for _ in 0..3 {
+        let id = c
+            .open_id(pb::OpenRequest {
+                client_ip: "10.0.0.1".into(),
+                ..open_req(pb::Mode::Auto)
+            })
+            .await;
+        c.close_side(id, pb::Side::Client).await;
+    }
+    let s = srv.stats().await;
+    assert_eq!(s.time_wait_overflows, 1);
+    assert_eq!(s.settings.unwrap().tcp_max_tw_buckets, 2);
+    srv.shutdown().await.unwrap();
+}
+
 /// An open refused by a limit says which one, as Stats counts it: in the trailer
 /// `tcpsim-refused` of a unary call and in `Error.refused` on a Run stream; other errors leave
 /// it empty.

@@ -416,6 +416,7 @@ impl Ops {
             client_pools: a.pools().map(|p| p.to_string()).collect(),
             servers: a.servers().iter().map(|s| s.to_string()).collect(),
             time_wait_ms: self.table.tcp_config().time_wait_ms(),
+            tcp_max_tw_buckets: self.table.max_tw_buckets(),
         }
     }
 
@@ -430,6 +431,7 @@ impl Ops {
             clock: s.clock.to_string(),
             now_ms: s.now,
             settings: Some(self.settings()),
+            time_wait_overflows: s.counters.time_wait_overflows,
             ..Default::default()
         };
         for side in Side::BOTH {

@@ -314,6 +314,11 @@ impl Table {
         }
     }
 
+    /// Timewait socks each host may hold (`TableConfig::max_tw_buckets`).
+    pub fn max_tw_buckets(&self) -> u32 {
+        self.max_tw
+    }
+
     fn hosts(&self, id: ConnId) -> Hosts<'_> {
         Hosts { table: self, id }
     }
