@@ -23,6 +23,7 @@ pub mod clock;
 mod conn;
 pub mod counters;
 mod driver;
+mod hosts;
 mod open;
 mod query;
 mod restore;
@@ -76,18 +77,15 @@ struct Hosts<'a> {
 impl tcp::Observer for Tally<'_> {
     fn admit_timewait(&mut self, side: Side) -> bool {
         let Hosts { table, id } = self.hosts;
-        let mut n = table.timewait.entry(Table::host(id, side)).or_insert(0);
-        if *n < table.max_tw {
-            *n += 1;
-            true
-        } else {
+        let admitted = table.timewait.admit(id, side);
+        if !admitted {
             self.counters.time_wait_overflow();
-            false
         }
+        admitted
     }
     fn left_timewait(&mut self, side: Side) {
         let Hosts { table, id } = self.hosts;
-        table.leave_timewait(id, side);
+        table.timewait.leave(id, side);
     }
     fn transition(&mut self, side: Side, t: Transition) {
         self.counters.transition(side, t.from, t.to);
@@ -137,10 +135,8 @@ pub struct Table {
     /// earlier run of the server never matches (restored with the state it belongs to).
     epoch: AtomicU32,
     batch: usize,
-    /// Each host's timewait socks (see `TableConfig::max_tw_buckets`), by (side, client IP index
-    /// or server index); hosts with none are not kept.
-    timewait: DashMap<(Side, u32), u32, FxBuildHasher>,
-    max_tw: u32,
+    /// Each host's timewait socks (see `TableConfig::max_tw_buckets`).
+    timewait: hosts::Timewait,
 }
 
 impl Table {
@@ -150,6 +146,11 @@ impl Table {
         }
         tcp.validate()?;
         let addrs = Addresses::new(&cfg.client_pools, &cfg.servers, cfg.ports)?;
+        let timewait = hosts::Timewait::new(
+            addrs.client_ips(),
+            addrs.servers().len(),
+            cfg.max_tw_buckets,
+        );
         let now = clock.now();
         Ok(Table {
             tcp,
@@ -179,8 +180,7 @@ impl Table {
             seed: cfg.seed,
             epoch: AtomicU32::new(random_u32()),
             batch: cfg.timer_batch.max(1),
-            timewait: DashMap::with_hasher(FxBuildHasher),
-            max_tw: cfg.max_tw_buckets,
+            timewait,
         })
     }
 
@@ -306,47 +306,25 @@ impl Table {
         Side::BOTH.map(|s| conn.endpoint(s).is_some_and(|e| e.is_timewait_sock(cfg)))
     }
 
-    /// The host a side of connection `id` lives on.
-    fn host(id: ConnId, side: Side) -> (Side, u32) {
-        match side {
-            Side::Client => (side, id.ip()),
-            Side::Server => (side, u32::from(id.server())),
-        }
-    }
-
     /// Timewait socks each host may hold (`TableConfig::max_tw_buckets`).
     pub fn max_tw_buckets(&self) -> u32 {
-        self.max_tw
+        self.timewait.max()
     }
 
     fn hosts(&self, id: ConnId) -> Hosts<'_> {
         Hosts { table: self, id }
     }
 
-    fn leave_timewait(&self, id: ConnId, side: Side) {
-        let host = Self::host(id, side);
-        if let Some(mut n) = self.timewait.get_mut(&host) {
-            *n = n.saturating_sub(1);
-        }
-        self.timewait.remove_if(&host, |_, n| *n == 0);
-    }
-
-    /// Timewait socks on each host with any: (side, host index) → count.
+    /// Timewait socks on each host with any: ((side, client IP index or server index), count).
     pub fn timewait_hosts(&self) -> Vec<((Side, u32), u32)> {
-        let mut v: Vec<_> = self
-            .timewait
-            .iter()
-            .map(|e| (*e.key(), *e.value()))
-            .collect();
-        v.sort_unstable_by_key(|&((side, h), _)| (side as u8, h));
-        v
+        self.timewait.hosts()
     }
 
     fn forget(&self, c: &counters::Slot, id: ConnId, conn: &Conn) {
         let timewait = self.timewait_socks(conn);
         for (k, side) in Side::BOTH.into_iter().enumerate() {
             if timewait[k] {
-                self.leave_timewait(id, side);
+                self.timewait.leave(id, side);
             }
         }
         for &side in conn.sides() {

@@ -79,7 +79,7 @@ impl Table {
             // The hosts' timewait socks, recounted (a file's run kept within its caps).
             for (k, side) in Side::BOTH.into_iter().enumerate() {
                 if self.timewait_socks(&conn)[k] {
-                    *self.timewait.entry(Self::host(id, side)).or_insert(0) += 1;
+                    self.timewait.restore(id, side);
                 }
             }
             self.map.insert(id, Box::new(conn));

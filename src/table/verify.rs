@@ -98,7 +98,10 @@ impl Table {
         self.for_each(|id, conn| {
             for (k, side) in crate::tcp::Side::BOTH.into_iter().enumerate() {
                 if self.timewait_socks(conn)[k] {
-                    let (side, host) = Self::host(id, side);
+                    let host = match side {
+                        crate::tcp::Side::Client => id.ip(),
+                        crate::tcp::Side::Server => u32::from(id.server()),
+                    };
                     *timewait.entry((side as u8, host)).or_default() += 1;
                 }
             }
@@ -113,10 +116,10 @@ impl Table {
                 "timewait socks per host differ: counted {counted:?}, scan {timewait:?}"
             ));
         }
-        if let Some((host, n)) = counted.iter().find(|(_, n)| **n > self.max_tw) {
+        if let Some((host, n)) = counted.iter().find(|(_, n)| **n > self.max_tw_buckets()) {
             return Err(format!(
                 "host {host:?} holds {n} timewait socks, over tcp_max_tw_buckets {}",
-                self.max_tw
+                self.max_tw_buckets()
             ));
         }
         let mut bad = None;

@@ -365,7 +365,9 @@ impl Endpoint {
         if from == to {
             return;
         }
-        let was_timewait = self.is_timewait_sock(cfg);
+        // Only FIN-WAIT-2 and TIME-WAIT can be timewait socks: most changes skip the question.
+        let tw = |s: State| matches!(s, State::FinWait2 | State::TimeWait);
+        let was_timewait = tw(from) && self.is_timewait_sock(cfg);
         self.state = to;
         match to {
             State::TimeWait => {
@@ -383,7 +385,7 @@ impl Endpoint {
         out.transition(Transition { from, to, cause });
         if was_timewait && !self.is_timewait_sock(cfg) {
             out.left_timewait();
-        } else if !was_timewait {
+        } else if !was_timewait && tw(to) {
             self.entered_timewait(cfg, out);
         }
     }

@@ -1,0 +1,88 @@
+//! Each host's timewait socks, against Linux's `tcp_max_tw_buckets`: a host is a client address
+//! (for client sides) or a server address (for server sides). One atomic count per host, as
+//! Linux keeps one per network namespace: every lifecycle passes through here twice, so there
+//! is no lock. Client addresses' counts live in chunks allocated the first time one of their
+//! addresses is used, so a large pool costs only what it uses.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use super::addr::ConnId;
+use crate::tcp::Side;
+
+/// Client addresses per chunk of counts.
+const CHUNK: usize = 1 << 16;
+
+pub(crate) struct Timewait {
+    clients: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    servers: Box<[AtomicU32]>,
+    max: u32,
+}
+
+impl Timewait {
+    pub(crate) fn new(client_ips: u64, servers: usize, max: u32) -> Timewait {
+        Timewait {
+            clients: (0..client_ips.div_ceil(CHUNK as u64))
+                .map(|_| OnceLock::new())
+                .collect(),
+            servers: (0..servers).map(|_| AtomicU32::new(0)).collect(),
+            max,
+        }
+    }
+
+    pub(crate) fn max(&self) -> u32 {
+        self.max
+    }
+
+    fn count(&self, id: ConnId, side: Side) -> &AtomicU32 {
+        match side {
+            Side::Server => &self.servers[usize::from(id.server())],
+            Side::Client => {
+                let ip = id.ip() as usize;
+                let chunk = self.clients[ip / CHUNK]
+                    .get_or_init(|| (0..CHUNK).map(|_| AtomicU32::new(0)).collect());
+                &chunk[ip % CHUNK]
+            }
+        }
+    }
+
+    /// One more timewait sock on the host of `id`'s `side`, if it has room.
+    pub(crate) fn admit(&self, id: ConnId, side: Side) -> bool {
+        let max = self.max;
+        self.count(id, side)
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// One timewait sock fewer on that host.
+    pub(crate) fn leave(&self, id: ConnId, side: Side) {
+        let _ = self
+            .count(id, side)
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// One more, whatever the cap (a state file's connections, put back).
+    pub(crate) fn restore(&self, id: ConnId, side: Side) {
+        self.count(id, side).fetch_add(1, Relaxed);
+    }
+
+    /// Hosts with timewait socks: ((side, client IP index or server index), count), in order.
+    pub(crate) fn hosts(&self) -> Vec<((Side, u32), u32)> {
+        let mut out = Vec::new();
+        for (c, chunk) in self.clients.iter().enumerate() {
+            for (i, n) in chunk.get().into_iter().flat_map(|ch| ch.iter().enumerate()) {
+                let n = n.load(Relaxed);
+                if n > 0 {
+                    out.push(((Side::Client, (c * CHUNK + i) as u32), n));
+                }
+            }
+        }
+        for (i, n) in self.servers.iter().enumerate() {
+            let n = n.load(Relaxed);
+            if n > 0 {
+                out.push(((Side::Server, i as u32), n));
+            }
+        }
+        out
+    }
+}
