@@ -1948,14 +1948,7 @@ async fn an_empty_token_is_refused() {
         (vec!["--token", ""], vec![]),
         (vec![], vec![("TCPSIM_TOKEN", "")]),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "off",
-            ])
+        let out = common::serve_command()
             .args(&args)
             .envs(env)
             .output()
@@ -2445,9 +2438,7 @@ async fn a_connection_runs_the_profile_it_was_opened_with_and_get_shows_it() {
 #[test]
 fn serve_refuses_out_of_range_settings_and_takes_a_profile() {
     let serve = |args: &[&str], env: &[(&str, &str)]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        common::serve_command()
             .args(args)
             .envs(env.iter().copied())
             .output()
@@ -2497,14 +2488,7 @@ fn serve_refuses_out_of_range_settings_and_takes_a_profile() {
     }
 
     // A good profile: the server starts, and an AUTO pair runs on its settings.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-        ])
+    let mut child = common::serve_command()
         .args(["--clock", "virtual", "--profile", "rfc9293"])
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -285,14 +285,7 @@ async fn reflection_is_open_guarded_or_off() {
 /// second however many come.
 #[test]
 fn authentication_failures_are_logged_with_the_peer_and_rate_limited() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-        ])
+    let mut child = common::serve_command()
         .args([
             "--token",
             "s3cret",

@@ -7,7 +7,7 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use tcpsim::server::{ServeConfig, StateFile};
@@ -151,14 +151,7 @@ struct Served {
 }
 
 fn serve(state: &std::path::Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpsim"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-        ])
+    let mut child = common::serve_command()
         .args(["--clock", "virtual", "--client-pools", "10.0.0.0/12"])
         .args(["--state-every-ms", "25", "--state-file"])
         .arg(state)

@@ -172,3 +172,17 @@ impl Sim {
         self.close(req).await
     }
 }
+
+/// `tcpsim serve` on 127.0.0.1:0 without metrics: the binary, for the tests of its flags, its
+/// logs and its process (add the rest, then spawn or run it).
+pub fn serve_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tcpsim"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "off",
+    ]);
+    cmd
+}
