@@ -127,17 +127,11 @@ pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Whether `e` is, at its root, a refused TCP connection: nothing listens there (yet).
 fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(cause) = next {
-        if cause
+    std::iter::successors(Some(e), |cause| cause.source()).any(|cause| {
+        cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
-            return true;
-        }
-        next = cause.source();
-    }
-    false
+    })
 }
 
 /// Adds the bearer token to each request.
