@@ -139,19 +139,13 @@ pub fn encode<T: 'static>(item: &T, out: &mut impl prost::bytes::BufMut) -> bool
         match &c.op {
             // Only what this path carries: a request with an incarnation, ids or a selector is
             // prost's.
-            Some(Op::Close(r))
-                if r.incarnation.is_none() && r.ids.is_empty() && r.select.is_none() =>
-            {
+            Some(Op::Close(r)) if one(r.incarnation, &r.ids, &r.select) => {
                 w.message(CLOSE, &[r.id, enum_value(r.side), enum_value(r.how)])
             }
-            Some(Op::Abort(r))
-                if r.incarnation.is_none() && r.ids.is_empty() && r.select.is_none() =>
-            {
+            Some(Op::Abort(r)) if one(r.incarnation, &r.ids, &r.select) => {
                 w.message(ABORT, &[r.id, enum_value(r.side)])
             }
-            Some(Op::Send(r))
-                if r.incarnation.is_none() && r.ids.is_empty() && r.select.is_none() =>
-            {
+            Some(Op::Send(r)) if one(r.incarnation, &r.ids, &r.select) => {
                 w.message(SEND, &[r.id, enum_value(r.side), u64::from(r.bytes)])
             }
             Some(Op::Get(r)) if r.tuple.is_none() && r.incarnation.is_none() => {
@@ -180,6 +174,12 @@ pub fn encode<T: 'static>(item: &T, out: &mut impl prost::bytes::BufMut) -> bool
     }
     out.put_slice(w.bytes());
     true
+}
+
+/// Whether a Close, Abort or Send names one connection by id alone: no incarnation, no ids, no
+/// selector (fields this path does not carry).
+fn one(incarnation: Option<u64>, ids: &[u64], select: &Option<pb::Selector>) -> bool {
+    incarnation.is_none() && ids.is_empty() && select.is_none()
 }
 
 /// `a` as a `B`, where the caller has checked that they are one type.
