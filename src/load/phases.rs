@@ -136,7 +136,7 @@ impl Runner<'_> {
 
     /// Sends `work`: without a schedule flat out, a chunk at a time; with one, each group when
     /// the schedule says, the clock moved (virtual) or waited for (real) from tick to tick, and
-    /// on to the end of the last tick. Counts the groups as the phase's paced operations.
+    /// on to the end of the last tick, counting the groups as the phase's paced operations.
     async fn drive(
         &mut self,
         work: impl Iterator<Item = Work>,
@@ -152,7 +152,6 @@ impl Runner<'_> {
                 if chunk.is_empty() {
                     return Ok(());
                 }
-                done.paced += chunk.len() as u64;
                 self.send_now(chunk, bar, done, record_ids).await?;
             }
         };
@@ -281,10 +280,8 @@ impl Runner<'_> {
                     .map(|d| wire_cmd(id, d, pb::WireAction::Deliver))
                     .to_vec()
             });
-            let paced = done.paced;
             self.drive(steps, None, &ProgressBar::hidden(), done, false)
                 .await?;
-            done.paced = paced;
         }
         Ok(())
     }
@@ -312,10 +309,8 @@ impl Runner<'_> {
                 wire_cmd(id, S2C, pb::WireAction::Drop),
             ]
         });
-        let paced = done.paced;
         self.drive(steps, None, &ProgressBar::hidden(), done, false)
             .await?;
-        done.paced = paced;
         Ok(())
     }
 
