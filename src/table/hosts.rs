@@ -10,6 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use super::addr::ConnId;
 use crate::tcp::Side;
 
+/// The host of `id`'s `side`: its client address's index, or its server's.
+pub(crate) fn host(id: ConnId, side: Side) -> u32 {
+    match side {
+        Side::Client => id.ip(),
+        Side::Server => u32::from(id.server()),
+    }
+}
+
 /// Client addresses per chunk of counts.
 const CHUNK: usize = 1 << 16;
 
@@ -35,13 +43,13 @@ impl Timewait {
     }
 
     fn count(&self, id: ConnId, side: Side) -> &AtomicU32 {
+        let host = host(id, side) as usize;
         match side {
-            Side::Server => &self.servers[usize::from(id.server())],
+            Side::Server => &self.servers[host],
             Side::Client => {
-                let ip = id.ip() as usize;
-                let chunk = self.clients[ip / CHUNK]
+                let chunk = self.clients[host / CHUNK]
                     .get_or_init(|| (0..CHUNK).map(|_| AtomicU32::new(0)).collect());
-                &chunk[ip % CHUNK]
+                &chunk[host % CHUNK]
             }
         }
     }

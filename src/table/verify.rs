@@ -98,11 +98,9 @@ impl Table {
         self.for_each(|id, conn| {
             for (k, side) in crate::tcp::Side::BOTH.into_iter().enumerate() {
                 if self.timewait_socks(conn)[k] {
-                    let host = match side {
-                        crate::tcp::Side::Client => id.ip(),
-                        crate::tcp::Side::Server => u32::from(id.server()),
-                    };
-                    *timewait.entry((side as u8, host)).or_default() += 1;
+                    *timewait
+                        .entry((side as u8, super::hosts::host(id, side)))
+                        .or_default() += 1;
                 }
             }
         });
