@@ -33,7 +33,9 @@ impl From<table::Error> for Status {
             | E::WrongMode { .. }
             | E::Wire(_)
             | E::RealClock => Status::failed_precondition(msg),
-            E::Address(_) | E::Settings(_) | E::SettingsOnAuto => Status::invalid_argument(msg),
+            E::Address(_) | E::Settings(_) | E::SettingsOnAuto | E::ListenSetting(_) => {
+                Status::invalid_argument(msg)
+            }
             E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),
             E::TooManyWatchers { .. } => Status::resource_exhausted(msg),
             E::AdvanceStopped { .. } => Status::deadline_exceeded(msg),

@@ -3,12 +3,34 @@
 
 use crate::tcp::{Call, Direction, Segment, Side};
 
+use std::net::SocketAddrV4;
+
 use super::Table;
 use super::conn::Conn;
 use super::counters::SegmentOutcome;
+use super::listeners::{ListenChange, ListenerInfo};
 use super::types::{Error, Injected, Sides, States, Target, WireAction, WireOutcome};
 
 impl Table {
+    /// Changes the listener of `server` (every server's if `None`): its backlog, its host's
+    /// sysctls, whether the application accepts. Nothing changes if any result is invalid.
+    /// Returns the listeners changed, as they are now.
+    pub fn change_listeners(
+        &self,
+        server: Option<SocketAddrV4>,
+        change: &ListenChange,
+    ) -> Result<Vec<ListenerInfo>, Error> {
+        let index = server.map(|s| self.addrs.server_index(s)).transpose()?;
+        self.listeners
+            .change(index, change)
+            .map_err(Error::ListenSetting)?;
+        let all = self.listeners.infos(self.addrs.servers());
+        Ok(match index {
+            Some(i) => vec![all[usize::from(i)]],
+            None => all,
+        })
+    }
+
     /// A user call on one side, or a simultaneous shutdown or close on both (`Sides::Both`).
     /// Listen and connect are `open`'s.
     pub fn call(

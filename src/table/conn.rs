@@ -391,4 +391,19 @@ impl<O: Observer> Observer for Collect<'_, O> {
     fn left_timewait(&mut self, side: Side) {
         self.inner.left_timewait(side);
     }
+    fn conn_request(&mut self, side: Side) -> tcp::SynVerdict {
+        self.inner.conn_request(side)
+    }
+    fn reqsk_timeout(&mut self, side: Side, max: u8, retries: u8) -> bool {
+        self.inner.reqsk_timeout(side, max, retries)
+    }
+    fn reqsk_removed(&mut self, side: Side, young: bool) {
+        self.inner.reqsk_removed(side, young);
+    }
+    fn syn_recv_sock(&mut self, side: Side, cookie: bool) -> tcp::ChildVerdict {
+        self.inner.syn_recv_sock(side, cookie)
+    }
+    fn cookie_failed(&mut self, side: Side) {
+        self.inner.cookie_failed(side);
+    }
 }

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::tcp::{Side, State, TimerKind};
 
+pub use super::listeners::ListenEvent;
+
 const STATES: usize = 11;
 const SIDES: usize = 2;
 
@@ -136,6 +138,8 @@ pub struct Slot {
     opened: AtomicU64,
     removed: AtomicU64,
     time_wait_overflows: AtomicU64,
+    /// [ListenEvent]
+    listen: [AtomicU64; 5],
     lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
     lag_sum_ms: AtomicU64,
     lag_max_ms: AtomicU64,
@@ -154,6 +158,7 @@ impl Default for Slot {
             opened: AtomicU64::new(0),
             removed: AtomicU64::new(0),
             time_wait_overflows: AtomicU64::new(0),
+            listen: Default::default(),
             lag_buckets: Default::default(),
             lag_sum_ms: AtomicU64::new(0),
             lag_max_ms: AtomicU64::new(0),
@@ -224,6 +229,11 @@ impl Slot {
         add(&self.time_wait_overflows, 1);
     }
 
+    /// What a listener did (Linux's `ListenDrops`, `SyncookiesSent`, …).
+    pub fn listen_event(&self, ev: ListenEvent) {
+        add(&self.listen[ev as usize], 1);
+    }
+
     /// How late a timer fired (real clock).
     pub fn lag(&self, ms: u64) {
         let b = LAG_BUCKETS_MS
@@ -258,6 +268,7 @@ impl Slot {
         u(&self.opened, &other.opened);
         u(&self.removed, &other.removed);
         u(&self.time_wait_overflows, &other.time_wait_overflows);
+        each(&self.listen, &other.listen, u);
         each(&self.lag_buckets, &other.lag_buckets, u);
         u(&self.lag_sum_ms, &other.lag_sum_ms);
         let max = other.lag_max_ms.load(Relaxed);
@@ -388,6 +399,9 @@ impl Counters {
         set(&t.opened, totals.opened);
         set(&t.removed, totals.removed);
         set(&t.time_wait_overflows, totals.time_wait_overflows);
+        for (e, &n) in totals.listen.iter().enumerate() {
+            set(&t.listen[e], n);
+        }
         for (b, &n) in totals.lag_buckets.iter().enumerate() {
             set(&t.lag_buckets[b], n);
         }
@@ -428,6 +442,7 @@ impl Counters {
             opened: sum(&|x| load(&x.opened)),
             removed: sum(&|x| load(&x.removed)),
             time_wait_overflows: sum(&|x| load(&x.time_wait_overflows)),
+            listen: std::array::from_fn(|e| sum(&|x| load(&x.listen[e]))),
             lag_buckets: std::array::from_fn(|b| sum(&|x| load(&x.lag_buckets[b]))),
             lag_sum_ms: sum(&|x| load(&x.lag_sum_ms)),
             lag_max_ms: slots.iter().map(|s| load(&s.lag_max_ms)).max().unwrap_or(0),
@@ -453,6 +468,8 @@ pub struct CounterSnapshot {
     pub removed: u64,
     /// Timewait socks a host had no room for (`tcp_max_tw_buckets`; `TCPTimeWaitOverflow`).
     pub time_wait_overflows: u64,
+    /// What listeners did, by [`ListenEvent`] (`ListenDrops`, `SyncookiesSent`, …).
+    pub listen: [u64; 5],
     pub lag_buckets: [u64; LAG_BUCKETS_MS.len() + 1],
     pub lag_sum_ms: u64,
     pub lag_max_ms: u64,
@@ -461,6 +478,10 @@ pub struct CounterSnapshot {
 impl CounterSnapshot {
     pub fn occupancy(&self, side: Side, state: State) -> i64 {
         self.occupancy[side_ix(side)][state as usize]
+    }
+
+    pub fn listen(&self, ev: ListenEvent) -> u64 {
+        self.listen[ev as usize]
     }
 
     pub fn transitions(&self, side: Side, from: State, to: State) -> u64 {

@@ -24,6 +24,7 @@ mod conn;
 pub mod counters;
 mod driver;
 mod hosts;
+pub mod listeners;
 mod open;
 mod query;
 mod restore;
@@ -87,6 +88,42 @@ impl tcp::Observer for Tally<'_> {
         let Hosts { table, id } = self.hosts;
         table.timewait.leave(id, side);
     }
+    // Only a server side listens (a client side's SYN-RECEIVED is a simultaneous open's).
+    fn conn_request(&mut self, side: Side) -> tcp::SynVerdict {
+        let Hosts { table, id } = self.hosts;
+        match side {
+            Side::Server => table
+                .listeners
+                .conn_request(id.server(), |e| self.counters.listen_event(e)),
+            Side::Client => tcp::SynVerdict::Queue,
+        }
+    }
+    fn reqsk_timeout(&mut self, side: Side, max: u8, retries: u8) -> bool {
+        let Hosts { table, id } = self.hosts;
+        match side {
+            Side::Server => table.listeners.reqsk_timeout(id.server(), max, retries),
+            Side::Client => retries >= max,
+        }
+    }
+    fn reqsk_removed(&mut self, side: Side, young: bool) {
+        let Hosts { table, id } = self.hosts;
+        if side == Side::Server {
+            table.listeners.reqsk_removed(id.server(), young);
+        }
+    }
+    fn syn_recv_sock(&mut self, side: Side, cookie: bool) -> tcp::ChildVerdict {
+        let Hosts { table, id } = self.hosts;
+        match side {
+            Side::Server => table
+                .listeners
+                .syn_recv_sock(id.server(), cookie, |e| self.counters.listen_event(e)),
+            Side::Client => tcp::ChildVerdict::Accept,
+        }
+    }
+    fn cookie_failed(&mut self, _: Side) {
+        self.counters
+            .listen_event(listeners::ListenEvent::CookieFailed);
+    }
     fn transition(&mut self, side: Side, t: Transition) {
         self.counters.transition(side, t.from, t.to);
         if let Some(sink) = &self.events {
@@ -137,6 +174,8 @@ pub struct Table {
     batch: usize,
     /// Each host's timewait socks (see `TableConfig::max_tw_buckets`).
     timewait: hosts::Timewait,
+    /// Each server's listener: its queues and settings (see `TableConfig::listen`).
+    listeners: listeners::Listeners,
 }
 
 impl Table {
@@ -145,6 +184,7 @@ impl Table {
             return Err(SetupError::Shards(cfg.shards));
         }
         tcp.validate()?;
+        cfg.listen.validate().map_err(SetupError::Listen)?;
         let addrs = Addresses::new(&cfg.client_pools, &cfg.servers, cfg.ports)?;
         let timewait = hosts::Timewait::new(
             addrs.client_ips(),
@@ -181,6 +221,7 @@ impl Table {
             epoch: AtomicU32::new(random_u32()),
             batch: cfg.timer_batch.max(1),
             timewait,
+            listeners: listeners::Listeners::new(cfg.servers.len(), cfg.listen),
         })
     }
 
@@ -326,6 +367,9 @@ impl Table {
             if timewait[k] {
                 self.timewait.leave(id, side);
             }
+        }
+        if let Some(young) = conn.endpoint(Side::Server).and_then(|e| e.request_sock()) {
+            self.listeners.reqsk_removed(id.server(), young);
         }
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {

@@ -93,6 +93,7 @@ impl Table {
             wheel_entries: (0..WHEEL_SHARDS).map(|i| self.wheel_at(i).len()).sum(),
             clock: self.clock.name(),
             now: self.clock.now(),
+            listeners: self.listeners.infos(self.addrs.servers()),
         }
     }
 }

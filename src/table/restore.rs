@@ -82,6 +82,9 @@ impl Table {
                     self.timewait.restore(id, side);
                 }
             }
+            if let Some(young) = conn.endpoint(Side::Server).and_then(|e| e.request_sock()) {
+                self.listeners.restore_request(server, young);
+            }
             self.map.insert(id, Box::new(conn));
             self.len.0.fetch_add(1, Ordering::Relaxed);
         }

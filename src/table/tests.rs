@@ -1026,3 +1026,280 @@ fn a_host_holds_at_most_max_tw_buckets_timewait_socks() {
         0
     );
 }
+
+/// Opens `n` MANUAL pairs whose SYN reaches the server and whose SYN-ACK is lost: a SYN flood
+/// from senders that never answer.
+fn syn_flood(t: &Table, n: usize) {
+    for _ in 0..n {
+        let o = t.open(&OpenSpec::new(Mode::Manual)).unwrap();
+        t.wire(o.id, Direction::ClientToServer, WireAction::Deliver, 1)
+            .unwrap();
+        let _ = t.wire(o.id, Direction::ServerToClient, WireAction::Drop, 1);
+    }
+}
+
+fn listen_table(backlog: u32, syncookies: u8) -> Table {
+    table_with(
+        TableConfig {
+            shards: 4,
+            capacity: 4096,
+            listen: listeners::ListenSettings {
+                backlog,
+                syncookies,
+                ..Default::default()
+            },
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    )
+}
+
+/// The measurements of Linux 6.18, 2 000 SYNs that never complete, row by row: the SYN
+/// queue holds backlog + 1; beyond, SYNs are dropped (`tcp_syncookies` 0) or cookied (1); 2
+/// cookies every SYN. Old requests of a more than half full queue get two SYN-ACK resends and go
+/// at 7 s, so that backlog / 2 remain at 10 s; the rest resend at 1, 3, 7, 15, 31 s.
+#[test]
+fn a_syn_flood_meets_the_listen_queue_as_linux_measured() {
+    use listeners::ListenEvent::{CookieSent, Drop, Overflow};
+    // backlog, cookies → peak, at 10 s, SYN-ACKs sent, SyncookiesSent, ListenDrops
+    let rows: [((u32, u8), [u64; 5]); 5] = [
+        ((8, 0), [9, 4, 39, 0, 1991]),
+        ((128, 0), [129, 64, 579, 0, 1871]),
+        ((1024, 0), [1025, 512, 4611, 0, 975]),
+        ((128, 1), [129, 64, 2450, 1871, 0]),
+        ((128, 2), [0, 0, 2000, 2000, 0]),
+    ];
+    for ((backlog, cookies), want) in rows {
+        let t = listen_table(backlog, cookies);
+        syn_flood(&t, 2000);
+        let syn_rcvd = |t: &Table| {
+            t.stats()
+                .counters
+                .occupancy(Side::Server, State::SynReceived)
+        };
+        let peak = syn_rcvd(&t);
+        consistent(&t);
+        t.advance(10_000).unwrap();
+        let at_10s = syn_rcvd(&t);
+        consistent(&t);
+        t.advance(200_000).unwrap();
+        let c = t.stats().counters;
+        let got = [
+            peak as u64,
+            at_10s as u64,
+            c.segments(Side::Server, SegmentOutcome::Sent),
+            c.listen(CookieSent),
+            c.listen(Drop),
+        ];
+        assert_eq!(got, want, "backlog {backlog}, tcp_syncookies {cookies}");
+        assert_eq!(c.listen(Overflow), 0);
+        assert_eq!(syn_rcvd(&t), 0);
+        assert_eq!(t.stats().listeners[0].syn_queue, 0);
+        consistent(&t);
+    }
+}
+
+/// Without cookies, `tcp_max_syn_backlog` keeps its last quarter for peers proven alive: 64
+/// holds 49, whatever the backlog.
+#[test]
+fn without_cookies_max_syn_backlog_keeps_a_quarter_free() {
+    let t = table_with(
+        TableConfig {
+            shards: 4,
+            listen: listeners::ListenSettings {
+                backlog: 1024,
+                max_syn_backlog: 64,
+                syncookies: 0,
+                ..Default::default()
+            },
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    );
+    syn_flood(&t, 100);
+    let s = t.stats();
+    assert_eq!(s.counters.occupancy(Side::Server, State::SynReceived), 49);
+    assert_eq!(s.counters.listen(listeners::ListenEvent::Drop), 51);
+    consistent(&t);
+}
+
+/// An EXTERNAL server on a table whose listeners answer every SYN with a cookie
+/// (`tcp_syncookies` 2), and the caller's SYN: what it answered.
+fn cookied(t: &Table) -> (ConnId, Segment) {
+    let o = t
+        .open(&OpenSpec::new(Mode::External(Side::Server)))
+        .unwrap();
+    let syn = Segment {
+        seq: SeqNum(100),
+        flags: Flags::SYN,
+        wnd: 1000,
+        mss: std::num::NonZeroU16::new(1000),
+        ..Segment::default()
+    };
+    let r = t.inject(o.id, Side::Server, &syn).unwrap();
+    assert_eq!(
+        (r.before, r.after),
+        (State::Listen, State::Listen),
+        "no state kept"
+    );
+    assert_eq!(r.emitted.len(), 1);
+    assert_eq!(r.emitted[0].flags, Flags::SYN | Flags::ACK);
+    assert_eq!(r.emitted[0].ack, SeqNum(101));
+    (o.id, r.emitted[0])
+}
+
+fn ack_of(synack: &Segment, seq: u32) -> Segment {
+    Segment {
+        seq: SeqNum(seq),
+        ack: synack.seq + 1,
+        flags: Flags::ACK,
+        wnd: 1000,
+        ..Segment::default()
+    }
+}
+
+/// `tcp_syncookies`: a cookie SYN-ACK keeps no state (LISTEN, no timer, no SYN queue); an ACK
+/// that carries the cookie makes the connection straight from LISTEN (`SyncookiesRecv`); one
+/// that does not, or comes when the cookie's minute counter is two behind, draws a RST
+/// (`SyncookiesFailed`).
+#[test]
+fn a_valid_cookie_ack_makes_the_connection_from_listen() {
+    use listeners::ListenEvent::{CookieFailed, CookieRecv, CookieSent};
+    let t = listen_table(128, 2);
+    let (id, synack) = cookied(&t);
+    assert_eq!(t.get(id).unwrap().sides[0].timer, None);
+    assert_eq!(t.stats().listeners[0].syn_queue, 0);
+    // Not the SYN's successor: the hash does not match.
+    let r = t.inject(id, Side::Server, &ack_of(&synack, 100)).unwrap();
+    assert_eq!(r.after, State::Listen);
+    assert_eq!(r.emitted[0].flags, Flags::RST);
+    let r = t.inject(id, Side::Server, &ack_of(&synack, 101)).unwrap();
+    assert_eq!((r.before, r.after), (State::Listen, State::Established));
+    let c = t.stats().counters;
+    assert_eq!(
+        [
+            c.listen(CookieSent),
+            c.listen(CookieRecv),
+            c.listen(CookieFailed)
+        ],
+        [1, 1, 1]
+    );
+    assert_eq!(
+        c.transitions(Side::Server, State::Listen, State::Established),
+        1
+    );
+    consistent(&t);
+
+    // A cookie sent in minute 0 is good through minute 1, not in minute 2.
+    let t = listen_table(128, 2);
+    let (id, synack) = cookied(&t);
+    t.advance(119_999).unwrap();
+    let (late, late_synack) = cookied(&t);
+    t.advance(1).unwrap();
+    let r = t.inject(id, Side::Server, &ack_of(&synack, 101)).unwrap();
+    assert_eq!((r.after, r.emitted[0].flags), (State::Listen, Flags::RST));
+    let r = t
+        .inject(late, Side::Server, &ack_of(&late_synack, 101))
+        .unwrap();
+    assert_eq!(r.after, State::Established);
+    consistent(&t);
+}
+
+/// The accept queue: with the application not accepting, it holds backlog + 1 connections;
+/// then a SYN is dropped (`ListenOverflows`), and a handshake completing is dropped — the
+/// request stays in SYN-RECEIVED while the client believes it is ESTABLISHED — or, with
+/// `tcp_abort_on_overflow`, reset. Accepting again empties it, and the next SYN-ACK's ACK
+/// completes the waiting handshake.
+#[test]
+fn a_full_accept_queue_drops_or_resets_the_handshake() {
+    use listeners::ListenEvent::{Drop, Overflow};
+    for abort in [false, true] {
+        let t = listen_table(1, 1);
+        let pause = listeners::ListenChange {
+            accepting: Some(false),
+            abort_on_overflow: Some(abort),
+            ..Default::default()
+        };
+        t.change_listeners(None, &pause).unwrap();
+        // A handshake half done: SYN in the queue, SYN-ACK at the client.
+        let m = t.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
+        t.wire(m, Direction::ClientToServer, WireAction::Deliver, 1)
+            .unwrap();
+        t.wire(m, Direction::ServerToClient, WireAction::Deliver, 1)
+            .unwrap();
+        // Two AUTO connections fill the accept queue (backlog 1 holds 2).
+        for _ in 0..2 {
+            let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+            assert_eq!(o.states, [Some(State::Established); 2]);
+        }
+        assert_eq!(t.stats().listeners[0].accept_queue, 2);
+        // A third SYN is dropped: the AUTO client waits in SYN-SENT for its retransmission.
+        let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+        assert_eq!(o.states, [Some(State::SynSent), Some(State::Listen)]);
+        let c = t.stats().counters;
+        assert_eq!([c.listen(Overflow), c.listen(Drop)], [1, 1]);
+        // The waiting handshake's ACK meets the full queue.
+        t.wire(m, Direction::ClientToServer, WireAction::Deliver, 1)
+            .unwrap();
+        let states = t.get(m).unwrap().states();
+        let c = t.stats().counters;
+        assert_eq!([c.listen(Overflow), c.listen(Drop)], [2, 2]);
+        if abort {
+            assert_eq!(states, [Some(State::Established), Some(State::Listen)]);
+            let w = t
+                .wire(m, Direction::ServerToClient, WireAction::Deliver, 1)
+                .unwrap();
+            assert_eq!(w.moved[0].flags, Flags::RST);
+            assert_eq!(t.get(m).unwrap().states()[0], Some(State::Closed));
+        } else {
+            assert_eq!(states, [Some(State::Established), Some(State::SynReceived)]);
+            // The application accepts: the queue empties; the SYN-ACK resent at 1 s draws the
+            // ACK that completes the handshake.
+            let go = listeners::ListenChange {
+                accepting: Some(true),
+                ..Default::default()
+            };
+            t.change_listeners(None, &go).unwrap();
+            assert_eq!(t.stats().listeners[0].accept_queue, 0);
+            t.advance(1000).unwrap();
+            t.wire(m, Direction::ServerToClient, WireAction::Deliver, 1)
+                .unwrap();
+            t.wire(m, Direction::ClientToServer, WireAction::Deliver, 1)
+                .unwrap();
+            assert_eq!(t.get(m).unwrap().states()[1], Some(State::Established));
+            // And the dropped AUTO SYN, resent at 1 s, got through.
+            assert_eq!(t.get(o.id).unwrap().states(), [Some(State::Established); 2]);
+        }
+        consistent(&t);
+    }
+}
+
+/// Listener settings are checked whole before any changes; an unknown server is refused.
+#[test]
+fn listener_changes_are_validated() {
+    let t = listen_table(128, 1);
+    let bad = listeners::ListenChange {
+        backlog: Some(8),
+        syncookies: Some(3),
+        ..Default::default()
+    };
+    let e = t.change_listeners(None, &bad).unwrap_err();
+    assert!(e.to_string().contains("tcp_syncookies 3"), "{e}");
+    assert_eq!(
+        t.stats().listeners[0].settings.backlog,
+        128,
+        "nothing changed"
+    );
+    let unknown = "10.9.9.9:80".parse().unwrap();
+    assert!(matches!(
+        t.change_listeners(Some(unknown), &listeners::ListenChange::default()),
+        Err(Error::Address(_))
+    ));
+    // somaxconn clamps the backlog in force.
+    let clamp = listeners::ListenChange {
+        somaxconn: Some(16),
+        ..Default::default()
+    };
+    let l = t.change_listeners(None, &clamp).unwrap();
+    assert_eq!(l[0].settings.effective_backlog(), 16);
+}

@@ -57,6 +57,10 @@ pub struct TableConfig {
     /// host may hold, a host being a client address for client sides and a server address for
     /// server sides. One more is freed at once instead (`TCPTimeWaitOverflow`).
     pub max_tw_buckets: u32,
+    /// Every server's listener: `listen()`'s backlog and the host's `somaxconn`,
+    /// `tcp_max_syn_backlog`, `tcp_syncookies` and `tcp_abort_on_overflow` (changeable per
+    /// server while running).
+    pub listen: super::listeners::ListenSettings,
 }
 
 impl Default for TableConfig {
@@ -72,6 +76,7 @@ impl Default for TableConfig {
             seed: 0x7463_7073_696d,
             timer_batch: 1024,
             max_tw_buckets: 131_072,
+            listen: Default::default(),
         }
     }
 }
@@ -111,6 +116,9 @@ pub enum Error {
     Address(#[from] AddrError),
     #[error("{side} endpoint: {source}")]
     Tcp { side: Sides, source: tcp::Error },
+    /// A listener setting Linux would not take (the message names it).
+    #[error("{0}")]
+    ListenSetting(String),
     #[error("{} needs a {} connection; connection {id} is {mode}", action.as_str(), action.needs())]
     WrongMode {
         action: WireAction,
@@ -169,6 +177,8 @@ pub enum SetupError {
     Settings(#[from] tcp::ConfigError),
     #[error(transparent)]
     Addresses(#[from] AddrError),
+    #[error("listeners: {0}")]
+    Listen(String),
 }
 
 impl Error {
@@ -438,4 +448,6 @@ pub struct Stats {
     pub wheel_entries: usize,
     pub clock: &'static str,
     pub now: u64,
+    /// Each server's listener: its settings and queues.
+    pub listeners: Vec<super::listeners::ListenerInfo>,
 }

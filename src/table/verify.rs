@@ -120,6 +120,24 @@ impl Table {
                 self.max_tw_buckets()
             ));
         }
+        // Each listener's SYN queue is its request socks, young ones apart.
+        let mut requests = vec![(0u32, 0u32); self.addrs.servers().len()];
+        self.for_each(|id, conn| {
+            if let Some(young) = conn
+                .endpoint(crate::tcp::Side::Server)
+                .and_then(|e| e.request_sock())
+            {
+                let r = &mut requests[usize::from(id.server())];
+                r.0 += 1;
+                r.1 += u32::from(young);
+            }
+        });
+        let queues = self.listeners.syn_queues();
+        if queues != requests {
+            return Err(format!(
+                "SYN queues (length, young) differ: counted {queues:?}, scan {requests:?}"
+            ));
+        }
         let mut bad = None;
         self.for_each(|id, conn| {
             for &side in conn.sides() {

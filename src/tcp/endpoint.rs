@@ -47,6 +47,53 @@ pub trait Output {
     }
     /// The endpoint's timewait sock is gone.
     fn left_timewait(&mut self) {}
+    /// A SYN reached this listening endpoint: what its listener does with it (Linux
+    /// `tcp_conn_request`, against the SYN queue, the accept queue and `tcp_syncookies`).
+    fn conn_request(&mut self) -> SynVerdict {
+        SynVerdict::Queue
+    }
+    /// This request sock's SYN-ACK timer fired after `retries` resends: whether it expires now,
+    /// `max` being `tcp_synack_retries` (Linux `reqsk_timer_handler`, which gives fewer resends
+    /// to old requests while the SYN queue is more than half full).
+    fn reqsk_timeout(&mut self, max: u8, retries: u8) -> bool {
+        retries >= max
+    }
+    /// This request sock left its listener's SYN queue; `young` if its timer never fired.
+    fn reqsk_removed(&mut self, young: bool) {
+        let _ = young;
+    }
+    /// The handshake completed (from a request sock, or from a SYN cookie): whether the
+    /// listener's accept queue takes the new socket (Linux `tcp_v4_syn_recv_sock`).
+    fn syn_recv_sock(&mut self, cookie: bool) -> ChildVerdict {
+        let _ = cookie;
+        ChildVerdict::Accept
+    }
+    /// An ACK to a listener that had sent a cookie did not carry a valid one
+    /// (Linux `SyncookiesFailed`).
+    fn cookie_failed(&mut self) {}
+}
+
+/// What a listener does with a SYN (Linux `tcp_conn_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynVerdict {
+    /// A request sock: SYN-RECEIVED, in the SYN queue.
+    Queue,
+    /// A SYN-ACK whose sequence number is a cookie, and no state kept (`tcp_syncookies`).
+    Cookie,
+    /// Nothing (`ListenDrops`).
+    Drop,
+}
+
+/// What a listener does with a completed handshake (Linux `tcp_v4_syn_recv_sock`, `tcp_check_req`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildVerdict {
+    /// A new socket, in the accept queue.
+    Accept,
+    /// The accept queue is full: the ACK is dropped and the request sock stays, resending its
+    /// SYN-ACK (`ListenOverflows`).
+    Drop,
+    /// The accept queue is full and `tcp_abort_on_overflow` is set: RST, and the request is gone.
+    Reset,
 }
 
 /// Collects everything, for tests and simple drivers.
@@ -138,6 +185,9 @@ const ORPHANED: u16 = 1 << 0;
 const PASSIVE: u16 = 1 << 1;
 /// A segment sent at `rtt_start` is being timed (Karn: never a retransmitted one).
 const RTT_PENDING: u16 = 1 << 2;
+/// In LISTEN, where nothing is timed, the same bit: a SYN cookie went out at `rtt_start`, for the
+/// SYN taken into IRS (Linux keeps nothing; the cookie's hash and minute counter stand for this).
+const COOKIE_SENT: u16 = RTT_PENDING;
 /// `srtt`, `rttvar` and `mdev` hold at least one sample.
 const RTT_VALID: u16 = 1 << 3;
 /// The user asked for a FIN (shutdown or close); it follows the last queued byte.
@@ -368,6 +418,9 @@ impl Endpoint {
         // Only FIN-WAIT-2 and TIME-WAIT can be timewait socks: most changes skip the question.
         let tw = |s: State| matches!(s, State::FinWait2 | State::TimeWait);
         let was_timewait = tw(from) && self.is_timewait_sock(cfg);
+        if from == State::SynReceived && self.has(PASSIVE) {
+            out.reqsk_removed(self.retries == 0);
+        }
         self.state = to;
         match to {
             State::TimeWait => {
@@ -378,6 +431,7 @@ impl Endpoint {
             // A passive open's handshake ends in a new (child) socket.
             State::Established if from == State::SynReceived && self.has(PASSIVE) => {
                 self.last_oow = 0;
+                self.retries = 0;
             }
             State::Closed | State::Listen => self.idle(),
             _ => {}
@@ -388,6 +442,12 @@ impl Endpoint {
         } else if !was_timewait && tw(to) {
             self.entered_timewait(cfg, out);
         }
+    }
+
+    /// If this is a request sock (a passive open's SYN-RECEIVED, in its listener's SYN queue):
+    /// whether it is young, its SYN-ACK timer never fired.
+    pub fn request_sock(&self) -> Option<bool> {
+        (self.state == State::SynReceived && self.has(PASSIVE)).then_some(self.retries == 0)
     }
 
     /// What CLOSED and LISTEN hold no longer: timers, retries, unsent data, measurements.
@@ -597,6 +657,8 @@ impl Endpoint {
         let iss = self.iss;
         *self = Endpoint {
             state: self.state,
+            // Until the state changes, for `Output::reqsk_removed`; LISTEN then clears it.
+            retries: self.retries,
             ..Endpoint::new()
         };
         self.iss = iss;

@@ -23,7 +23,7 @@ pub mod seq;
 pub mod state;
 
 pub use config::{Config, ConfigError, Overrides};
-pub use endpoint::{Call, Endpoint, Error, Output, Recorder};
+pub use endpoint::{Call, ChildVerdict, Endpoint, Error, Output, Recorder, SynVerdict};
 pub use external::External;
 pub use observe::{Log, Observer};
 pub use pair::{Direction, Pair, Side};

@@ -1,6 +1,7 @@
 //! What the drivers of endpoints (a pair, an EXTERNAL endpoint) report to their caller: one
 //! observer trait, and a log of everything for tests.
 
+use super::endpoint::{ChildVerdict, SynVerdict};
 use super::pair::Side;
 use super::segment::Segment;
 use super::state::Transition;
@@ -32,6 +33,26 @@ pub trait Observer {
     }
     /// `side`'s timewait sock is gone.
     fn left_timewait(&mut self, side: Side) {
+        let _ = side;
+    }
+    /// The listener questions of `Output` (`conn_request`, `reqsk_timeout`, `reqsk_removed`,
+    /// `syn_recv_sock`, `cookie_failed`), asked by `side`'s endpoint.
+    fn conn_request(&mut self, side: Side) -> SynVerdict {
+        let _ = side;
+        SynVerdict::Queue
+    }
+    fn reqsk_timeout(&mut self, side: Side, max: u8, retries: u8) -> bool {
+        let _ = side;
+        retries >= max
+    }
+    fn reqsk_removed(&mut self, side: Side, young: bool) {
+        let _ = (side, young);
+    }
+    fn syn_recv_sock(&mut self, side: Side, cookie: bool) -> ChildVerdict {
+        let _ = (side, cookie);
+        ChildVerdict::Accept
+    }
+    fn cookie_failed(&mut self, side: Side) {
         let _ = side;
     }
 }

@@ -153,6 +153,11 @@ pub enum Cause {
     TimeWaitExpired,
     /// The host's timewait socks were at `tcp_max_tw_buckets`: the socket is freed instead.
     TimeWaitOverflow,
+    /// An ACK carrying a valid SYN cookie made the connection, straight from LISTEN.
+    SynCookie,
+    /// The handshake completed with the accept queue full and `tcp_abort_on_overflow` set: RST,
+    /// and the request is gone.
+    AcceptQueueOverflow,
 }
 
 impl Cause {
@@ -174,6 +179,8 @@ impl Cause {
             Cause::FinWait2Timeout => "fin_wait_2_timeout",
             Cause::TimeWaitExpired => "time_wait_expired",
             Cause::TimeWaitOverflow => "time_wait_overflow",
+            Cause::SynCookie => "syn_cookie",
+            Cause::AcceptQueueOverflow => "accept_queue_overflow",
         }
     }
 }

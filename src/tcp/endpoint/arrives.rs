@@ -36,6 +36,17 @@ impl Endpoint {
             return;
         }
         if seg.has(Flags::ACK) {
+            if !seg.has(Flags::SYN) && self.has(COOKIE_SENT) {
+                if self.cookie_valid(now, seg) {
+                    // Linux `cookie_v4_check`: the socket is made from the ACK; if the accept
+                    // queue has no room, the ACK is dropped whatever `tcp_abort_on_overflow` says.
+                    if out.syn_recv_sock(true) == ChildVerdict::Accept {
+                        self.cookie_child(cfg, now, seg, out);
+                    }
+                    return;
+                }
+                out.cookie_failed();
+            }
             Self::send_reset_for(seg, out);
             return;
         }
@@ -45,13 +56,48 @@ impl Endpoint {
         if seg.has(Flags::FIN) && cfg.profile.listen_syn_fin_discard {
             return;
         }
-        self.take_syn(cfg, seg);
-        self.snd_una = self.iss;
-        self.snd_nxt = self.iss + 1;
-        self.start_rtt(now);
-        self.arm(now + u64::from(cfg.rto_initial_ms));
-        self.send_syn(cfg, true, out);
-        self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
+        match out.conn_request() {
+            SynVerdict::Drop => {}
+            SynVerdict::Cookie => {
+                // <SEQ=cookie><ACK=RCV.NXT><CTL=SYN,ACK>, and LISTEN stays LISTEN. The cookie is
+                // this endpoint's ISS; what the kernel would read back from it is kept here.
+                self.take_syn(cfg, seg);
+                self.snd_una = self.iss;
+                self.snd_nxt = self.iss + 1;
+                self.rtt_start = now as u32;
+                self.set(COOKIE_SENT);
+                self.send_syn(cfg, true, out);
+            }
+            SynVerdict::Queue => {
+                self.clear(COOKIE_SENT);
+                self.take_syn(cfg, seg);
+                self.snd_una = self.iss;
+                self.snd_nxt = self.iss + 1;
+                self.start_rtt(now);
+                self.arm(now + u64::from(cfg.rto_initial_ms));
+                self.send_syn(cfg, true, out);
+                self.set_state(cfg, now, State::SynReceived, Cause::SynReceived, out);
+            }
+        }
+    }
+
+    /// Whether an ACK answers the cookie this listener sent (Linux `__cookie_v4_check`): it
+    /// acknowledges the cookie, follows the SYN it answered, and comes while the cookie's minute
+    /// counter (`tcp_cookie_time`, minutes of the clock) is at most one behind.
+    fn cookie_valid(&self, now: u64, seg: &Segment) -> bool {
+        const MINUTE_MS: u64 = 60_000;
+        let sent = now - u64::from((now as u32).wrapping_sub(self.rtt_start)).min(now);
+        seg.ack == self.iss + 1 && seg.seq == self.irs + 1 && now / MINUTE_MS - sent / MINUTE_MS < 2
+    }
+
+    /// The socket a valid cookie makes (Linux `tcp_get_cookie_sock`): ESTABLISHED at once, with no
+    /// RTT sample (nothing was timed), then the ACK's text and FIN as in ESTABLISHED.
+    fn cookie_child(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
+        self.clear(COOKIE_SENT);
+        self.last_oow = 0;
+        self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
+        self.set_state(cfg, now, State::Established, Cause::SynCookie, out);
+        self.accept_text_and_fin(cfg, now, seg, out);
     }
 
     /// The peer's SYN: IRS, RCV.NXT, its window and MSS.
@@ -154,8 +200,19 @@ impl Endpoint {
             return;
         }
         if ack {
-            self.last_oow = 0; // the new socket's own
-            self.synchronized_arrives(cfg, now, seg, out);
+            match out.syn_recv_sock(false) {
+                ChildVerdict::Accept => {
+                    self.last_oow = 0; // the new socket's own
+                    self.synchronized_arrives(cfg, now, seg, out);
+                }
+                // The peer believes it is connected; our SYN-ACKs go on, and the ACK each draws
+                // tries again.
+                ChildVerdict::Drop => {}
+                ChildVerdict::Reset => {
+                    Self::send_reset_for(seg, out);
+                    self.return_to_listen(cfg, now, Cause::AcceptQueueOverflow, out);
+                }
+            }
         }
     }
 

@@ -46,13 +46,14 @@ impl Endpoint {
             }
             TimerKind::Syn => self.syn_timeout(cfg, now, out),
             TimerKind::SynAck => {
-                // Linux's request sock (`inet_rtx_syn_ack`): a count, and no time budget.
-                let limit = if self.has(PASSIVE) {
-                    cfg.synack_retries
+                // Linux's request sock (`inet_rtx_syn_ack`): a count, and no time budget; its
+                // listener may cut the count short (`Output::reqsk_timeout`).
+                let expire = if self.has(PASSIVE) {
+                    out.reqsk_timeout(cfg.synack_retries, self.retries)
                 } else {
-                    cfg.syn_retries
+                    self.retries >= cfg.syn_retries
                 };
-                if self.retries >= limit {
+                if expire {
                     self.give_up(cfg, now, out);
                 } else {
                     self.retransmit(cfg, out);
@@ -189,7 +190,11 @@ impl Endpoint {
             self.clear(RTT_PENDING);
             self.rtt_sample(cfg, u64::from((now as u32).wrapping_sub(self.rtt_start)));
         }
-        self.retries = 0;
+        // A request sock's count tells its listener whether it was young as it leaves the SYN
+        // queue (`Output::reqsk_removed`); the new socket clears it on entering ESTABLISHED.
+        if self.request_sock().is_none() {
+            self.retries = 0;
+        }
         if self.snd_una == self.snd_nxt {
             self.clear(RECOVERY);
             if matches!(
