@@ -168,6 +168,18 @@ fn simulation_reaches_every_state_and_every_limit() {
         c.time_wait_overflows > 0,
         "no host ran out of timewait socks (tcp_max_tw_buckets)"
     );
+    {
+        use tcpsim::table::listeners::ListenEvent::{CookieRecv, CookieSent};
+        assert!(
+            c.listen(CookieSent) > 0 && c.listen(CookieRecv) > 0,
+            "no SYN queue overflowed into cookies, or no cookie made a connection: {:?}",
+            c.listen
+        );
+        assert!(
+            c.transitions(Side::Server, State::Listen, State::Established) > 0,
+            "no connection came from a cookie"
+        );
+    }
     assert!(
         tcp::TimerKind::ALL.iter().all(|&k| c.timers_fired(k) > 0),
         "timers fired: {:?}",

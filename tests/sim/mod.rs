@@ -70,6 +70,12 @@ pub fn world(clock: Clock) -> Table {
         timer_batch: 64,
         // Small, so that hosts run out of timewait socks (tcp_max_tw_buckets) within a run.
         max_tw_buckets: 6,
+        // A SYN queue of 3, so that half-open MANUAL pairs fill it and further SYNs, AUTO
+        // pairs' included, are answered with cookies (which complete an AUTO handshake alike).
+        listen: tcpsim::table::listeners::ListenSettings {
+            backlog: 2,
+            ..Default::default()
+        },
     };
     Table::new(cfg, tcp::Config::default(), clock).unwrap()
 }
