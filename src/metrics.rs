@@ -24,6 +24,7 @@ use metrics::{counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::table::counters::LAG_BUCKETS_MS;
+use crate::table::listeners::ListenEvent;
 use crate::table::{OpenFailure, SegmentOutcome, Table};
 use crate::tcp::{Side, State, TimerKind};
 
@@ -282,6 +283,24 @@ impl Metrics {
                 "tcpsim_time_wait_overflow_total",
                 "Timewait socks freed at once because their host held tcp_max_tw_buckets (Linux TCPTimeWaitOverflow)"
             );
+            for e in ListenEvent::ALL {
+                describe_counter!(
+                    format!("tcpsim_{}_total", e.as_str()),
+                    format!("Linux's {} over every listener", e.linux_name())
+                );
+            }
+            describe_gauge!(
+                "tcpsim_listen_syn_queue",
+                "Request socks in SYN-RECEIVED, by listener (holds backlog + 1)"
+            );
+            describe_gauge!(
+                "tcpsim_listen_accept_queue",
+                "Connections made and not yet accepted, by listener (holds backlog + 1)"
+            );
+            describe_gauge!(
+                "tcpsim_listen_backlog",
+                "The backlog in force (listen()'s, clamped by somaxconn), by listener"
+            );
             describe_gauge!(
                 "tcpsim_build_info",
                 "Always 1; the labels say which build runs"
@@ -338,6 +357,17 @@ impl Metrics {
             }
             counter!("tcpsim_opens_total").absolute(c.opened);
             counter!("tcpsim_time_wait_overflow_total").absolute(c.time_wait_overflows);
+            for e in ListenEvent::ALL {
+                counter!(format!("tcpsim_{}_total", e.as_str())).absolute(c.listen(e));
+            }
+            // One series per configured server: bounded by the server's own settings.
+            for l in &s.listeners {
+                let server = [("listener", l.server.to_string())];
+                gauge!("tcpsim_listen_syn_queue", &server).set(f64::from(l.syn_queue));
+                gauge!("tcpsim_listen_accept_queue", &server).set(f64::from(l.accept_queue));
+                gauge!("tcpsim_listen_backlog", &server)
+                    .set(f64::from(l.settings.effective_backlog()));
+            }
             gauge!("tcpsim_table_connections_limit").set(s.max_connections as f64);
             gauge!("tcpsim_table_connections").set(s.connections as f64);
             gauge!("tcpsim_ephemeral_ports", "status" => "used").set(s.ports_used as f64);
@@ -479,6 +509,45 @@ mod tests {
                 .any(|l| l == "tcpsim_time_wait_overflow_total 2"),
             "{text}"
         );
+    }
+
+    /// A SYN flood past the backlog shows as Linux's counters, and each listener's queues as
+    /// gauges labelled by the listener's address.
+    #[test]
+    fn listener_counters_and_queues_are_exported() {
+        use crate::table::listeners::{ListenChange, ListenSettings};
+        use crate::table::{Clock, Mode, OpenSpec, TableConfig, WireAction};
+        let cfg = TableConfig {
+            listen: ListenSettings {
+                backlog: 2,
+                ..Default::default()
+            },
+            ..TableConfig::default()
+        };
+        let table =
+            Arc::new(Table::new(cfg, crate::tcp::Config::default(), Clock::virtual_at(0)).unwrap());
+        for _ in 0..5 {
+            let id = table.open(&OpenSpec::new(Mode::Manual)).unwrap().id;
+            let c2s = crate::tcp::Direction::ClientToServer;
+            table.wire(id, c2s, WireAction::Deliver, 1).unwrap();
+        }
+        let pause = ListenChange {
+            accepting: Some(false),
+            ..Default::default()
+        };
+        table.change_listeners(None, &pause).unwrap();
+        table.open(&OpenSpec::new(Mode::Auto)).unwrap();
+        let text = Metrics::new(table).render();
+        for want in [
+            "tcpsim_syncookies_sent_total 3",
+            "tcpsim_syncookies_recv_total 1",
+            "tcpsim_listen_drops_total 0",
+            "tcpsim_listen_syn_queue{listener=\"10.255.0.1:80\"} 3",
+            "tcpsim_listen_accept_queue{listener=\"10.255.0.1:80\"} 1",
+            "tcpsim_listen_backlog{listener=\"10.255.0.1:80\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == want), "no {want:?} in {text}");
+        }
     }
 
     /// The methods come from the services' descriptors, with their kinds; any other path, made

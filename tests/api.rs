@@ -1490,6 +1490,70 @@ async fn stats_count_time_wait_overflows() {
     srv.shutdown().await.unwrap();
 }
 
+/// SetListener changes one listener or all, and Stats shows each listener's settings and
+/// queues and Linux's listen counters: a SYN flood past a backlog of 2 fills the SYN queue (3)
+/// and is answered with cookies; a paused application leaves made connections waiting. A bad
+/// setting or an unknown server is refused, naming it, and changes nothing.
+#[tokio::test]
+async fn set_listener_and_stats_show_the_listen_queues() {
+    let mut cfg = small();
+    cfg.virtual_clock = true;
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client().await;
+    let changed = c
+        .set_listener(pb::SetListenerRequest {
+            backlog: Some(2),
+            accepting: Some(false),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(changed.listeners.len(), 1);
+    let l = &changed.listeners[0];
+    assert_eq!((l.backlog, l.effective_backlog, l.accepting), (2, 2, false));
+    for _ in 0..5 {
+        let id = c.open_id(open_req(pb::Mode::Manual)).await;
+        c.deliver(id, pb::Direction::ClientToServer).await;
+    }
+    c.open_id(open_req(pb::Mode::Auto)).await;
+    let s = srv.stats().await;
+    assert_eq!(s.listen["syncookies_sent"], 3);
+    assert_eq!(s.listen["syncookies_recv"], 1);
+    assert_eq!(s.listen["listen_drops"], 0);
+    let l = &s.listeners[0];
+    assert_eq!((l.syn_queue, l.accept_queue), (3, 1));
+    // Refusals name the setting, and change nothing.
+    for (req, field) in [
+        (
+            pb::SetListenerRequest {
+                backlog: Some(9),
+                tcp_syncookies: Some(7),
+                ..Default::default()
+            },
+            "tcp_syncookies",
+        ),
+        (
+            pb::SetListenerRequest {
+                server: "10.9.9.9:80".into(),
+                ..Default::default()
+            },
+            "server: server address 10.9.9.9:80",
+        ),
+        (
+            pb::SetListenerRequest {
+                server: "nonsense".into(),
+                ..Default::default()
+            },
+            "server",
+        ),
+    ] {
+        let e = c.raw.set_listener(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().starts_with(field), "{e:?}");
+    }
+    assert_eq!(srv.stats().await.listeners[0].backlog, 2);
+    srv.shutdown().await.unwrap();
+}
+
 /// An open refused by a limit says which one, as Stats counts it: in the trailer
 /// `tcpsim-refused` of a unary call and in `Error.refused` on a Run stream; other errors leave
 /// it empty.

@@ -500,3 +500,19 @@ pub fn event_to_pb(e: &table::Event) -> pb::TransitionEvent {
 fn cause_name(c: Cause) -> &'static str {
     c.as_str()
 }
+
+pub fn listener_to_pb(l: &table::listeners::ListenerInfo) -> pb::Listener {
+    let s = &l.settings;
+    pb::Listener {
+        server: l.server.to_string(),
+        backlog: s.backlog,
+        effective_backlog: s.effective_backlog(),
+        somaxconn: s.somaxconn,
+        tcp_max_syn_backlog: s.max_syn_backlog,
+        tcp_syncookies: u32::from(s.syncookies),
+        tcp_abort_on_overflow: s.abort_on_overflow,
+        accepting: s.accepting,
+        syn_queue: l.syn_queue,
+        accept_queue: l.accept_queue,
+    }
+}

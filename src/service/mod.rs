@@ -21,6 +21,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::table::listeners::{ListenChange, ListenEvent};
 use crate::table::{self, ConnId, Mode, OpenFailure, OpenSpec, Sides, Table};
 use crate::tcp::{Call, Side, State, TimerKind};
 use convert::invalid;
@@ -477,7 +478,44 @@ impl Ops {
             r.open_failures
                 .insert(why.as_str().into(), c.open_failures(why));
         }
+        for e in ListenEvent::ALL {
+            r.listen.insert(e.as_str().into(), c.listen(e));
+        }
+        r.listeners = s.listeners.iter().map(convert::listener_to_pb).collect();
         r
+    }
+
+    pub fn set_listener(
+        &self,
+        r: &pb::SetListenerRequest,
+    ) -> Result<pb::SetListenerResponse, Status> {
+        let server = (!r.server.is_empty())
+            .then(|| convert::socket("server", &r.server))
+            .transpose()?;
+        let syncookies = r
+            .tcp_syncookies
+            .map(|n| {
+                u8::try_from(n).map_err(|_| invalid("tcp_syncookies", format!("{n}: 0, 1 or 2")))
+            })
+            .transpose()?;
+        let change = ListenChange {
+            backlog: r.backlog,
+            somaxconn: r.somaxconn,
+            max_syn_backlog: r.tcp_max_syn_backlog,
+            syncookies,
+            abort_on_overflow: r.tcp_abort_on_overflow,
+            accepting: r.accepting,
+        };
+        let changed = self
+            .table
+            .change_listeners(server, &change)
+            .map_err(|e| match e {
+                table::Error::Address(a) => invalid("server", a),
+                e => Status::from(e),
+            })?;
+        Ok(pb::SetListenerResponse {
+            listeners: changed.iter().map(convert::listener_to_pb).collect(),
+        })
     }
 
     pub fn advance(
@@ -757,6 +795,12 @@ impl Simulator for SimulatorService {
         _: Request<pb::StatsRequest>,
     ) -> Result<Response<pb::StatsResponse>, Status> {
         Ok(Response::new(self.ops.stats()))
+    }
+    async fn set_listener(
+        &self,
+        r: Request<pb::SetListenerRequest>,
+    ) -> Result<Response<pb::SetListenerResponse>, Status> {
+        self.ops.set_listener(r.get_ref()).map(Response::new)
     }
     async fn advance_clock(
         &self,

@@ -103,6 +103,7 @@ unwrapped! {
     list(pb::ListRequest) -> pb::ListResponse;
     stats(pb::StatsRequest) -> pb::StatsResponse;
     advance_clock(pb::AdvanceClockRequest) -> pb::AdvanceClockResponse;
+    set_listener(pb::SetListenerRequest) -> pb::SetListenerResponse;
 }
 
 /// An open request for `mode`, every other field at its default.
