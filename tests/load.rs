@@ -67,6 +67,39 @@ async fn every_shipped_scenario_keeps_its_promises() {
     }
 }
 
+/// A scenario's listener settings last for its run: the runner puts back what the servers had.
+/// Counter expectations count what the run added, whatever the server counted before it.
+#[tokio::test]
+async fn listener_phases_last_for_their_run_and_counters_count_the_run() {
+    let srv = server().await;
+    let url = srv.url.clone();
+    let sc = load::parse(
+        "name: l
+phases:
+  - listener: {backlog: 1, tcp_syncookies: 0, accepting: false}
+  - syn_flood: {count: 5}
+  - expect: {side: server, state: SYN_RECEIVED, min: 2, max: 2}
+  - expect: {counter: listen_drops, min: 3, max: 3}
+",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let report = run(&sc, &[&url]).await;
+        assert!(report.ok, "{}", load::render(&report));
+        let s = srv.stats().await;
+        let l = &s.listeners[0];
+        assert_eq!(
+            (l.backlog, l.tcp_syncookies, l.accepting),
+            (4096, 1, true),
+            "put back"
+        );
+        // The second run's SYN queue starts empty again: the first run's requests expire.
+        srv.client().await.advance(70_000).await;
+    }
+    assert_eq!(srv.stats().await.listen["listen_drops"], 6);
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_spreads_over_targets_and_expectations_sum_them() {
     let (sa, sb) = (server().await, server().await);
@@ -351,6 +384,26 @@ fn bad_scenarios_are_refused_with_line_and_reason() {
         (
             "name: x\nphases:\n  - churn: {rate: 0, ms: 10}\n",
             "rate and ms",
+        ),
+        (
+            "name: x\nphases:\n  - expect: {state: LISTEN, counter: listen_drops, max: 0}\n",
+            "name one of a state, a refusal reason or a counter",
+        ),
+        (
+            "name: x\nphases:\n  - expect: {counter: segments_sent, max: 0}\n",
+            "segments_sent: name the side",
+        ),
+        (
+            "name: x\nphases:\n  - expect: {counter: naps, max: 0}\n",
+            "\"naps\" is not one of listen_drops",
+        ),
+        (
+            "name: x\nphases:\n  - listener: {tcp_syncookies: 3}\n",
+            "phase 1 (listener): tcp_syncookies 3: 0, 1 or 2",
+        ),
+        (
+            "name: x\nphases:\n  - listener: {backlog: 8, colour: red}\n",
+            "line 3",
         ),
         (
             "name: x\nphases:\n  - open: {count: 1, client_ip: 10.0.0}\n",

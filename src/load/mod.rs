@@ -24,6 +24,8 @@
 //!   - churn: {rate: 5000, ms: 10000, client_ip: 10.0.0.1}  # open + close continuously
 //!   - expect: {side: client, state: TIME_WAIT, min: 1000, max: 1000}
 //!   - expect: {refused: ports_exhausted, min: 1}
+//!   - listener: {backlog: 128, tcp_syncookies: 0, accepting: false}  # SetListener on every server
+//!   - expect: {counter: listen_drops, min: 1871, max: 1871}    # or syncookies_sent, …, segments_sent
 //! ```
 
 use std::time::Instant;
@@ -168,6 +170,26 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
         ok: true,
         ..Default::default()
     };
+    let ran = run_phases(sc, opts, &mut runner, &mut report).await;
+    // A scenario's listener settings last for its run.
+    if sc.phases.iter().any(|p| matches!(p, Phase::Listener(_))) {
+        for s in &mut runner.servers {
+            s.restore_listeners().await?;
+        }
+    }
+    ran?;
+    for s in &mut runner.servers {
+        s.finish().await;
+    }
+    Ok(report)
+}
+
+async fn run_phases(
+    sc: &Scenario,
+    opts: &Options,
+    runner: &mut phases::Runner<'_>,
+    report: &mut Report,
+) -> Result<(), LoadError> {
     for phase in &sc.phases {
         let started = Instant::now();
         let mut done = stream::Done::default();
@@ -211,10 +233,7 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
             ok,
         });
     }
-    for s in &mut runner.servers {
-        s.finish().await;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// A phase's progress bar: operations with their rate (whole numbers), a hold's milliseconds,
@@ -227,7 +246,7 @@ fn progress_bar(shown: bool, phase: &Phase) -> ProgressBar {
     };
     let template = match phase {
         Phase::Hold(_) => "{prefix:>10} [{bar:30}] {pos}/{len} ms {msg}",
-        Phase::Expect(_) => "{prefix:>10} {msg}",
+        Phase::Expect(_) | Phase::Listener(_) => "{prefix:>10} {msg}",
         Phase::Churn(_) => "{prefix:>10} [{bar:30}] {pos}/{len} lifecycles {rate} {msg}",
         _ => "{prefix:>10} [{bar:30}] {pos}/{len} ops {rate} {msg}",
     };

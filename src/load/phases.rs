@@ -7,8 +7,8 @@ use indicatif::ProgressBar;
 
 use super::pace::Schedule;
 use super::scenario::{
-    AbortPhase, ChurnPhase, ClosePhase, DropFinsPhase, ExpectPhase, HowName, ModeName, OpenPhase,
-    Phase, SendPhase, SideName, SynFloodPhase,
+    AbortPhase, ChurnPhase, ClosePhase, CounterName, DropFinsPhase, ExpectPhase, HowName,
+    ListenerPhase, ModeName, OpenPhase, Phase, SendPhase, SideName, SynFloodPhase,
 };
 use super::stream::{Done, Server, close_cmd, cmd, wire_cmd};
 use super::{LoadError, Options};
@@ -129,6 +129,7 @@ impl Runner<'_> {
             Phase::DropFins(d) => self.drop_fins(d, bar, done).await?,
             Phase::Hold(h) => self.hold_phase(h.ms, bar, done).await?,
             Phase::Churn(c) => self.churn(c, bar, done).await?,
+            Phase::Listener(l) => self.listener(l).await?,
             Phase::Expect(e) => return Ok(Some(self.expect(e, bar).await?)),
         }
         Ok(None)
@@ -286,8 +287,9 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Open MANUAL, deliver the SYN, drop the SYN-ACK: the server waits in SYN-RECEIVED for an
-    /// ACK that never comes, and times out.
+    /// Open MANUAL, deliver the SYN, drop what the server answered: the server waits in
+    /// SYN-RECEIVED for an ACK that never comes, and times out — or, if its listener had no room,
+    /// answered with a cookie (and keeps nothing) or dropped the SYN (and there is no answer).
     async fn syn_flood(
         &mut self,
         f: &SynFloodPhase,
@@ -306,7 +308,7 @@ impl Runner<'_> {
         let steps = interleaved(new, |id| {
             vec![
                 wire_cmd(id, C2S, pb::WireAction::Deliver),
-                wire_cmd(id, S2C, pb::WireAction::Drop),
+                drop_all(id, S2C),
             ]
         });
         self.drive(steps, None, &ProgressBar::hidden(), done, false)
@@ -517,6 +519,13 @@ impl Runner<'_> {
         };
         let what = match (e.refused, e.state) {
             (Some(r), _) => format!("opens refused for {}", r.as_str()),
+            (None, None) if e.counter == Some(CounterName::SegmentsSent) => format!(
+                "segments sent by {}",
+                e.side.map_or("server", SideName::as_str)
+            ),
+            (None, None) if e.counter.is_some() => {
+                e.counter.map_or("", CounterName::as_str).to_string()
+            }
             (None, Some(s)) => format!(
                 "{} {}",
                 e.side
@@ -534,6 +543,27 @@ impl Runner<'_> {
         })
     }
 
+    /// SetListener on every server; a phase naming one server changes that one, on the servers
+    /// that have it.
+    async fn listener(&mut self, l: &ListenerPhase) -> Result<(), LoadError> {
+        let scaled = |n: Option<u32>| n.map(|n| self.scale(u64::from(n)) as u32);
+        let req = pb::SetListenerRequest {
+            server: l.server.map(|s| s.to_string()).unwrap_or_default(),
+            backlog: scaled(l.backlog),
+            somaxconn: l.somaxconn,
+            tcp_max_syn_backlog: scaled(l.tcp_max_syn_backlog),
+            tcp_syncookies: l.tcp_syncookies.map(u32::from),
+            tcp_abort_on_overflow: l.tcp_abort_on_overflow,
+            accepting: l.accepting,
+        };
+        for s in self.servers.iter_mut() {
+            if req.server.is_empty() || s.settings.servers.contains(&req.server) {
+                s.set_listener(req.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The value an expectation checks, summed over the servers.
     async fn observe(&mut self, e: &ExpectPhase) -> Result<i64, LoadError> {
         let mut total = 0i64;
@@ -541,6 +571,14 @@ impl Runner<'_> {
             let stats = s.stats().await?;
             if let Some(reason) = e.refused {
                 total += *stats.open_failures.get(reason.as_str()).unwrap_or(&0) as i64;
+                continue;
+            }
+            if let Some(counter) = e.counter {
+                let (now, then) = (
+                    counter_value(&stats, counter, e.side),
+                    counter_value(&s.start, counter, e.side),
+                );
+                total += now.saturating_sub(then) as i64;
                 continue;
             }
             let Some(state) = e.state else { continue };
@@ -557,6 +595,35 @@ impl Runner<'_> {
             }
         }
         Ok(total)
+    }
+}
+
+/// Drops every segment waiting in `dir` (nothing waiting drops nothing).
+fn drop_all(id: u64, dir: pb::Direction) -> pb::Command {
+    let mut c = wire_cmd(id, dir, pb::WireAction::Drop);
+    if let Some(pb::command::Op::Wire(w)) = &mut c.op {
+        (w.count, w.all) = (0, true);
+    }
+    c
+}
+
+/// A counter of one server's Stats.
+fn counter_value(stats: &pb::StatsResponse, counter: CounterName, side: Option<SideName>) -> u64 {
+    match counter {
+        CounterName::TimeWaitOverflows => stats.time_wait_overflows,
+        CounterName::SegmentsSent => {
+            let side = match side {
+                Some(SideName::Client) => pb::Side::Client,
+                _ => pb::Side::Server,
+            } as i32;
+            stats
+                .segments
+                .iter()
+                .filter(|c| c.side == side && c.outcome == pb::SegmentOutcome::Sent as i32)
+                .map(|c| c.count)
+                .sum()
+        }
+        listen => *stats.listen.get(listen.as_str()).unwrap_or(&0),
     }
 }
 

@@ -134,8 +134,45 @@ pub enum Phase {
     SynFlood(SynFloodPhase),
     DropFins(DropFinsPhase),
     Churn(ChurnPhase),
+    Listener(ListenerPhase),
     Expect(ExpectPhase),
 }
+
+/// Changes the servers' listeners (SetListener): `listen()`'s backlog, the host's listen
+/// sysctls, whether the application accepts; on one server (`server`, as the servers name it)
+/// or every one. What is left out stays. `backlog` and `tcp_max_syn_backlog` scale with the run.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerPhase {
+    #[serde(default)]
+    pub server: Option<std::net::SocketAddrV4>,
+    #[serde(default)]
+    pub backlog: Option<u32>,
+    #[serde(default)]
+    pub somaxconn: Option<u32>,
+    #[serde(default)]
+    pub tcp_max_syn_backlog: Option<u32>,
+    #[serde(default)]
+    pub tcp_syncookies: Option<u8>,
+    #[serde(default)]
+    pub tcp_abort_on_overflow: Option<bool>,
+    #[serde(default)]
+    pub accepting: Option<bool>,
+}
+
+names!(
+    /// A counter an expectation can check, as `Stats` names it; `segments_sent` counts the
+    /// segments the expectation's side sent.
+    CounterName {
+        ListenDrops = "listen_drops",
+        ListenOverflows = "listen_overflows",
+        SyncookiesSent = "syncookies_sent",
+        SyncookiesRecv = "syncookies_recv",
+        SyncookiesFailed = "syncookies_failed",
+        TimeWaitOverflows = "time_wait_overflows",
+        SegmentsSent = "segments_sent",
+    }
+);
 
 /// MANUAL connections only: `side` closes and its FIN is lost on the wire, so it stays in
 /// FIN-WAIT-1 (or LAST-ACK) retransmitting the FIN, onto the wire where nothing delivers it.
@@ -253,8 +290,8 @@ fn client() -> SideName {
     SideName::Client
 }
 
-/// A check on the servers, summed over them: the endpoints in `state` (on `side`, or both), or
-/// the opens refused so far for `refused`.
+/// A check on the servers, summed over them: the endpoints in `state` (on `side`, or both), the
+/// opens refused so far for `refused`, or what the run has added to a `counter`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectPhase {
@@ -264,6 +301,8 @@ pub struct ExpectPhase {
     pub state: Option<State>,
     #[serde(default)]
     pub refused: Option<OpenFailure>,
+    #[serde(default)]
+    pub counter: Option<CounterName>,
     #[serde(default)]
     pub min: Option<i64>,
     #[serde(default)]
@@ -282,7 +321,7 @@ impl Phase {
             Phase::SynFlood(p) => p.errors,
             Phase::DropFins(p) => p.errors,
             Phase::Churn(p) => p.errors,
-            Phase::Hold(_) | Phase::Expect(_) => 0,
+            Phase::Hold(_) | Phase::Expect(_) | Phase::Listener(_) => 0,
         }
     }
 
@@ -295,7 +334,7 @@ impl Phase {
             Phase::Send(p) => p.rate,
             Phase::SynFlood(p) => p.rate,
             Phase::Churn(p) => p.rate,
-            Phase::DropFins(_) | Phase::Hold(_) | Phase::Expect(_) => 0.0,
+            Phase::DropFins(_) | Phase::Hold(_) | Phase::Expect(_) | Phase::Listener(_) => 0.0,
         }
     }
 
@@ -309,6 +348,7 @@ impl Phase {
             Phase::SynFlood(_) => "syn_flood",
             Phase::DropFins(_) => "drop_fins",
             Phase::Churn(_) => "churn",
+            Phase::Listener(_) => "listener",
             Phase::Expect(_) => "expect",
         }
     }
@@ -427,8 +467,26 @@ fn check(p: &Phase) -> Result<(), String> {
         Phase::Expect(e) if e.min.is_none() && e.max.is_none() => {
             Err("give min, max or both".into())
         }
-        Phase::Expect(e) if e.state.is_some() == e.refused.is_some() => {
-            Err("name either a state or a refusal reason".into())
+        Phase::Expect(e)
+            if [e.state.is_some(), e.refused.is_some(), e.counter.is_some()]
+                .iter()
+                .filter(|&&x| x)
+                .count()
+                != 1 =>
+        {
+            Err("name one of a state, a refusal reason or a counter".into())
+        }
+        Phase::Expect(ExpectPhase {
+            counter: Some(CounterName::SegmentsSent),
+            side: None | Some(SideName::Both),
+            ..
+        }) => Err("segments_sent: name the side that sent them, client or server".into()),
+        Phase::Listener(l) if l.tcp_syncookies.is_some_and(|n| n > 2) => Err(format!(
+            "tcp_syncookies {}: 0, 1 or 2 are allowed",
+            l.tcp_syncookies.unwrap_or_default()
+        )),
+        Phase::Listener(l) if l.somaxconn == Some(0) || l.tcp_max_syn_backlog == Some(0) => {
+            Err("somaxconn and tcp_max_syn_backlog must be at least 1".into())
         }
         _ => Ok(()),
     }

@@ -30,6 +30,9 @@ pub(super) struct Server {
     pub(super) virtual_clock: bool,
     /// What it was started with, as its Stats says.
     pub(super) settings: pb::ServerSettings,
+    /// Its Stats as the run began: counters are expected as what the run added to them, and
+    /// listeners are put back as they were.
+    pub(super) start: pb::StatsResponse,
 }
 
 /// What the commands of a phase did: how many, their latencies, refusals by limit and other
@@ -94,7 +97,8 @@ impl Server {
             results,
             ids: Vec::new(),
             virtual_clock: stats.clock == "virtual",
-            settings: stats.settings.unwrap_or_default(),
+            settings: stats.settings.clone().unwrap_or_default(),
+            start: stats,
         })
     }
 
@@ -110,6 +114,32 @@ impl Server {
     pub(super) async fn stats(&mut self) -> Result<pb::StatsResponse, LoadError> {
         let r = self.client.stats(pb::StatsRequest {}).await;
         Ok(r.map_err(self.failed("Stats"))?.into_inner())
+    }
+
+    /// Changes its listeners.
+    pub(super) async fn set_listener(
+        &mut self,
+        r: pb::SetListenerRequest,
+    ) -> Result<(), LoadError> {
+        let r = self.client.set_listener(r).await;
+        r.map_err(self.failed("SetListener")).map(drop)
+    }
+
+    /// Puts its listeners back as they were when the run began, if a phase changed them.
+    pub(super) async fn restore_listeners(&mut self) -> Result<(), LoadError> {
+        for l in self.start.listeners.clone() {
+            self.set_listener(pb::SetListenerRequest {
+                server: l.server,
+                backlog: Some(l.backlog),
+                somaxconn: Some(l.somaxconn),
+                tcp_max_syn_backlog: Some(l.tcp_max_syn_backlog),
+                tcp_syncookies: Some(l.tcp_syncookies),
+                tcp_abort_on_overflow: Some(l.tcp_abort_on_overflow),
+                accepting: Some(l.accepting),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Moves a virtual clock forward.
