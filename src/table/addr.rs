@@ -25,7 +25,7 @@ impl fmt::Display for ConnId {
 }
 
 impl ConnId {
-    fn pack(server: u16, ip: u32, port: u16) -> ConnId {
+    pub(crate) fn pack(server: u16, ip: u32, port: u16) -> ConnId {
         ConnId(u64::from(server) << 48 | u64::from(ip) << 16 | u64::from(port))
     }
     pub(crate) fn server(self) -> u16 {
@@ -322,8 +322,8 @@ impl PortSet {
     /// others; after a find the offset moves on by 2 plus the larger of the ports passed over
     /// and a random even number below 16, so that successive connects to one destination take
     /// increasing even ports, a random 2–16 apart (mean 9), while the range lasts.
-    fn take_free(&mut self, len: u32) -> Option<u32> {
-        if self.used >= len {
+    fn take_free(&mut self, len: u32, reusable: Option<&dyn Fn(u32) -> bool>) -> Option<Taken> {
+        if self.used >= len && reusable.is_none() {
             return None;
         }
         // `offset` stays below `len`; wrapping is by subtraction, not division (this runs for
@@ -337,10 +337,22 @@ impl PortSet {
             }
             let mut i = 0;
             while i < len {
-                if self.is_free(port) {
+                let taken = if self.is_free(port) {
                     let (w, b) = ((port / 64) as usize, port % 64);
                     self.bits[w] |= 1 << b;
                     self.used += 1;
+                    Some(Taken {
+                        port,
+                        reused: false,
+                    })
+                } else if reusable.is_some_and(|r| r(port)) {
+                    // Held by a TIME-WAIT of this very 4-tuple that `tcp_twsk_unique` lets a
+                    // connect take over: the port stays held, by the new connection.
+                    Some(Taken { port, reused: true })
+                } else {
+                    None
+                };
+                if taken.is_some() {
                     self.draws = super::splitmix64(self.draws);
                     let random = (self.draws & 7) as u32 * 2;
                     let mut next = self.offset + i.max(random) + 2;
@@ -348,7 +360,7 @@ impl PortSet {
                         next -= len;
                     }
                     self.offset = next;
-                    return Some(port);
+                    return taken;
                 }
                 i += 2;
                 port += 2;
@@ -357,7 +369,7 @@ impl PortSet {
                 }
             }
         }
-        // Unreachable while `used < len`: every port has one parity or the other.
+        // Every port has one parity or the other: none was free, none reusable.
         None
     }
 
@@ -424,6 +436,22 @@ pub struct PortsPosition {
     current: Vec<(u8, u16, u32)>,
 }
 
+/// A port found by `PortSet::take_free`: its index in the range, and whether a TIME-WAIT held it.
+struct Taken {
+    port: u32,
+    reused: bool,
+}
+
+/// A (client IP, port) found by `Ports::allocate_reusing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocated {
+    pub ip: u32,
+    pub port: u16,
+    /// The port was held by a TIME-WAIT of the same 4-tuple, which the new connection takes
+    /// over (`tcp_tw_reuse`); it stays held.
+    pub reused: bool,
+}
+
 /// No ephemeral port is free toward that server (from that client IP, if one was named).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortsExhausted;
@@ -446,16 +474,40 @@ impl Ports {
         ip: Option<u32>,
         prefer: usize,
     ) -> Result<(u32, u16), PortsExhausted> {
+        self.allocate_reusing(addrs, server, ip, prefer, None)
+            .map(|a| (a.ip, a.port))
+    }
+
+    /// As `allocate`, and where `reusable(ip, port)` says so, a port held by a TIME-WAIT toward
+    /// `server` counts as free (Linux `__inet_hash_connect` asks `check_established` of each
+    /// port in its search, and takes the first that is free or whose TIME-WAIT it may reuse).
+    /// `reusable` is called with a ports shard locked: it must not wait for a map shard.
+    pub fn allocate_reusing(
+        &self,
+        addrs: &Addresses,
+        server: u16,
+        ip: Option<u32>,
+        prefer: usize,
+        reusable: Option<&dyn Fn(u32, u16) -> bool>,
+    ) -> Result<Allocated, PortsExhausted> {
         let len = addrs.range_len();
+        let found = |ip: u32, t: Taken| Allocated {
+            ip,
+            port: addrs.port_lo + t.port as u16,
+            reused: t.reused,
+        };
         if let Some(ip) = ip {
             let mut inner = self.shard(ip as usize);
             let set = inner
                 .sets
                 .entry((ip, server))
                 .or_insert_with(|| self.set(ip, server, len));
-            let port = set.take_free(len).ok_or(PortsExhausted)?;
-            inner.used += 1;
-            return Ok((ip, addrs.port_lo + port as u16));
+            let by_index = reusable.map(|r| move |i: u32| r(ip, addrs.port_lo + i as u16));
+            let t = set
+                .take_free(len, by_index.as_ref().map(|f| f as &dyn Fn(u32) -> bool))
+                .ok_or(PortsExhausted)?;
+            inner.used += u64::from(!t.reused);
+            return Ok(found(ip, t));
         }
         let total = addrs.client_ips();
         for k in 0..PORT_SHARDS {
@@ -477,14 +529,17 @@ impl Ports {
                     .sets
                     .entry((ip, server))
                     .or_insert_with(|| self.set(ip, server, len));
-                if let Some(port) = set.take_free(len) {
-                    inner.used += 1;
+                let by_index = reusable.map(|r| move |i: u32| r(ip, addrs.port_lo + i as u16));
+                if let Some(t) =
+                    set.take_free(len, by_index.as_ref().map(|f| f as &dyn Fn(u32) -> bool))
+                {
+                    inner.used += u64::from(!t.reused);
                     // `start` is where the current IP sits in the shard: rewrite it only
                     // when the allocation moved on to another IP.
                     if u64::from(ip) / PORT_SHARDS as u64 != start {
                         inner.current_ip.insert(server, ip);
                     }
-                    return Ok((ip, addrs.port_lo + port as u16));
+                    return Ok(found(ip, t));
                 }
             }
         }

@@ -183,6 +183,21 @@ impl Conn {
         SCRATCH.with_borrow_mut(|s| p.reconnect(cfg, now, iss, s, obs))
     }
 
+    /// A pair whose client is in TIME-WAIT and whose server is gone (CLOSED) becomes a fresh
+    /// pair of `spec`'s kind, the client's TIME-WAIT taken over (`tcp_tw_reuse`), ready to open.
+    pub(crate) fn take_over_client_timewait(
+        &mut self,
+        cfg: &tcp::Config,
+        now: u64,
+        spec: &OpenSpec,
+        obs: &mut impl Observer,
+    ) -> Result<(), tcp::Error> {
+        let mut p = self.drive().expect("a pair");
+        SCRATCH.with_borrow_mut(|s| p.take_over_timewait(cfg, now, Side::Client, s, obs))?;
+        *self = Conn::new(spec);
+        Ok(())
+    }
+
     /// A user call on one side, or a simultaneous shutdown or close on both.
     pub(crate) fn call(
         &mut self,

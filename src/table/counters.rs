@@ -140,6 +140,7 @@ pub struct Slot {
     time_wait_overflows: AtomicU64,
     /// [ListenEvent]
     listen: [AtomicU64; 5],
+    time_wait_reused: AtomicU64,
     lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
     lag_sum_ms: AtomicU64,
     lag_max_ms: AtomicU64,
@@ -159,6 +160,7 @@ impl Default for Slot {
             removed: AtomicU64::new(0),
             time_wait_overflows: AtomicU64::new(0),
             listen: Default::default(),
+            time_wait_reused: AtomicU64::new(0),
             lag_buckets: Default::default(),
             lag_sum_ms: AtomicU64::new(0),
             lag_max_ms: AtomicU64::new(0),
@@ -229,6 +231,11 @@ impl Slot {
         add(&self.time_wait_overflows, 1);
     }
 
+    /// A connect took over a TIME-WAIT (Linux's `TWRecycled`).
+    pub fn time_wait_reused(&self) {
+        add(&self.time_wait_reused, 1);
+    }
+
     /// What a listener did (Linux's `ListenDrops`, `SyncookiesSent`, …).
     pub fn listen_event(&self, ev: ListenEvent) {
         add(&self.listen[ev as usize], 1);
@@ -269,6 +276,7 @@ impl Slot {
         u(&self.removed, &other.removed);
         u(&self.time_wait_overflows, &other.time_wait_overflows);
         each(&self.listen, &other.listen, u);
+        u(&self.time_wait_reused, &other.time_wait_reused);
         each(&self.lag_buckets, &other.lag_buckets, u);
         u(&self.lag_sum_ms, &other.lag_sum_ms);
         let max = other.lag_max_ms.load(Relaxed);
@@ -402,6 +410,7 @@ impl Counters {
         for (e, &n) in totals.listen.iter().enumerate() {
             set(&t.listen[e], n);
         }
+        set(&t.time_wait_reused, totals.time_wait_reused);
         for (b, &n) in totals.lag_buckets.iter().enumerate() {
             set(&t.lag_buckets[b], n);
         }
@@ -443,6 +452,7 @@ impl Counters {
             removed: sum(&|x| load(&x.removed)),
             time_wait_overflows: sum(&|x| load(&x.time_wait_overflows)),
             listen: std::array::from_fn(|e| sum(&|x| load(&x.listen[e]))),
+            time_wait_reused: sum(&|x| load(&x.time_wait_reused)),
             lag_buckets: std::array::from_fn(|b| sum(&|x| load(&x.lag_buckets[b]))),
             lag_sum_ms: sum(&|x| load(&x.lag_sum_ms)),
             lag_max_ms: slots.iter().map(|s| load(&s.lag_max_ms)).max().unwrap_or(0),
@@ -470,6 +480,8 @@ pub struct CounterSnapshot {
     pub time_wait_overflows: u64,
     /// What listeners did, by [`ListenEvent`] (`ListenDrops`, `SyncookiesSent`, …).
     pub listen: [u64; 5],
+    /// TIME-WAITs a connect took over (`tcp_tw_reuse`; Linux's `TWRecycled`).
+    pub time_wait_reused: u64,
     pub lag_buckets: [u64; LAG_BUCKETS_MS.len() + 1],
     pub lag_sum_ms: u64,
     pub lag_max_ms: u64,

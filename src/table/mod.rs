@@ -47,6 +47,7 @@ pub use conn::Conn;
 pub use counters::{CounterSnapshot, Counters, OpenFailure, SegmentOutcome};
 use driver::{Events, Sink, Wake};
 pub use driver::{WatchFilter, Watched, Watcher, drive_timers};
+pub use hosts::TwReuse;
 pub use restore::RestoreError;
 use timers::{Filed, WHEEL_SHARDS, WheelShard};
 pub use types::{
@@ -176,6 +177,8 @@ pub struct Table {
     timewait: hosts::Timewait,
     /// Each server's listener: its queues and settings (see `TableConfig::listen`).
     listeners: listeners::Listeners,
+    /// Whether a connect may take over a TIME-WAIT (see `TableConfig::tw_reuse`).
+    reuse: hosts::Reuse,
 }
 
 impl Table {
@@ -185,6 +188,7 @@ impl Table {
         }
         tcp.validate()?;
         cfg.listen.validate().map_err(SetupError::Listen)?;
+        cfg.tw_reuse.validate().map_err(SetupError::Listen)?;
         let addrs = Addresses::new(&cfg.client_pools, &cfg.servers, cfg.ports)?;
         let timewait = hosts::Timewait::new(
             addrs.client_ips(),
@@ -222,6 +226,7 @@ impl Table {
             batch: cfg.timer_batch.max(1),
             timewait,
             listeners: listeners::Listeners::new(cfg.servers.len(), cfg.listen),
+            reuse: hosts::Reuse::new(cfg.tw_reuse),
         })
     }
 
@@ -345,6 +350,18 @@ impl Table {
     fn timewait_socks(&self, conn: &Conn) -> [bool; 2] {
         let cfg = conn.settings().unwrap_or(&self.tcp);
         Side::BOTH.map(|s| conn.endpoint(s).is_some_and(|e| e.is_timewait_sock(cfg)))
+    }
+
+    /// The client hosts' TIME-WAIT reuse settings (`TableConfig::tw_reuse`).
+    pub fn tw_reuse(&self) -> TwReuse {
+        self.reuse.get()
+    }
+
+    /// Changes them; refused (nothing changes) if Linux would not take them.
+    pub fn set_tw_reuse(&self, r: TwReuse) -> Result<(), Error> {
+        r.validate().map_err(Error::ListenSetting)?;
+        self.reuse.set(r);
+        Ok(())
     }
 
     /// Timewait socks each host may hold (`TableConfig::max_tw_buckets`).

@@ -77,6 +77,7 @@ impl Table {
             own.validate().map_err(Error::Settings)?;
         }
         let now = self.clock.now();
+        let reuse = self.reuse.get();
         let (id, tuple, claimed) = match spec.tuple {
             Some(tuple) => {
                 let id = self.addrs.id_of(&tuple)?;
@@ -96,11 +97,24 @@ impl Table {
                     .client_ip
                     .map(|ip| self.addrs.ip_index(ip))
                     .transpose()?;
-                let Ok((ip, port)) = self.ports.allocate(
+                // With `tcp_tw_reuse`, a port held by a TIME-WAIT old enough counts as free.
+                let reusable = |ip: u32, port: u16| {
+                    reuse.may(self.addrs.ip_at(ip), *server_addr.ip())
+                        && self
+                            .map
+                            .try_get(&ConnId::pack(server, ip, port))
+                            .try_unwrap()
+                            .is_some_and(|conn| {
+                                self.client_timewait_reusable(&conn, spec, now, reuse.delay_ms)
+                            })
+                };
+                let possible = reuse.tw_reuse != 0 && reuse.timestamps;
+                let Ok(found) = self.ports.allocate_reusing(
                     &self.addrs,
                     server,
                     ip,
                     spec.port_shard.unwrap_or(c.index),
+                    possible.then_some(&reusable as &dyn Fn(u32, u16) -> bool),
                 ) else {
                     c.open_failed(OpenFailure::PortsExhausted);
                     return Err(Error::PortsExhausted {
@@ -109,13 +123,14 @@ impl Table {
                     });
                 };
                 let tuple = FourTuple {
-                    client: SocketAddrV4::new(self.addrs.ip_at(ip), port),
+                    client: SocketAddrV4::new(self.addrs.ip_at(found.ip), found.port),
                     server: server_addr,
                 };
                 (
                     self.addrs.id_of(&tuple).expect("allocated from the pools"),
                     tuple,
-                    true,
+                    // A reused port is the TIME-WAIT's until the new connection takes it over.
+                    !found.reused,
                 )
             }
         };
@@ -171,9 +186,40 @@ impl Table {
                     reused_time_wait: false,
                 })
             }
+            MapEntry::Occupied(mut entry) if spec.tuple.is_none() => {
+                // The allocator handed out a port held by a client TIME-WAIT it may take over
+                // (`tcp_tw_reuse`): if that is still so, the TIME-WAIT goes and a new connection
+                // takes its place, its ISS past the old sequence space (Linux: SND.NXT + 65537).
+                let conn: &mut Conn = entry.get_mut();
+                if !self.client_timewait_reusable(conn, spec, now, reuse.delay_ms) {
+                    c.open_failed(OpenFailure::TupleInUse);
+                    return Err(Error::TupleInUse {
+                        tuple,
+                        id,
+                        states: Some(conn.states()),
+                    });
+                }
+                let (timers, deadline) = (conn.timers(), conn.deadline(now));
+                let old = conn.endpoint(Side::Client).expect("a pair").snd_nxt();
+                let iss = spec.iss.map_or(old + 65537, SeqNum);
+                conn.take_over_client_timewait(&self.tcp, now, spec, &mut tally)
+                    .map_err(Error::tcp(Sides::One(Side::Client)))?;
+                conn.open(&self.tcp, now, spec.mode, [iss, server_iss], &mut tally)
+                    .expect("a fresh pair accepts listen and connect");
+                self.sync_timers(c, id, timers, Some(deadline), conn, now);
+                c.opened();
+                c.time_wait_reused();
+                Ok(Opened {
+                    id,
+                    incarnation: self.incarnation(conn),
+                    tuple,
+                    states: conn.states(),
+                    reused_time_wait: true,
+                })
+            }
             MapEntry::Occupied(mut entry) => {
-                // Only an explicit 4-tuple can meet a connection already there (the allocator hands
-                // out free ports only), and that connection holds the port: nothing to give back.
+                // An explicit 4-tuple met a connection already there, which holds the port:
+                // nothing to give back.
                 let conn: &mut Conn = entry.get_mut();
                 let states = conn.states();
                 let recyclable =
@@ -214,5 +260,32 @@ impl Table {
                 })
             }
         }
+    }
+}
+
+impl Table {
+    /// Whether a connect of `spec` may take over `conn`'s client TIME-WAIT (Linux
+    /// `tcp_twsk_unique`): a pair of the same kind whose client is in TIME-WAIT, at least
+    /// `delay_ms` old, and whose server is gone (CLOSED). The caller has checked the hosts'
+    /// settings.
+    fn client_timewait_reusable(
+        &self,
+        conn: &Conn,
+        spec: &OpenSpec,
+        now: u64,
+        delay_ms: u32,
+    ) -> bool {
+        if conn.mode() != spec.mode
+            || conn.pair().is_none()
+            || conn.states() != [Some(State::TimeWait), Some(State::Closed)]
+        {
+            return false;
+        }
+        let cfg = conn.settings().unwrap_or(&self.tcp);
+        let entered = conn
+            .endpoint(Side::Client)
+            .and_then(|e| e.timer(now))
+            .map(|t| t.deadline.saturating_sub(cfg.time_wait_ms()));
+        entered.is_some_and(|at| now.saturating_sub(at) >= u64::from(delay_ms))
     }
 }

@@ -61,6 +61,9 @@ pub struct TableConfig {
     /// `tcp_max_syn_backlog`, `tcp_syncookies` and `tcp_abort_on_overflow` (changeable per
     /// server while running).
     pub listen: super::listeners::ListenSettings,
+    /// The client hosts' `tcp_tw_reuse`, `tcp_timestamps` and `tcp_tw_reuse_delay`: whether a
+    /// connect may take over a TIME-WAIT of its 4-tuple (changeable while running).
+    pub tw_reuse: super::hosts::TwReuse,
 }
 
 impl Default for TableConfig {
@@ -77,6 +80,7 @@ impl Default for TableConfig {
             timer_batch: 1024,
             max_tw_buckets: 131_072,
             listen: Default::default(),
+            tw_reuse: Default::default(),
         }
     }
 }
@@ -116,7 +120,7 @@ pub enum Error {
     Address(#[from] AddrError),
     #[error("{side} endpoint: {source}")]
     Tcp { side: Sides, source: tcp::Error },
-    /// A listener setting Linux would not take (the message names it).
+    /// A listener or host setting Linux would not take (the message names it).
     #[error("{0}")]
     ListenSetting(String),
     #[error("{} needs a {} connection; connection {id} is {mode}", action.as_str(), action.needs())]
@@ -177,7 +181,7 @@ pub enum SetupError {
     Settings(#[from] tcp::ConfigError),
     #[error(transparent)]
     Addresses(#[from] AddrError),
-    #[error("listeners: {0}")]
+    #[error("host settings: {0}")]
     Listen(String),
 }
 

@@ -521,6 +521,23 @@ impl Endpoint {
         Ok(())
     }
 
+    /// A connect takes over this TIME-WAIT's 4-tuple (Linux `tcp_twsk_unique` with
+    /// `tcp_tw_reuse`): the timewait sock is gone, CLOSED, and the caller connects anew. The new
+    /// connection's ISS should be past this one's sequence space (Linux: SND.NXT + 65537).
+    pub fn take_over_timewait(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        out: &mut impl Output,
+    ) -> Result<(), Error> {
+        self.require(
+            Call::Connect { iss: self.snd_nxt },
+            self.state == State::TimeWait,
+        )?;
+        self.set_state(cfg, now, State::Closed, Cause::TimeWaitReused, out);
+        Ok(())
+    }
+
     /// Active OPEN: send SYN <SEQ=ISS> and enter SYN-SENT.
     fn connect(
         &mut self,

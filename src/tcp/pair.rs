@@ -431,6 +431,21 @@ impl<'a> PairMut<'a> {
         self.call(cfg, now, Side::Client, connect, scratch, obs)
     }
 
+    /// `side`'s TIME-WAIT is taken over by a new connect of the same 4-tuple (`tcp_tw_reuse`):
+    /// it goes to CLOSED, and the pair can be opened afresh.
+    pub fn take_over_timewait<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        now: u64,
+        side: Side,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> Result<(), Error> {
+        self.with(cfg, now, side, scratch, obs, |ep, cfg, out| {
+            ep.take_over_timewait(cfg, now, out)
+        })
+    }
+
     /// A user call on one side (listen and connect are `open`'s).
     pub fn call<O: Observer>(
         &mut self,

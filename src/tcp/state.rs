@@ -155,6 +155,8 @@ pub enum Cause {
     TimeWaitOverflow,
     /// An ACK carrying a valid SYN cookie made the connection, straight from LISTEN.
     SynCookie,
+    /// A connect took over this TIME-WAIT's 4-tuple (`tcp_tw_reuse`).
+    TimeWaitReused,
     /// The handshake completed with the accept queue full and `tcp_abort_on_overflow` set: RST,
     /// and the request is gone.
     AcceptQueueOverflow,
@@ -180,6 +182,7 @@ impl Cause {
             Cause::TimeWaitExpired => "time_wait_expired",
             Cause::TimeWaitOverflow => "time_wait_overflow",
             Cause::SynCookie => "syn_cookie",
+            Cause::TimeWaitReused => "time_wait_reused",
             Cause::AcceptQueueOverflow => "accept_queue_overflow",
         }
     }
