@@ -76,6 +76,9 @@ pub fn world(clock: Clock) -> Table {
             backlog: 2,
             ..Default::default()
         },
+        // Linux's default: reuse on loopback only, which these addresses are not, so that the
+        // model's port exhaustion stays what it predicts.
+        tw_reuse: Default::default(),
     };
     Table::new(cfg, tcp::Config::default(), clock).unwrap()
 }
