@@ -13,7 +13,7 @@ use tcpsim::conformance;
 use tcpsim::server::{self, ConnectionLimits, ServeConfig};
 use tcpsim::service::Limits;
 use tcpsim::table::listeners::ListenSettings;
-use tcpsim::table::{Cidr, TableConfig};
+use tcpsim::table::{Cidr, TableConfig, TwReuse};
 use tcpsim::tcp::{self, ProfileName};
 
 #[derive(Parser)]
@@ -208,6 +208,18 @@ struct ServeArgs {
     #[arg(long, env = "TCPSIM_TCP_ABORT_ON_OVERFLOW", default_value_t = ListenSettings::default().abort_on_overflow,
           action = clap::ArgAction::Set)]
     tcp_abort_on_overflow: bool,
+    /// Linux tcp_tw_reuse on the client hosts: 0 never, 1 always, 2 for loopback (127/8)
+    /// addresses only; a connect may take over a TIME-WAIT of its 4-tuple.
+    #[arg(long, env = "TCPSIM_TCP_TW_REUSE", default_value_t = TwReuse::default().tw_reuse,
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    tcp_tw_reuse: u8,
+    /// Linux tcp_timestamps on the client hosts: TIME-WAIT reuse needs them.
+    #[arg(long, env = "TCPSIM_TCP_TIMESTAMPS", default_value_t = TwReuse::default().timestamps,
+          action = clap::ArgAction::Set)]
+    tcp_timestamps: bool,
+    /// Linux tcp_tw_reuse_delay: how old a TIME-WAIT must be to be taken over, ms.
+    #[arg(long, env = "TCPSIM_TCP_TW_REUSE_DELAY_MS", default_value_t = TwReuse::default().delay_ms)]
+    tcp_tw_reuse_delay_ms: u32,
     /// Most connections one Open may ask for.
     #[arg(long, env = "TCPSIM_MAX_OPEN_BATCH", default_value_t = Limits::default().max_open_batch)]
     max_open_batch: u32,
@@ -620,6 +632,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
                 syncookies: a.tcp_syncookies,
                 abort_on_overflow: a.tcp_abort_on_overflow,
                 accepting: true,
+            },
+            tw_reuse: TwReuse {
+                tw_reuse: a.tcp_tw_reuse,
+                timestamps: a.tcp_timestamps,
+                delay_ms: a.tcp_tw_reuse_delay_ms,
             },
             ..TableConfig::default()
         },

@@ -26,6 +26,7 @@
 //!   - expect: {refused: ports_exhausted, min: 1}
 //!   - listener: {backlog: 128, tcp_syncookies: 0, accepting: false}  # SetListener on every server
 //!   - expect: {counter: listen_drops, min: 1871, max: 1871}    # or syncookies_sent, …, segments_sent
+//!   - client_sysctls: {tcp_tw_reuse: 1}               # SetClientSysctls on every server
 //! ```
 
 use std::time::Instant;
@@ -140,6 +141,21 @@ fn check_assumes(a: &scenario::Assumes, scale: f64, s: &pb::ServerSettings) -> R
             ));
         }
     }
+    if let Some(assumed) = a.tcp_max_tw_buckets {
+        let needed = ((f64::from(assumed) * scale).round() as u32).max(1);
+        if s.tcp_max_tw_buckets != needed {
+            let at_scale = if scale == 1.0 {
+                String::new()
+            } else {
+                format!(" ({needed} at --scale {scale})")
+            };
+            return Err(format!(
+                "the scenario assumes tcp_max_tw_buckets {assumed}{at_scale}, and this server has \
+                 {}: start it with --tcp-max-tw-buckets {needed}",
+                s.tcp_max_tw_buckets
+            ));
+        }
+    }
     if let Some(ms) = a.time_wait_ms.filter(|&ms| ms != s.time_wait_ms) {
         return Err(format!(
             "the scenario assumes TIME-WAIT lasts {ms} ms, and on this server it lasts {} ms \
@@ -171,10 +187,19 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
         ..Default::default()
     };
     let ran = run_phases(sc, opts, &mut runner, &mut report).await;
-    // A scenario's listener settings last for its run.
+    // A scenario's host settings last for its run.
     if sc.phases.iter().any(|p| matches!(p, Phase::Listener(_))) {
         for s in &mut runner.servers {
             s.restore_listeners().await?;
+        }
+    }
+    if sc
+        .phases
+        .iter()
+        .any(|p| matches!(p, Phase::ClientSysctls(_)))
+    {
+        for s in &mut runner.servers {
+            s.restore_client_sysctls().await?;
         }
     }
     ran?;
@@ -246,7 +271,7 @@ fn progress_bar(shown: bool, phase: &Phase) -> ProgressBar {
     };
     let template = match phase {
         Phase::Hold(_) => "{prefix:>10} [{bar:30}] {pos}/{len} ms {msg}",
-        Phase::Expect(_) | Phase::Listener(_) => "{prefix:>10} {msg}",
+        Phase::Expect(_) | Phase::Listener(_) | Phase::ClientSysctls(_) => "{prefix:>10} {msg}",
         Phase::Churn(_) => "{prefix:>10} [{bar:30}] {pos}/{len} lifecycles {rate} {msg}",
         _ => "{prefix:>10} [{bar:30}] {pos}/{len} ops {rate} {msg}",
     };

@@ -130,6 +130,16 @@ impl Runner<'_> {
             Phase::Hold(h) => self.hold_phase(h.ms, bar, done).await?,
             Phase::Churn(c) => self.churn(c, bar, done).await?,
             Phase::Listener(l) => self.listener(l).await?,
+            Phase::ClientSysctls(c) => {
+                let req = pb::SetClientSysctlsRequest {
+                    tcp_tw_reuse: c.tcp_tw_reuse.map(u32::from),
+                    tcp_timestamps: c.tcp_timestamps,
+                    tcp_tw_reuse_delay_ms: c.tcp_tw_reuse_delay_ms,
+                };
+                for s in self.servers.iter_mut() {
+                    s.set_client_sysctls(req).await?;
+                }
+            }
             Phase::Expect(e) => return Ok(Some(self.expect(e, bar).await?)),
         }
         Ok(None)
@@ -611,6 +621,7 @@ fn drop_all(id: u64, dir: pb::Direction) -> pb::Command {
 fn counter_value(stats: &pb::StatsResponse, counter: CounterName, side: Option<SideName>) -> u64 {
     match counter {
         CounterName::TimeWaitOverflows => stats.time_wait_overflows,
+        CounterName::TimeWaitReused => stats.time_wait_reused,
         CounterName::SegmentsSent => {
             let side = match side {
                 Some(SideName::Client) => pb::Side::Client,

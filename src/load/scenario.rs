@@ -43,6 +43,9 @@ pub struct Assumes {
     /// How long TIME-WAIT lasts, ms (the profile's 2 × MSL; serve --msl-ms).
     #[serde(default)]
     pub time_wait_ms: Option<u64>,
+    /// Timewait socks each host may hold (serve --tcp-max-tw-buckets); scales with the run.
+    #[serde(default)]
+    pub tcp_max_tw_buckets: Option<u32>,
 }
 
 impl Assumes {
@@ -135,7 +138,21 @@ pub enum Phase {
     DropFins(DropFinsPhase),
     Churn(ChurnPhase),
     Listener(ListenerPhase),
+    ClientSysctls(ClientSysctlsPhase),
     Expect(ExpectPhase),
+}
+
+/// Changes the client hosts' TIME-WAIT reuse sysctls on every server (SetClientSysctls); what
+/// is left out stays, and the runner puts them back after the run.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSysctlsPhase {
+    #[serde(default)]
+    pub tcp_tw_reuse: Option<u8>,
+    #[serde(default)]
+    pub tcp_timestamps: Option<bool>,
+    #[serde(default)]
+    pub tcp_tw_reuse_delay_ms: Option<u32>,
 }
 
 /// Changes the servers' listeners (SetListener): `listen()`'s backlog, the host's listen
@@ -170,6 +187,7 @@ names!(
         SyncookiesRecv = "syncookies_recv",
         SyncookiesFailed = "syncookies_failed",
         TimeWaitOverflows = "time_wait_overflows",
+        TimeWaitReused = "time_wait_reused",
         SegmentsSent = "segments_sent",
     }
 );
@@ -321,7 +339,7 @@ impl Phase {
             Phase::SynFlood(p) => p.errors,
             Phase::DropFins(p) => p.errors,
             Phase::Churn(p) => p.errors,
-            Phase::Hold(_) | Phase::Expect(_) | Phase::Listener(_) => 0,
+            Phase::Hold(_) | Phase::Expect(_) | Phase::Listener(_) | Phase::ClientSysctls(_) => 0,
         }
     }
 
@@ -334,7 +352,11 @@ impl Phase {
             Phase::Send(p) => p.rate,
             Phase::SynFlood(p) => p.rate,
             Phase::Churn(p) => p.rate,
-            Phase::DropFins(_) | Phase::Hold(_) | Phase::Expect(_) | Phase::Listener(_) => 0.0,
+            Phase::DropFins(_)
+            | Phase::Hold(_)
+            | Phase::Expect(_)
+            | Phase::Listener(_)
+            | Phase::ClientSysctls(_) => 0.0,
         }
     }
 
@@ -349,6 +371,7 @@ impl Phase {
             Phase::DropFins(_) => "drop_fins",
             Phase::Churn(_) => "churn",
             Phase::Listener(_) => "listener",
+            Phase::ClientSysctls(_) => "client_sysctls",
             Phase::Expect(_) => "expect",
         }
     }
@@ -484,6 +507,10 @@ fn check(p: &Phase) -> Result<(), String> {
         Phase::Listener(l) if l.tcp_syncookies.is_some_and(|n| n > 2) => Err(format!(
             "tcp_syncookies {}: 0, 1 or 2 are allowed",
             l.tcp_syncookies.unwrap_or_default()
+        )),
+        Phase::ClientSysctls(c) if c.tcp_tw_reuse.is_some_and(|n| n > 2) => Err(format!(
+            "tcp_tw_reuse {}: 0, 1 or 2 are allowed",
+            c.tcp_tw_reuse.unwrap_or_default()
         )),
         Phase::Listener(l) if l.somaxconn == Some(0) || l.tcp_max_syn_backlog == Some(0) => {
             Err("somaxconn and tcp_max_syn_backlog must be at least 1".into())

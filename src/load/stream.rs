@@ -142,6 +142,28 @@ impl Server {
         Ok(())
     }
 
+    /// Changes its client hosts' sysctls.
+    pub(super) async fn set_client_sysctls(
+        &mut self,
+        r: pb::SetClientSysctlsRequest,
+    ) -> Result<(), LoadError> {
+        let r = self.client.set_client_sysctls(r).await;
+        r.map_err(self.failed("SetClientSysctls")).map(drop)
+    }
+
+    /// Puts its client hosts' sysctls back as they were when the run began.
+    pub(super) async fn restore_client_sysctls(&mut self) -> Result<(), LoadError> {
+        let Some(c) = self.start.client_sysctls else {
+            return Ok(());
+        };
+        self.set_client_sysctls(pb::SetClientSysctlsRequest {
+            tcp_tw_reuse: Some(c.tcp_tw_reuse),
+            tcp_timestamps: Some(c.tcp_timestamps),
+            tcp_tw_reuse_delay_ms: Some(c.tcp_tw_reuse_delay_ms),
+        })
+        .await
+    }
+
     /// Moves a virtual clock forward.
     pub(super) async fn advance(&mut self, ms: u64) -> Result<(), LoadError> {
         let r = self

@@ -516,3 +516,11 @@ pub fn listener_to_pb(l: &table::listeners::ListenerInfo) -> pb::Listener {
         accept_queue: l.accept_queue,
     }
 }
+
+pub fn client_sysctls_to_pb(r: table::TwReuse) -> pb::ClientSysctls {
+    pb::ClientSysctls {
+        tcp_tw_reuse: u32::from(r.tw_reuse),
+        tcp_timestamps: r.timestamps,
+        tcp_tw_reuse_delay_ms: r.delay_ms,
+    }
+}

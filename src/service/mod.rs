@@ -482,7 +482,28 @@ impl Ops {
             r.listen.insert(e.as_str().into(), c.listen(e));
         }
         r.listeners = s.listeners.iter().map(convert::listener_to_pb).collect();
+        r.client_sysctls = Some(convert::client_sysctls_to_pb(self.table.tw_reuse()));
+        r.time_wait_reused = c.time_wait_reused;
         r
+    }
+
+    pub fn set_client_sysctls(
+        &self,
+        r: &pb::SetClientSysctlsRequest,
+    ) -> Result<pb::ClientSysctls, Status> {
+        let now = self.table.tw_reuse();
+        let tw_reuse = match r.tcp_tw_reuse {
+            Some(n @ 0..=2) => n as u8,
+            Some(n) => return Err(invalid("tcp_tw_reuse", format!("{n}: 0, 1 or 2"))),
+            None => now.tw_reuse,
+        };
+        let want = table::TwReuse {
+            tw_reuse,
+            timestamps: r.tcp_timestamps.unwrap_or(now.timestamps),
+            delay_ms: r.tcp_tw_reuse_delay_ms.unwrap_or(now.delay_ms),
+        };
+        self.table.set_tw_reuse(want)?;
+        Ok(convert::client_sysctls_to_pb(want))
     }
 
     pub fn set_listener(
@@ -801,6 +822,12 @@ impl Simulator for SimulatorService {
         r: Request<pb::SetListenerRequest>,
     ) -> Result<Response<pb::SetListenerResponse>, Status> {
         self.ops.set_listener(r.get_ref()).map(Response::new)
+    }
+    async fn set_client_sysctls(
+        &self,
+        r: Request<pb::SetClientSysctlsRequest>,
+    ) -> Result<Response<pb::ClientSysctls>, Status> {
+        self.ops.set_client_sysctls(r.get_ref()).map(Response::new)
     }
     async fn advance_clock(
         &self,

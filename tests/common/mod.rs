@@ -104,6 +104,7 @@ unwrapped! {
     stats(pb::StatsRequest) -> pb::StatsResponse;
     advance_clock(pb::AdvanceClockRequest) -> pb::AdvanceClockResponse;
     set_listener(pb::SetListenerRequest) -> pb::SetListenerResponse;
+    set_client_sysctls(pb::SetClientSysctlsRequest) -> pb::ClientSysctls;
 }
 
 /// An open request for `mode`, every other field at its default.
