@@ -1554,6 +1554,63 @@ async fn set_listener_and_stats_show_the_listen_queues() {
     srv.shutdown().await.unwrap();
 }
 
+/// SetClientSysctls turns TIME-WAIT reuse on: with one port, a second open is refused while
+/// the first connection's TIME-WAIT is younger than tcp_tw_reuse_delay, and takes it over once
+/// it is old enough; Stats shows the settings and counts the reuse. A bad value is refused,
+/// naming it, and changes nothing.
+#[tokio::test]
+async fn set_client_sysctls_turns_time_wait_reuse_on() {
+    let mut cfg = small();
+    cfg.virtual_clock = true;
+    cfg.table.ports = (40000, 40000);
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client().await;
+    let s = srv.stats().await.client_sysctls.unwrap();
+    assert_eq!(
+        (s.tcp_tw_reuse, s.tcp_timestamps, s.tcp_tw_reuse_delay_ms),
+        (2, true, 1000),
+        "Linux's defaults"
+    );
+    let set = c
+        .set_client_sysctls(pb::SetClientSysctlsRequest {
+            tcp_tw_reuse: Some(1),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!((set.tcp_tw_reuse, set.tcp_tw_reuse_delay_ms), (1, 1000));
+    let open = pb::OpenRequest {
+        client_ip: "10.0.0.1".into(),
+        ..open_req(pb::Mode::Auto)
+    };
+    let first = c.open_id(open.clone()).await;
+    c.close_side(first, pb::Side::Client).await;
+    c.close_side(first, pb::Side::Server).await;
+    c.advance(999).await;
+    let e = c.raw.open(open.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    c.advance(1).await;
+    let second = c.open_id(open).await;
+    assert_eq!(second, first, "the same 4-tuple");
+    let s = srv.stats().await;
+    assert_eq!(s.time_wait_reused, 1);
+    let e = c
+        .raw
+        .set_client_sysctls(pb::SetClientSysctlsRequest {
+            tcp_tw_reuse: Some(3),
+            tcp_timestamps: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("tcp_tw_reuse: 3"), "{e:?}");
+    assert!(
+        srv.stats().await.client_sysctls.unwrap().tcp_timestamps,
+        "nothing changed"
+    );
+    srv.shutdown().await.unwrap();
+}
+
 /// An open refused by a limit says which one, as Stats counts it: in the trailer
 /// `tcpsim-refused` of a unary call and in `Error.refused` on a Run stream; other errors leave
 /// it empty.

@@ -314,7 +314,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
 
     // Every dashboard expression is accepted and returns data (rates need two scrapes: poll).
     let mut pending: Vec<String> = dashboard_exprs();
-    assert!(pending.len() >= 13);
+    assert!(pending.len() >= 16);
     while !pending.is_empty() {
         assert!(
             Instant::now() < deadline,
@@ -334,6 +334,11 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
     }
 
     // Every alert rule has been evaluated, without error.
+    let deployed_rules = std::fs::read_to_string(root().join("deploy/prometheus/rules.yml"))
+        .unwrap()
+        .matches("- alert:")
+        .count();
+    assert!(deployed_rules >= 7, "{deployed_rules} rules");
     let rules = loop {
         assert!(
             Instant::now() < deadline,
@@ -348,7 +353,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
             .flatten()
             .flat_map(|g| g["rules"].as_array().unwrap().clone())
             .collect();
-        if all.len() == 5 && all.iter().all(|r| r["health"] == "ok") {
+        if all.len() == deployed_rules && all.iter().all(|r| r["health"] == "ok") {
             break all;
         }
         if let Some(bad) = all.iter().find(|r| r["health"] == "err") {
