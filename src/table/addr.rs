@@ -452,6 +452,12 @@ pub struct Allocated {
     pub reused: bool,
 }
 
+/// When a connect may take over a TIME-WAIT (see `Ports::allocate_reusing`).
+pub struct Reusable<'a> {
+    pub may: &'a dyn Fn(u32) -> bool,
+    pub port: &'a dyn Fn(u32, u16) -> bool,
+}
+
 /// No ephemeral port is free toward that server (from that client IP, if one was named).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortsExhausted;
@@ -478,18 +484,21 @@ impl Ports {
             .map(|a| (a.ip, a.port))
     }
 
-    /// As `allocate`, and where `reusable(ip, port)` says so, a port held by a TIME-WAIT toward
-    /// `server` counts as free (Linux `__inet_hash_connect` asks `check_established` of each
-    /// port in its search, and takes the first that is free or whose TIME-WAIT it may reuse).
-    /// `reusable` is called with a ports shard locked: it must not wait for a map shard.
+    /// As `allocate`, and where `reuse` says so, a port held by a TIME-WAIT toward `server`
+    /// counts as free (Linux `__inet_hash_connect` asks `check_established` of each port in its
+    /// search, and takes the first that is free or whose TIME-WAIT it may reuse): `reuse.may(ip)`
+    /// whether a client address may reuse at all, asked once per address searched, and
+    /// `reuse.port(ip, port)` whether that port's TIME-WAIT may be taken over, asked of each held
+    /// port in the search, with a ports shard locked: it must not wait for a map shard.
     pub fn allocate_reusing(
         &self,
         addrs: &Addresses,
         server: u16,
         ip: Option<u32>,
         prefer: usize,
-        reusable: Option<&dyn Fn(u32, u16) -> bool>,
+        reuse: Option<&Reusable<'_>>,
     ) -> Result<Allocated, PortsExhausted> {
+        let reusable = |ip: u32| reuse.filter(|r| (r.may)(ip)).map(|r| r.port);
         let len = addrs.range_len();
         let found = |ip: u32, t: Taken| Allocated {
             ip,
@@ -502,7 +511,7 @@ impl Ports {
                 .sets
                 .entry((ip, server))
                 .or_insert_with(|| self.set(ip, server, len));
-            let by_index = reusable.map(|r| move |i: u32| r(ip, addrs.port_lo + i as u16));
+            let by_index = reusable(ip).map(|r| move |i: u32| r(ip, addrs.port_lo + i as u16));
             let t = set
                 .take_free(len, by_index.as_ref().map(|f| f as &dyn Fn(u32) -> bool))
                 .ok_or(PortsExhausted)?;
@@ -529,7 +538,7 @@ impl Ports {
                     .sets
                     .entry((ip, server))
                     .or_insert_with(|| self.set(ip, server, len));
-                let by_index = reusable.map(|r| move |i: u32| r(ip, addrs.port_lo + i as u16));
+                let by_index = reusable(ip).map(|r| move |i: u32| r(ip, addrs.port_lo + i as u16));
                 if let Some(t) =
                     set.take_free(len, by_index.as_ref().map(|f| f as &dyn Fn(u32) -> bool))
                 {

@@ -242,21 +242,24 @@ impl Listeners {
     /// A SYN at `server`'s listener (Linux `tcp_conn_request`): a request sock if the SYN queue
     /// has room, else a cookie if `tcp_syncookies` allows, else nothing; `tcp_syncookies` 2
     /// cookies every SYN. A full accept queue drops the SYN first; without cookies,
-    /// `tcp_max_syn_backlog` keeps its last quarter free.
+    /// `tcp_max_syn_backlog` keeps its last quarter free. With `reserve`, a request sock takes
+    /// its place in the queue here, in one atomic step with the check, so that concurrent SYNs
+    /// never pass the cap; without, the caller only asks whether there is room (a request whose
+    /// handshake ends within the same table call: see `Tally`), and puts it in the queue itself
+    /// if it stays (`restore_request`).
     pub(crate) fn conn_request(
         &self,
         server: u16,
+        reserve: bool,
         mut count: impl FnMut(ListenEvent),
     ) -> SynVerdict {
         let l = self.get(server);
-        let backlog = l.max_backlog();
-        let cookies = l.syncookies.load(Relaxed);
-        let max_syn = l.max_syn_backlog.load(Relaxed);
-        let (mut verdict, mut overflow) = (SynVerdict::Drop, false);
-        let queued = l.syn.fetch_update(Relaxed, Relaxed, |syn| {
+        let decide = |syn: u64| -> (SynVerdict, bool) {
             let qlen = (syn >> 32) as u32;
-            let want_cookie = cookies == 2 || qlen > backlog;
-            (verdict, overflow) = if want_cookie && cookies == 0 {
+            let cookies = l.syncookies.load(Relaxed);
+            let max_syn = l.max_syn_backlog.load(Relaxed);
+            let want_cookie = cookies == 2 || qlen > l.max_backlog();
+            if want_cookie && cookies == 0 {
                 (SynVerdict::Drop, false)
             } else if l.accept_full() {
                 (SynVerdict::Drop, true)
@@ -265,20 +268,27 @@ impl Listeners {
             } else if cookies == 0 && max_syn - qlen.min(max_syn) < max_syn >> 2 {
                 (SynVerdict::Drop, false)
             } else {
-                return Some(syn + ONE + 1);
-            };
-            None
-        });
-        if queued.is_ok() {
-            return SynVerdict::Queue;
-        }
+                (SynVerdict::Queue, false)
+            }
+        };
+        let (verdict, overflow) = if reserve {
+            let mut decided = (SynVerdict::Drop, false);
+            let _ = l.syn.fetch_update(Relaxed, Relaxed, |syn| {
+                decided = decide(syn);
+                (decided.0 == SynVerdict::Queue).then_some(syn + ONE + 1)
+            });
+            decided
+        } else {
+            decide(l.syn.load(Relaxed))
+        };
         if overflow {
             count(ListenEvent::Overflow);
         }
-        count(match verdict {
-            SynVerdict::Cookie => ListenEvent::CookieSent,
-            _ => ListenEvent::Drop,
-        });
+        match verdict {
+            SynVerdict::Queue => {}
+            SynVerdict::Cookie => count(ListenEvent::CookieSent),
+            SynVerdict::Drop => count(ListenEvent::Drop),
+        }
         verdict
     }
 
@@ -384,7 +394,8 @@ impl Listeners {
             .collect()
     }
 
-    /// Puts back the queues of a state file's connections: a request sock in SYN-RECEIVED.
+    /// Puts a request sock in the SYN queue after the fact: one that `conn_request` found room
+    /// for without reserving it and that outlived its table call, or a state file's.
     pub(crate) fn restore_request(&self, server: u16, young: bool) {
         self.get(server)
             .syn

@@ -67,6 +67,35 @@ struct Tally<'a> {
     counters: &'a counters::Slot,
     events: Option<Sink<'a>>,
     hosts: Hosts<'a>,
+    /// The connection is an AUTO pair, whose handshakes mostly end within the call that began
+    /// them: its request socks take no place in their listener's queue unless they outlive the
+    /// call, so that a lifecycle writes nothing to the listener (whose cache line every thread's
+    /// opens read).
+    auto: bool,
+    /// A request sock found room for and not yet put in the queue: whether it is young.
+    unreserved: Option<bool>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(table: &'a Table, c: &'a counters::Slot, id: ConnId, now: u64, auto: bool) -> Self {
+        Tally {
+            counters: c,
+            events: table.events.sink(id, now),
+            hosts: table.hosts(id),
+            auto,
+            unreserved: None,
+        }
+    }
+}
+
+impl Drop for Tally<'_> {
+    /// A request sock that outlived its call takes its place in the SYN queue now.
+    fn drop(&mut self) {
+        if let Some(young) = self.unreserved.take() {
+            let Hosts { table, id } = self.hosts;
+            table.listeners.restore_request(id.server(), young);
+        }
+    }
 }
 
 /// The hosts of one connection's sides, as its timewait socks count on them.
@@ -92,23 +121,35 @@ impl tcp::Observer for Tally<'_> {
     // Only a server side listens (a client side's SYN-RECEIVED is a simultaneous open's).
     fn conn_request(&mut self, side: Side) -> tcp::SynVerdict {
         let Hosts { table, id } = self.hosts;
-        match side {
-            Side::Server => table
-                .listeners
-                .conn_request(id.server(), |e| self.counters.listen_event(e)),
-            Side::Client => tcp::SynVerdict::Queue,
+        if side == Side::Client {
+            return tcp::SynVerdict::Queue;
         }
+        let reserve = !self.auto;
+        let counters = self.counters;
+        let verdict = table
+            .listeners
+            .conn_request(id.server(), reserve, |e| counters.listen_event(e));
+        if verdict == tcp::SynVerdict::Queue && !reserve {
+            self.unreserved = Some(true);
+        }
+        verdict
     }
     fn reqsk_timeout(&mut self, side: Side, max: u8, retries: u8) -> bool {
         let Hosts { table, id } = self.hosts;
         match side {
-            Side::Server => table.listeners.reqsk_timeout(id.server(), max, retries),
+            Side::Server => {
+                // Its place first, so that the queue it is judged in holds it.
+                if let Some(young) = self.unreserved.take() {
+                    table.listeners.restore_request(id.server(), young);
+                }
+                table.listeners.reqsk_timeout(id.server(), max, retries)
+            }
             Side::Client => retries >= max,
         }
     }
     fn reqsk_removed(&mut self, side: Side, young: bool) {
         let Hosts { table, id } = self.hosts;
-        if side == Side::Server {
+        if side == Side::Server && self.unreserved.take().is_none() {
             table.listeners.reqsk_removed(id.server(), young);
         }
     }
@@ -319,12 +360,9 @@ impl Table {
                     }
                     Filed::Polled { .. } => None,
                 };
-                let mut tally = Tally {
-                    counters: c,
-                    events: self.events.sink(id, now),
-                    hosts: self.hosts(id),
-                };
+                let mut tally = Tally::new(self, c, id, now, conn.mode() == Mode::Auto);
                 let r = op(conn, &mut tally);
+                drop(tally);
                 self.sync_timers(c, id, timers, filed, conn, now);
                 let reap = conn.reapable();
                 if reap {

@@ -8,7 +8,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 
 use crate::tcp::{SeqNum, Side, State};
 
-use super::addr::{ConnId, FourTuple};
+use super::addr::{ConnId, FourTuple, Reusable};
 use super::conn::Conn;
 use super::counters::{self, OpenFailure};
 use super::types::{Error, Mode, OpenSpec, Opened, Sides};
@@ -98,15 +98,16 @@ impl Table {
                     .map(|ip| self.addrs.ip_index(ip))
                     .transpose()?;
                 // With `tcp_tw_reuse`, a port held by a TIME-WAIT old enough counts as free.
-                let reusable = |ip: u32, port: u16| {
-                    reuse.may(self.addrs.ip_at(ip), *server_addr.ip())
-                        && self
-                            .map
-                            .try_get(&ConnId::pack(server, ip, port))
-                            .try_unwrap()
-                            .is_some_and(|conn| {
-                                self.client_timewait_reusable(&conn, spec, now, reuse.delay_ms)
-                            })
+                let may = |ip: u32| reuse.may(self.addrs.ip_at(ip), *server_addr.ip());
+                let port = |ip: u32, port: u16| {
+                    let held = self.map.try_get(&ConnId::pack(server, ip, port));
+                    held.try_unwrap().is_some_and(|conn| {
+                        self.client_timewait_reusable(&conn, spec, now, reuse.delay_ms)
+                    })
+                };
+                let reusable = Reusable {
+                    may: &may,
+                    port: &port,
                 };
                 let possible = reuse.tw_reuse != 0 && reuse.timestamps;
                 let Ok(found) = self.ports.allocate_reusing(
@@ -114,7 +115,7 @@ impl Table {
                     server,
                     ip,
                     spec.port_shard.unwrap_or(c.index),
-                    possible.then_some(&reusable as &dyn Fn(u32, u16) -> bool),
+                    possible.then_some(&reusable),
                 ) else {
                     c.open_failed(OpenFailure::PortsExhausted);
                     return Err(Error::PortsExhausted {
@@ -136,11 +137,7 @@ impl Table {
         };
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let mut tally = Tally {
-            counters: c,
-            events: self.events.sink(id, now),
-            hosts: self.hosts(id),
-        };
+        let mut tally = Tally::new(self, c, id, now, spec.mode == Mode::Auto);
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
                 if !claimed {
