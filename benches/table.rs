@@ -6,6 +6,7 @@
 //!     cargo bench --bench table -- storm 1000000
 //!     cargo bench --bench table -- scrape 1000000
 //!     cargo bench --bench table -- state 1000000    # the state file: size, write and read times
+//!     cargo bench --bench table -- hosts           # per-host state: servers, client addresses
 //!     cargo bench --bench table -- send            # profiling aid: table Send in a loop
 //!
 //! - memory: process RSS growth per ESTABLISHED AUTO pair (map, boxes, ports — everything).
@@ -120,6 +121,64 @@ fn memory(n: usize) {
         (empty - before) as f64 / (1 << 20) as f64,
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
+    );
+    black_box(&t);
+}
+
+/// The per-host state, measured by RSS: what a server host (its listener, its timewait count,
+/// its place in the address map) costs, from a table of 65 536 servers against one of 1; and
+/// what client addresses cost, from a 10.0.0.0/8 pool (16.7 M addresses) whose timewait counts
+/// are touched on 256 addresses 65 536 apart (each a chunk) against none.
+fn hosts() {
+    let servers = |n: u32| -> Vec<std::net::SocketAddrV4> {
+        (0..n)
+            .map(|i| std::net::SocketAddrV4::new(std::net::Ipv4Addr::from(0x0AFF_0000 + i), 80))
+            .collect()
+    };
+    let make = |servers: Vec<std::net::SocketAddrV4>, pool: &str| {
+        Table::new(
+            TableConfig {
+                shards: 64,
+                capacity: 1 << 10,
+                servers,
+                client_pools: vec![pool.parse().unwrap()],
+                ..TableConfig::default()
+            },
+            tcp::Config::default(),
+            Clock::virtual_at(0),
+        )
+        .unwrap()
+    };
+    let before = rss_bytes();
+    let one = make(servers(1), "10.0.0.0/16");
+    let mid = rss_bytes();
+    let many = make(servers(65_536), "10.0.0.0/16");
+    let after = rss_bytes();
+    let per_server = ((after - mid) as f64 - (mid - before) as f64) / 65_535.0;
+    println!(
+        "hosts: a server host costs {per_server:.0} bytes (a table of 65 536 servers: RSS +{:.1} MiB; of 1: +{:.1} MiB)",
+        (after - mid) as f64 / (1 << 20) as f64,
+        (mid - before) as f64 / (1 << 20) as f64
+    );
+    black_box((&one, &many));
+    drop((one, many));
+    let t = make(servers(1), "10.0.0.0/8");
+    let start = rss_bytes();
+    for k in 0..256u32 {
+        let ip = std::net::Ipv4Addr::from(0x0A00_0001 + k * 65_536);
+        let spec = OpenSpec {
+            client_ip: Some(ip),
+            ..OpenSpec::new(Mode::Auto)
+        };
+        let id = t.open(&spec).unwrap().id;
+        t.call(id, Sides::Both, Call::Close).unwrap();
+    }
+    let touched = rss_bytes();
+    println!(
+        "hosts: client addresses cost nothing until used: a 16.7 M address pool, timewait counts on 256 addresses 65 536 apart: RSS +{:.1} MiB ({:.0} KiB per chunk of 65 536 addresses, {:.1} bytes per address in it)",
+        (touched - start) as f64 / (1 << 20) as f64,
+        (touched - start) as f64 / 256.0 / 1024.0,
+        (touched - start) as f64 / 256.0 / 65_536.0
     );
     black_box(&t);
 }
@@ -360,6 +419,7 @@ fn main() {
         Some("storm") => storm(n(1)),
         Some("scrape") => scrape(n(1)),
         Some("state") => state(n(1)),
+        Some("hosts") => hosts(),
         Some("table1") => {
             // Profiling aid: the one-thread table lifecycles alone.
             let t = Arc::new(table(n(1) + 1_000_000, 64));
