@@ -213,6 +213,24 @@ class Simulator:
             out.setdefault(side, {})[_name(pb.State, "STATE_", o.state)] = o.count
         return out
 
+    # Hosts.
+
+    def set_listener(self, server: Optional[str] = None, **settings) -> List["pb.Listener"]:
+        """Changes one server's listener ("addr:port"), or every one's: backlog, somaxconn,
+        tcp_max_syn_backlog, tcp_syncookies, tcp_abort_on_overflow, accepting. Returns the
+        listeners changed, as they are now."""
+        r = self.stub.SetListener(
+            pb.SetListenerRequest(server=server or "", **settings), metadata=self._meta
+        )
+        return list(r.listeners)
+
+    def set_client_sysctls(self, **settings) -> "pb.ClientSysctls":
+        """Changes the client hosts' TIME-WAIT reuse: tcp_tw_reuse, tcp_timestamps,
+        tcp_tw_reuse_delay_ms. Returns the settings now in force."""
+        return self.stub.SetClientSysctls(
+            pb.SetClientSysctlsRequest(**settings), metadata=self._meta
+        )
+
     # The clock.
 
     def advance(self, ms: int) -> int:

@@ -60,6 +60,32 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("select.client", e.exception.details())
 
+    def test_listener_and_client_sysctls_change_and_show_in_stats(self):
+        before = self.sim.stats()
+        try:
+            changed = self.sim.set_listener(backlog=64, tcp_syncookies=0, accepting=False)
+            self.assertEqual(len(changed), len(before.listeners))
+            self.assertEqual((changed[0].backlog, changed[0].tcp_syncookies), (64, 0))
+            self.assertFalse(self.sim.stats().listeners[0].accepting)
+            c = self.sim.set_client_sysctls(tcp_tw_reuse=1, tcp_tw_reuse_delay_ms=500)
+            self.assertEqual((c.tcp_tw_reuse, c.tcp_tw_reuse_delay_ms), (1, 500))
+            with self.assertRaises(grpc.RpcError) as e:
+                self.sim.set_listener(tcp_syncookies=3)
+            self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("tcp_syncookies", e.exception.details())
+        finally:
+            l = before.listeners[0]
+            self.sim.set_listener(
+                backlog=l.backlog,
+                tcp_syncookies=l.tcp_syncookies,
+                accepting=l.accepting,
+            )
+            c = before.client_sysctls
+            self.sim.set_client_sysctls(
+                tcp_tw_reuse=c.tcp_tw_reuse, tcp_tw_reuse_delay_ms=c.tcp_tw_reuse_delay_ms
+            )
+        self.assertEqual(self.sim.stats().listeners[0].backlog, before.listeners[0].backlog)
+
 
 if __name__ == "__main__":
     unittest.main()
