@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::config::Config;
-use super::endpoint::{Call, ChildVerdict, Endpoint, Error, Output, SynVerdict};
+use super::endpoint::{Call, Endpoint, Error, Output};
 use super::observe::Observer;
 use super::pair::Side;
 use super::segment::Segment;
@@ -43,27 +43,7 @@ impl<O: Observer> Output for Reported<'_, O> {
     fn transition(&mut self, t: Transition) {
         self.obs.transition(self.side, t);
     }
-    fn admit_timewait(&mut self) -> bool {
-        self.obs.admit_timewait(self.side)
-    }
-    fn left_timewait(&mut self) {
-        self.obs.left_timewait(self.side);
-    }
-    fn conn_request(&mut self) -> SynVerdict {
-        self.obs.conn_request(self.side)
-    }
-    fn reqsk_timeout(&mut self, max: u8, retries: u8) -> bool {
-        self.obs.reqsk_timeout(self.side, max, retries)
-    }
-    fn reqsk_removed(&mut self, young: bool) {
-        self.obs.reqsk_removed(self.side, young);
-    }
-    fn syn_recv_sock(&mut self, cookie: bool) -> ChildVerdict {
-        self.obs.syn_recv_sock(self.side, cookie)
-    }
-    fn cookie_failed(&mut self) {
-        self.obs.cookie_failed(self.side);
-    }
+    crate::tcp::observe::ask_observer!();
 }
 
 /// Linux's `tcp_close` on a socket whose connection is gone (`close_after_reset`).

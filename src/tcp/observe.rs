@@ -59,6 +59,36 @@ pub trait Observer {
 
 impl Observer for () {}
 
+/// The `Output` methods that only pass a host question on to the driver's observer, for the
+/// endpoint's side: written once for the outputs that have `obs` and `side` fields (a pair's
+/// `Emit`, an EXTERNAL endpoint's `Reported`).
+macro_rules! ask_observer {
+    () => {
+        fn admit_timewait(&mut self) -> bool {
+            self.obs.admit_timewait(self.side)
+        }
+        fn left_timewait(&mut self) {
+            self.obs.left_timewait(self.side);
+        }
+        fn conn_request(&mut self) -> $crate::tcp::SynVerdict {
+            self.obs.conn_request(self.side)
+        }
+        fn reqsk_timeout(&mut self, max: u8, retries: u8) -> bool {
+            self.obs.reqsk_timeout(self.side, max, retries)
+        }
+        fn reqsk_removed(&mut self, young: bool) {
+            self.obs.reqsk_removed(self.side, young);
+        }
+        fn syn_recv_sock(&mut self, cookie: bool) -> $crate::tcp::ChildVerdict {
+            self.obs.syn_recv_sock(self.side, cookie)
+        }
+        fn cookie_failed(&mut self) {
+            self.obs.cookie_failed(self.side);
+        }
+    };
+}
+pub(crate) use ask_observer;
+
 /// Records every transition and segment, in order.
 #[derive(Default, Debug)]
 pub struct Log {

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::config::Config;
-use super::endpoint::{Call, ChildVerdict, Endpoint, Error, Output, SynVerdict};
+use super::endpoint::{Call, Endpoint, Error, Output};
 pub use super::observe::{Log, Observer};
 use super::segment::Segment;
 use super::seq::SeqNum;
@@ -181,27 +181,7 @@ impl<O: Observer> Output for Emit<'_, O> {
     fn transition(&mut self, t: Transition) {
         self.obs.transition(self.side, t);
     }
-    fn admit_timewait(&mut self) -> bool {
-        self.obs.admit_timewait(self.side)
-    }
-    fn left_timewait(&mut self) {
-        self.obs.left_timewait(self.side);
-    }
-    fn conn_request(&mut self) -> SynVerdict {
-        self.obs.conn_request(self.side)
-    }
-    fn reqsk_timeout(&mut self, max: u8, retries: u8) -> bool {
-        self.obs.reqsk_timeout(self.side, max, retries)
-    }
-    fn reqsk_removed(&mut self, young: bool) {
-        self.obs.reqsk_removed(self.side, young);
-    }
-    fn syn_recv_sock(&mut self, cookie: bool) -> ChildVerdict {
-        self.obs.syn_recv_sock(self.side, cookie)
-    }
-    fn cookie_failed(&mut self) {
-        self.obs.cookie_failed(self.side);
-    }
+    crate::tcp::observe::ask_observer!();
 }
 
 /// Two endpoints. An AUTO pair is just this (104 bytes): its segments are delivered at once.
