@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use crate::tcp::pair::{Manual, PairMut, Scratch};
+use crate::tcp::pair::{Flying, Manual, PairMut, Scratch};
 use crate::tcp::{
     self, Call, Direction, Endpoint, External, Observer, Pair, Segment, SeqNum, Side, State,
     TimerKind,
@@ -30,6 +30,9 @@ pub enum Conn {
     Manual(Box<Manual>),
     /// One endpoint whose peer is the caller.
     External(Box<External>),
+    /// An AUTO pair with segments in flight on the table's link (`tcp::Config::link`); an
+    /// AUTO pair again once none is.
+    Flying(Box<Flying>),
 }
 
 impl Conn {
@@ -46,7 +49,7 @@ impl Conn {
 
     pub fn mode(&self) -> Mode {
         match self {
-            Conn::Auto(_) => Mode::Auto,
+            Conn::Auto(_) | Conn::Flying(_) => Mode::Auto,
             Conn::Manual(_) => Mode::Manual,
             Conn::External(x) => Mode::External(x.role()),
         }
@@ -55,7 +58,7 @@ impl Conn {
     /// The settings the connection was opened with, if they are its own (MANUAL and EXTERNAL).
     pub fn settings(&self) -> Option<&tcp::Config> {
         match self {
-            Conn::Auto(_) => None,
+            Conn::Auto(_) | Conn::Flying(_) => None,
             Conn::Manual(m) => m.settings(),
             Conn::External(x) => x.settings(),
         }
@@ -66,16 +69,42 @@ impl Conn {
         match self {
             Conn::Auto(p) => Some(p),
             Conn::Manual(m) => Some(&m.pair),
+            Conn::Flying(f) => Some(&f.pair),
             Conn::External(_) => None,
         }
     }
 
-    /// The pair driven, for AUTO and MANUAL connections.
-    fn drive(&mut self) -> Option<PairMut<'_>> {
+    /// The pair driven, for AUTO and MANUAL connections: an AUTO pair on a link (`cfg.link`)
+    /// is driven with its segments in flight, becoming `Flying` first if it is at rest.
+    fn drive<'a>(&'a mut self, cfg: &'a tcp::Config) -> Option<PairMut<'a>> {
+        if let Conn::Auto(p) = self
+            && !cfg.link.is_none()
+        {
+            *self = Conn::Flying(Box::new(Flying::new(std::mem::take(p))));
+        }
         match self {
             Conn::Auto(p) => Some(p.drive()),
             Conn::Manual(m) => Some(m.drive()),
+            Conn::Flying(f) => Some(f.drive(&cfg.link)),
             Conn::External(_) => None,
+        }
+    }
+
+    /// An AUTO pair with nothing in flight is a plain pair again (the table calls this after
+    /// every call on a connection).
+    pub(crate) fn settle(&mut self) {
+        if let Conn::Flying(f) = self
+            && f.in_flight.is_empty()
+        {
+            *self = Conn::Auto(std::mem::take(&mut f.pair));
+        }
+    }
+
+    /// The segments in flight on the link, if any.
+    pub fn in_flight(&self) -> &[tcp::InFlight] {
+        match self {
+            Conn::Flying(f) => &f.in_flight,
+            _ => &[],
         }
     }
 
@@ -116,6 +145,7 @@ impl Conn {
     pub fn deadline(&self, now: u64) -> Option<u64> {
         match self {
             Conn::External(x) => x.endpoint.timer(now).map(|t| t.deadline),
+            Conn::Flying(f) => f.deadline(now),
             pair => pair.pair().and_then(|p| p.deadline(now)),
         }
     }
@@ -164,7 +194,7 @@ impl Conn {
             }
             (Conn::External(x), _) => x.call(cfg, now, Call::Connect { iss }, obs),
             (pair, _) => {
-                let mut p = pair.drive().expect("a pair");
+                let mut p = pair.drive(cfg).expect("a pair");
                 SCRATCH.with_borrow_mut(|s| p.open(cfg, now, iss, server_iss, s, obs))
             }
         }
@@ -179,7 +209,7 @@ impl Conn {
         iss: SeqNum,
         obs: &mut impl Observer,
     ) -> Result<(), tcp::Error> {
-        let mut p = self.drive().expect("a pair");
+        let mut p = self.drive(cfg).expect("a pair");
         SCRATCH.with_borrow_mut(|s| p.reconnect(cfg, now, iss, s, obs))
     }
 
@@ -192,8 +222,10 @@ impl Conn {
         spec: &OpenSpec,
         obs: &mut impl Observer,
     ) -> Result<(), tcp::Error> {
-        let mut p = self.drive().expect("a pair");
+        let mut p = self.drive(cfg).expect("a pair");
         SCRATCH.with_borrow_mut(|s| p.take_over_timewait(cfg, now, Side::Client, s, obs))?;
+        // What the old connection still had in flight is gone with it.
+        obs.in_flight(-(self.in_flight().len() as i64));
         *self = Conn::new(spec);
         Ok(())
     }
@@ -223,13 +255,13 @@ impl Conn {
                         }));
                     }
                 };
-                let mut p = pair.drive().expect("a pair");
+                let mut p = pair.drive(cfg).expect("a pair");
                 SCRATCH
                     .with_borrow_mut(|s| p.close_both(cfg, now, half, s, obs))
                     .map_err(refused)
             }
             (pair, Sides::One(side)) => {
-                let mut p = pair.drive().expect("a pair");
+                let mut p = pair.drive(cfg).expect("a pair");
                 SCRATCH
                     .with_borrow_mut(|s| p.call(cfg, now, side, call, s, obs))
                     .map_err(refused)
@@ -259,7 +291,7 @@ impl Conn {
                 x.inject(cfg, now, seg, &mut log);
             }
             pair => {
-                let mut p = pair.drive().expect("a pair");
+                let mut p = pair.drive(cfg).expect("a pair");
                 SCRATCH.with_borrow_mut(|s| p.inject(cfg, now, to, seg, s, &mut log));
             }
         }
@@ -273,7 +305,7 @@ impl Conn {
                 x.on_timeout(cfg, now, obs);
             }
             pair => {
-                let mut p = pair.drive().expect("a pair");
+                let mut p = pair.drive(cfg).expect("a pair");
                 SCRATCH.with_borrow_mut(|s| p.on_timeout(cfg, now, s, obs));
             }
         }
@@ -295,7 +327,7 @@ impl Conn {
     ) -> Result<(Vec<Segment>, Vec<u64>), Error> {
         let wrong_mode = |mode| Error::WrongMode { action, id, mode };
         match self {
-            Conn::Auto(_) => Err(wrong_mode(Mode::Auto)),
+            Conn::Auto(_) | Conn::Flying(_) => Err(wrong_mode(Mode::Auto)),
             Conn::Manual(m) => {
                 let mut p = m.drive();
                 let moved = match action {
@@ -363,6 +395,19 @@ impl Conn {
     pub(crate) fn queues(&self) -> Vec<(Direction, Vec<Segment>)> {
         match self {
             Conn::Auto(_) => Vec::new(),
+            Conn::Flying(f) => [Direction::ClientToServer, Direction::ServerToClient]
+                .map(|d| {
+                    let to = d.to();
+                    (
+                        d,
+                        f.in_flight
+                            .iter()
+                            .filter(|x| x.to == to)
+                            .map(|x| x.seg)
+                            .collect(),
+                    )
+                })
+                .to_vec(),
             Conn::Manual(m) => [Direction::ClientToServer, Direction::ServerToClient]
                 .map(|d| (d, m.wire().queue(d).iter().copied().collect()))
                 .to_vec(),
@@ -399,6 +444,12 @@ impl<O: Observer> Observer for Collect<'_, O> {
     }
     fn overflow(&mut self, from: Side, seg: &Segment) {
         self.inner.overflow(from, seg);
+    }
+    fn link(&mut self, from: Side, ev: tcp::LinkEvent) {
+        self.inner.link(from, ev);
+    }
+    fn in_flight(&mut self, delta: i64) {
+        self.inner.in_flight(delta);
     }
     fn admit_timewait(&mut self, side: Side) -> bool {
         self.inner.admit_timewait(side)

@@ -141,6 +141,8 @@ pub struct Slot {
     /// [ListenEvent]
     listen: [AtomicU64; 5],
     time_wait_reused: AtomicU64,
+    /// Segments in flight on the link (a gauge: this slot's share, which may be negative).
+    in_flight: AtomicI64,
     lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
     lag_sum_ms: AtomicU64,
     lag_max_ms: AtomicU64,
@@ -161,6 +163,7 @@ impl Default for Slot {
             time_wait_overflows: AtomicU64::new(0),
             listen: Default::default(),
             time_wait_reused: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
             lag_buckets: Default::default(),
             lag_sum_ms: AtomicU64::new(0),
             lag_max_ms: AtomicU64::new(0),
@@ -231,6 +234,11 @@ impl Slot {
         add(&self.time_wait_overflows, 1);
     }
 
+    /// Segments in flight on the link: `delta` more or fewer.
+    pub fn in_flight(&self, delta: i64) {
+        add_i(&self.in_flight, delta);
+    }
+
     /// A connect took over a TIME-WAIT (Linux's `TWRecycled`).
     pub fn time_wait_reused(&self) {
         add(&self.time_wait_reused, 1);
@@ -277,6 +285,7 @@ impl Slot {
         u(&self.time_wait_overflows, &other.time_wait_overflows);
         each(&self.listen, &other.listen, u);
         u(&self.time_wait_reused, &other.time_wait_reused);
+        i(&self.in_flight, &other.in_flight);
         each(&self.lag_buckets, &other.lag_buckets, u);
         u(&self.lag_sum_ms, &other.lag_sum_ms);
         let max = other.lag_max_ms.load(Relaxed);
@@ -453,6 +462,7 @@ impl Counters {
             time_wait_overflows: sum(&|x| load(&x.time_wait_overflows)),
             listen: std::array::from_fn(|e| sum(&|x| load(&x.listen[e]))),
             time_wait_reused: sum(&|x| load(&x.time_wait_reused)),
+            in_flight: sum_i(&|x| x.in_flight.load(Relaxed)),
             lag_buckets: std::array::from_fn(|b| sum(&|x| load(&x.lag_buckets[b]))),
             lag_sum_ms: sum(&|x| load(&x.lag_sum_ms)),
             lag_max_ms: slots.iter().map(|s| load(&s.lag_max_ms)).max().unwrap_or(0),
@@ -482,6 +492,8 @@ pub struct CounterSnapshot {
     pub listen: [u64; 5],
     /// TIME-WAITs a connect took over (`tcp_tw_reuse`; Linux's `TWRecycled`).
     pub time_wait_reused: u64,
+    /// Segments in flight on the link.
+    pub in_flight: i64,
     pub lag_buckets: [u64; LAG_BUCKETS_MS.len() + 1],
     pub lag_sum_ms: u64,
     pub lag_max_ms: u64,

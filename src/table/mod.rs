@@ -181,6 +181,17 @@ impl tcp::Observer for Tally<'_> {
     fn overflow(&mut self, from: Side, _: &Segment) {
         self.counters.segment(from, SegmentOutcome::Overflowed, 1);
     }
+    fn link(&mut self, from: Side, ev: tcp::LinkEvent) {
+        let outcome = match ev {
+            tcp::LinkEvent::Lost => SegmentOutcome::Dropped,
+            tcp::LinkEvent::Duplicated => SegmentOutcome::Duplicated,
+            tcp::LinkEvent::Reordered => SegmentOutcome::Reordered,
+        };
+        self.counters.segment(from, outcome, 1);
+    }
+    fn in_flight(&mut self, delta: i64) {
+        self.counters.in_flight(delta);
+    }
 }
 
 /// A value alone on its cache line (128 bytes: the pair of lines x86 prefetches together), for
@@ -360,9 +371,10 @@ impl Table {
                     }
                     Filed::Polled { .. } => None,
                 };
-                let mut tally = Tally::new(self, c, id, now, conn.mode() == Mode::Auto);
+                let mut tally = Tally::new(self, c, id, now, self.delivers_at_once(conn));
                 let r = op(conn, &mut tally);
                 drop(tally);
+                conn.settle();
                 self.sync_timers(c, id, timers, filed, conn, now);
                 let reap = conn.reapable();
                 if reap {
@@ -388,6 +400,12 @@ impl Table {
     fn timewait_socks(&self, conn: &Conn) -> [bool; 2] {
         let cfg = conn.settings().unwrap_or(&self.tcp);
         Side::BOTH.map(|s| conn.endpoint(s).is_some_and(|e| e.is_timewait_sock(cfg)))
+    }
+
+    /// Whether `conn` is an AUTO pair delivering at once (no link): its handshakes end within
+    /// the call that began them (see `Tally::auto`).
+    fn delivers_at_once(&self, conn: &Conn) -> bool {
+        matches!(conn, Conn::Auto(_)) && self.tcp.link.is_none()
     }
 
     /// The client hosts' TIME-WAIT reuse settings (`TableConfig::tw_reuse`).
@@ -426,6 +444,7 @@ impl Table {
         if let Some(young) = conn.endpoint(Side::Server).and_then(|e| e.request_sock()) {
             self.listeners.reqsk_removed(id.server(), young);
         }
+        c.in_flight(-(conn.in_flight().len() as i64));
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
                 c.leave(side, ep.state());

@@ -137,7 +137,13 @@ impl Table {
         };
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let mut tally = Tally::new(self, c, id, now, spec.mode == Mode::Auto);
+        let mut tally = Tally::new(
+            self,
+            c,
+            id,
+            now,
+            spec.mode == Mode::Auto && self.tcp.link.is_none(),
+        );
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
                 if !claimed {
@@ -170,6 +176,7 @@ impl Table {
                 }
                 conn.open(&self.tcp, now, spec.mode, [iss, server_iss], &mut tally)
                     .expect("a fresh endpoint accepts listen and connect");
+                conn.settle();
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
                 let states = conn.states();
                 let incarnation = self.incarnation(&conn);
@@ -203,6 +210,7 @@ impl Table {
                     .map_err(Error::tcp(Sides::One(Side::Client)))?;
                 conn.open(&self.tcp, now, spec.mode, [iss, server_iss], &mut tally)
                     .expect("a fresh pair accepts listen and connect");
+                conn.settle();
                 self.sync_timers(c, id, timers, Some(deadline), conn, now);
                 c.opened();
                 c.time_wait_reused();
@@ -246,6 +254,7 @@ impl Table {
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
                 conn.reconnect(&self.tcp, now, iss, &mut tally)
                     .map_err(Error::tcp(Sides::One(Side::Client)))?;
+                conn.settle();
                 self.sync_timers(c, id, timers, Some(deadline), conn, now);
                 c.opened();
                 Ok(Opened {

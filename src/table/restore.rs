@@ -75,6 +75,7 @@ impl Table {
                     }
                 }
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
+                c.in_flight(conn.in_flight().len() as i64);
             });
             // The hosts' timewait socks, recounted (a file's run kept within its caps).
             for (k, side) in Side::BOTH.into_iter().enumerate() {

@@ -1400,3 +1400,121 @@ fn time_wait_reuse_as_linux_measured() {
         consistent(&t);
     }
 }
+
+fn linked_table(link: &str) -> Table {
+    let tcp = tcp::Config {
+        link: link.parse().unwrap(),
+        ..tcp::Config::default()
+    };
+    table_with(
+        TableConfig {
+            shards: 4,
+            capacity: 1 << 14,
+            ..TableConfig::default()
+        },
+        tcp,
+    )
+}
+
+/// On a link of 25 ms each way, an AUTO handshake takes its round trips: the SYN arrives at
+/// 25 ms, the SYN-ACK at 50, the ACK at 75. Segments in flight are the table's timer events
+/// (the connection's deadline), shown by Get; a pair with nothing in flight is a plain pair.
+#[test]
+fn an_auto_pair_on_a_link_takes_its_round_trips() {
+    let t = linked_table("delay=25ms");
+    let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+    assert_eq!(o.states, [Some(State::SynSent), Some(State::Listen)]);
+    let info = t.get(o.id).unwrap();
+    assert_eq!(
+        info.wire[0].1.len(),
+        1,
+        "the SYN, on its way: {:?}",
+        info.wire
+    );
+    assert_eq!(t.stats().counters.in_flight, 1);
+    consistent(&t);
+    let states = |t: &Table| t.get(o.id).unwrap().states();
+    t.advance(24).unwrap();
+    assert_eq!(states(&t), [Some(State::SynSent), Some(State::Listen)]);
+    t.advance(1).unwrap();
+    assert_eq!(states(&t), [Some(State::SynSent), Some(State::SynReceived)]);
+    t.advance(25).unwrap();
+    assert_eq!(
+        states(&t),
+        [Some(State::Established), Some(State::SynReceived)]
+    );
+    t.advance(25).unwrap();
+    assert_eq!(states(&t), [Some(State::Established); 2]);
+    let s = t.stats();
+    assert_eq!(s.counters.in_flight, 0);
+    assert_eq!(s.wheel_entries, 0, "nothing in flight, no timer");
+    consistent(&t);
+    // A close: FIN at 75 (+25 arrives), the server closes on CLOSE-WAIT, LAST-ACK until its FIN's
+    // ACK comes back; the client is in TIME-WAIT.
+    t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
+    t.advance(25).unwrap();
+    assert_eq!(states(&t), [Some(State::FinWait1), Some(State::CloseWait)]);
+    t.call(o.id, Sides::One(Side::Server), Call::Close).unwrap();
+    t.advance(50).unwrap();
+    assert_eq!(states(&t), [Some(State::TimeWait), Some(State::Closed)]);
+    consistent(&t);
+}
+
+/// Little's law on a link of 25 ms each way, no loss: 200 connections a second for 30 s of
+/// virtual time, each client closing 1 s after it connects and each server closing as soon as
+/// it sees the FIN. Each state's mean occupancy equals the rate times the time the link says it
+/// lasts: SYN-SENT, FIN-WAIT-1 (client) and SYN-RECEIVED, LAST-ACK (server) one round trip
+/// (50 ms): 10 each, within 5% (Linux over such a link: 10.1, 10.2, 10.0, 10.1).
+#[test]
+fn occupancy_on_a_link_follows_littles_law() {
+    let t = linked_table("delay=25ms");
+    let mut open: Vec<(u64, ConnId)> = vec![];
+    let mut closing: Vec<ConnId> = vec![];
+    let watched = [
+        (Side::Client, State::SynSent),
+        (Side::Client, State::FinWait1),
+        (Side::Server, State::SynReceived),
+        (Side::Server, State::LastAck),
+    ];
+    let mut sums = [0i64; 4];
+    // Opens for 33 s; occupancy sampled every ms over the 30 s from 3 s on, when every state
+    // is in its steady state.
+    let (from, to, end) = (3_000, 33_000, 35_000);
+    for now in 0..end {
+        if now % 5 == 0 && now < to {
+            open.push((now, t.open(&OpenSpec::new(Mode::Auto)).unwrap().id));
+        }
+        while let Some(&(at, id)) = open.first() {
+            if at + 1_000 > now {
+                break;
+            }
+            open.remove(0);
+            t.call(id, Sides::One(Side::Client), Call::Close).unwrap();
+            closing.push(id);
+        }
+        closing.retain(|&id| match t.get(id) {
+            Ok(info) if info.states()[1] == Some(State::CloseWait) => {
+                t.call(id, Sides::One(Side::Server), Call::Close).unwrap();
+                false
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        });
+        if (from..to).contains(&now) {
+            let c = t.stats().counters;
+            for (k, &(side, state)) in watched.iter().enumerate() {
+                sums[k] += c.occupancy(side, state);
+            }
+        }
+        t.advance(1).unwrap();
+    }
+    consistent(&t);
+    let samples = (to - from) as f64;
+    for (k, &(side, state)) in watched.iter().enumerate() {
+        let mean = sums[k] as f64 / samples;
+        assert!(
+            (mean - 10.0).abs() <= 0.5,
+            "{side:?} {state}: mean occupancy {mean:.2}, Little's law says 10"
+        );
+    }
+}

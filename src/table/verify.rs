@@ -120,6 +120,15 @@ impl Table {
                 self.max_tw_buckets()
             ));
         }
+        // The segments in flight on the link are the connections' own.
+        let mut flying = 0i64;
+        self.for_each(|_, conn| flying += conn.in_flight().len() as i64);
+        if flying != c.in_flight {
+            return Err(format!(
+                "segments in flight differ: counted {}, scan {flying}",
+                c.in_flight
+            ));
+        }
         // Each listener's SYN queue is its request socks, young ones apart.
         let mut requests = vec![(0u32, 0u32); self.addrs.servers().len()];
         self.for_each(|id, conn| {

@@ -49,6 +49,11 @@ pub struct Config {
     /// 200.03 ms is 204 ms. 0 (the default): not modelled, the ideal schedule the conformance
     /// recordings script (their ±25 ms absorbs the rounding up to the third resend).
     pub jiffy_ms: u32,
+    /// The network AUTO pairs run over (`serve --link`): not a TCP setting, but every pair's
+    /// driver reads it from here. None (the default): segments are delivered at once. Not part
+    /// of a connection's own settings.
+    #[serde(skip)]
+    pub link: super::link::Link,
 }
 
 impl Default for Config {
@@ -182,6 +187,7 @@ impl Config {
             invalid_ratelimit_ms: 500,
             nodelay: false,
             jiffy_ms: 0,
+            link: super::link::Link::default(),
         }
     }
 

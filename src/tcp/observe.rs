@@ -25,6 +25,15 @@ pub trait Observer {
     fn overflow(&mut self, from: Side, seg: &Segment) {
         let _ = (from, seg);
     }
+    /// A link lost, duplicated or reordered a segment `from` sent.
+    fn link(&mut self, from: Side, ev: super::link::LinkEvent) {
+        let _ = (from, ev);
+    }
+    /// Segments in flight on a link: `delta` more (sent, or a duplicate) or fewer (arrived, or
+    /// gone with their connection).
+    fn in_flight(&mut self, delta: i64) {
+        let _ = delta;
+    }
     /// `side`'s endpoint is becoming a timewait sock: whether its host has room for it
     /// (`tcp_max_tw_buckets`; see `Output::admit_timewait`).
     fn admit_timewait(&mut self, side: Side) -> bool {

@@ -9,13 +9,14 @@ use std::collections::VecDeque;
 
 use super::config::Config;
 use super::endpoint::{Call, Endpoint, Error, Output};
+use super::link::{self, Flight, InFlight, Link};
 pub use super::observe::{Log, Observer};
 use super::segment::Segment;
 use super::seq::SeqNum;
 use super::state::{State, Transition};
 
 /// Which endpoint of a pair.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Client,
     Server,
@@ -162,6 +163,8 @@ struct Emit<'a, O: Observer> {
 enum Target<'a> {
     Scratch(&'a mut Vec<Queued>),
     Wire(&'a mut VecDeque<Segment>),
+    /// Onto a link, sent at the time given.
+    Link(Flight<'a>, u64),
 }
 
 impl<O: Observer> Output for Emit<'_, O> {
@@ -175,6 +178,13 @@ impl<O: Observer> Output for Emit<'_, O> {
                 to: self.side.peer(),
             }),
             Target::Wire(q) => q.push_back(seg),
+            Target::Link(flight, now) => {
+                let before = flight.queue.len();
+                if let Some(ev) = flight.send(*now, self.side.peer(), seg) {
+                    self.obs.link(self.side, ev);
+                }
+                self.obs.in_flight((flight.queue.len() - before) as i64);
+            }
         }
     }
     #[inline(always)]
@@ -201,11 +211,23 @@ pub struct Manual {
     settings: Option<Config>,
 }
 
-/// A pair being driven: its endpoints and, for a MANUAL one, its wire and own settings. Every
-/// call on a pair goes through one (`Pair::drive`, `Manual::drive`).
+/// An AUTO pair with segments in flight on a link: its endpoints and the segments on their way
+/// (24 bytes each). A pair becomes one when it sends onto a link and is a plain `Pair` again
+/// once nothing is in flight, so a pair at rest costs what it always did. Its draws are seeded
+/// by its initial sequence numbers, fixed for its life.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Flying {
+    pub pair: Pair,
+    pub in_flight: Vec<InFlight>,
+}
+
+/// A pair being driven: its endpoints and, for a MANUAL one, its wire and own settings, or for
+/// one on a link, the segments in flight. Every call on a pair goes through one (`Pair::drive`,
+/// `Manual::drive`, `Flying::drive`).
 pub struct PairMut<'a> {
     ends: &'a mut Pair,
     link: Option<(&'a mut Wire, Option<&'a Config>)>,
+    flight: Option<(&'a mut Vec<InFlight>, &'a Link)>,
 }
 
 /// Where one endpoint's output goes, and the settings it runs under (see `PairMut::route`).
@@ -222,6 +244,7 @@ impl Pair {
         PairMut {
             ends: self,
             link: None,
+            flight: None,
         }
     }
 
@@ -262,6 +285,7 @@ impl Manual {
         PairMut {
             ends: &mut self.pair,
             link: Some((&mut self.wire, self.settings.as_ref())),
+            flight: None,
         }
     }
 
@@ -272,6 +296,34 @@ impl Manual {
     /// The settings this pair was opened with, if it has its own.
     pub fn settings(&self) -> Option<&Config> {
         self.settings.as_ref()
+    }
+}
+
+impl Flying {
+    /// A pair about to send onto a link.
+    pub fn new(pair: Pair) -> Flying {
+        Flying {
+            pair,
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// Drives the pair, its segments going onto `link`.
+    pub fn drive<'a>(&'a mut self, link: &'a Link) -> PairMut<'a> {
+        PairMut {
+            ends: &mut self.pair,
+            link: None,
+            flight: Some((&mut self.in_flight, link)),
+        }
+    }
+
+    /// The earliest of the endpoints' deadlines and the deliveries, on a clock at `now`.
+    pub fn deadline(&self, now: u64) -> Option<u64> {
+        let d = self.pair.deadline(now);
+        match (d, link::next_due(&self.in_flight, now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -287,11 +339,28 @@ impl<'a> PairMut<'a> {
         side: Side,
         queue: &'b mut Vec<Queued>,
         cfg: &'b Config,
+        now: u64,
     ) -> Routed<'b> {
+        // A link's draws are seeded by the pair's initial sequence numbers.
+        let seed = match self.flight {
+            Some(_) => {
+                u64::from(self.ends.client.iss().0) << 32 | u64::from(self.ends.server.iss().0)
+            }
+            None => 0,
+        };
         let ep = match side {
             Side::Client => &mut self.ends.client,
             Side::Server => &mut self.ends.server,
         };
+        if let Some((in_flight, link)) = &mut self.flight {
+            let flight = Flight {
+                queue: in_flight,
+                link,
+                seed,
+                sent: 0,
+            };
+            return (ep, Target::Link(flight, now), cfg);
+        }
         match &mut self.link {
             Some((wire, settings)) => {
                 let q = match side {
@@ -316,7 +385,7 @@ impl<'a> PairMut<'a> {
         f: impl FnOnce(&mut Endpoint, &Config, &mut Emit<'_, O>) -> R,
     ) -> R {
         let r = {
-            let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg);
+            let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg, now);
             let mut emit = Emit {
                 side,
                 target,
@@ -324,7 +393,7 @@ impl<'a> PairMut<'a> {
             };
             f(ep, cfg, &mut emit)
         };
-        if self.link.is_none() {
+        if self.link.is_none() && self.flight.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         r
@@ -457,7 +526,7 @@ impl<'a> PairMut<'a> {
         self.ends.server.check_fin_call(half)?;
         // In AUTO, hold delivery until both FINs are out: queue both, then pump.
         for side in Side::BOTH {
-            let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg);
+            let (ep, target, cfg) = self.route(side, &mut scratch.queue, cfg, now);
             let mut emit = Emit {
                 side,
                 target,
@@ -478,7 +547,8 @@ impl<'a> PairMut<'a> {
     }
 
     /// Fires every timer due at or before `now`, earliest first (a fired timer may arm another
-    /// that is also due). Returns how many fired.
+    /// that is also due), and on a link delivers every segment due, in time order with them.
+    /// Returns how many timers fired.
     pub fn on_timeout<O: Observer>(
         &mut self,
         cfg: &Config,
@@ -500,11 +570,31 @@ impl<'a> PairMut<'a> {
                 .timer(now)
                 .map(|t| t.deadline)
                 .filter(|&d| d <= now);
-            let (side, at) = match (c, s) {
-                (Some(a), Some(b)) if b < a => (Side::Server, b),
-                (Some(a), _) => (Side::Client, a),
-                (None, Some(b)) => (Side::Server, b),
-                (None, None) => return fired,
+            let timer = match (c, s) {
+                (Some(a), Some(b)) if b < a => Some((Side::Server, b)),
+                (Some(a), _) => Some((Side::Client, a)),
+                (None, Some(b)) => Some((Side::Server, b)),
+                (None, None) => None,
+            };
+            // On a link, a delivery due before the next timer (or with it: the segment was on
+            // its way first) arrives first, at its own time.
+            let delivery = self
+                .flight
+                .as_ref()
+                .and_then(|(q, _)| link::next_due(q, now))
+                .filter(|&d| d <= now && timer.is_none_or(|(_, t)| d <= t));
+            if let Some(at) = delivery {
+                let (q, _) = self.flight.as_mut().expect("a delivery is from a link");
+                let (_, f) = link::take_due(q, at).expect("due at `at`");
+                obs.in_flight(-1);
+                obs.delivered(f.to, &f.seg);
+                self.with(cfg, at, f.to, scratch, obs, |ep, cfg, out| {
+                    ep.on_segment(cfg, at, &f.seg, out)
+                });
+                continue;
+            }
+            let Some((side, at)) = timer else {
+                return fired;
             };
             // Each timer fires at its own deadline, so the clock seen inside is exact.
             if self.with(cfg, at, side, scratch, obs, |ep, cfg, out| {
