@@ -211,7 +211,8 @@ impl Seen {
                 .map(|ep| (ep.state(), ep.unsent(), ep.iss()));
         }
         match conn {
-            Conn::Auto(_) => {}
+            // The simulation's world has no link: its AUTO pairs deliver at once.
+            Conn::Auto(_) | Conn::Flying(_) => {}
             Conn::Manual(m) => {
                 for dir in [Direction::ClientToServer, Direction::ServerToClient] {
                     seen.waiting[dir_ix(dir)] = m.wire().queue(dir).len();
