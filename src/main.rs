@@ -220,6 +220,10 @@ struct ServeArgs {
     /// Linux tcp_tw_reuse_delay: how old a TIME-WAIT must be to be taken over, ms.
     #[arg(long, env = "TCPSIM_TCP_TW_REUSE_DELAY_MS", default_value_t = TwReuse::default().delay_ms)]
     tcp_tw_reuse_delay_ms: u32,
+    /// The network AUTO pairs run over, netem's words: "delay=25ms,jitter=2ms,loss=1%,dup=0.1%,
+    /// reorder=0.5%" (any of them); "none" delivers every segment at once.
+    #[arg(long, env = "TCPSIM_LINK", default_value = "none")]
+    link: tcpsim::tcp::Link,
     /// Most connections one Open may ask for.
     #[arg(long, env = "TCPSIM_MAX_OPEN_BATCH", default_value_t = Limits::default().max_open_batch)]
     max_open_batch: u32,
@@ -604,7 +608,8 @@ fn read(path: &Path, flag: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    let tcp = a.tcp.config()?;
+    let mut tcp = a.tcp.config()?;
+    tcp.link = a.link;
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(server::Tls {
             cert_pem: read(cert, "--tls-cert")?,

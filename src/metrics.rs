@@ -283,6 +283,10 @@ impl Metrics {
                 "tcpsim_time_wait_overflow_total",
                 "Timewait socks freed at once because their host held tcp_max_tw_buckets (Linux TCPTimeWaitOverflow)"
             );
+            describe_gauge!(
+                "tcpsim_segments_in_flight",
+                "Segments in flight on the link (serve --link)"
+            );
             describe_counter!(
                 "tcpsim_time_wait_reused_total",
                 "TIME-WAITs a connect took over, as tcp_tw_reuse allows (Linux TWRecycled)"
@@ -362,6 +366,7 @@ impl Metrics {
             counter!("tcpsim_opens_total").absolute(c.opened);
             counter!("tcpsim_time_wait_overflow_total").absolute(c.time_wait_overflows);
             counter!("tcpsim_time_wait_reused_total").absolute(c.time_wait_reused);
+            gauge!("tcpsim_segments_in_flight").set(c.in_flight.max(0) as f64);
             for e in ListenEvent::ALL {
                 counter!(format!("tcpsim_{}_total", e.as_str())).absolute(c.listen(e));
             }

@@ -1611,6 +1611,37 @@ async fn set_client_sysctls_turns_time_wait_reuse_on() {
     srv.shutdown().await.unwrap();
 }
 
+/// On a link (serve --link), Get shows the segments in flight with when each arrives, Stats
+/// counts them and names the link, and a handshake takes its round trips.
+#[tokio::test]
+async fn get_and_stats_show_segments_in_flight_on_a_link() {
+    let mut cfg = small();
+    cfg.virtual_clock = true;
+    cfg.tcp.link = "delay=25ms".parse().unwrap();
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client().await;
+    let id = c.open_id(open_req(pb::Mode::Auto)).await;
+    let conn = c.get_id(id).await;
+    let flying = &conn.in_flight[0];
+    assert_eq!(flying.direction, pb::Direction::ClientToServer as i32);
+    let syn = &flying.segments[0];
+    assert!(syn.flags.unwrap().syn);
+    assert_eq!(syn.arrives_at_ms, Some(25));
+    let s = srv.stats().await;
+    assert_eq!(s.segments_in_flight, 1);
+    assert_eq!(
+        s.settings.unwrap().link,
+        "delay=25ms,jitter=0ms,loss=0%,dup=0%,reorder=0%"
+    );
+    c.advance(75).await;
+    assert_eq!(
+        c.states(id).await,
+        (pb::State::Established as i32, pb::State::Established as i32)
+    );
+    assert_eq!(srv.stats().await.segments_in_flight, 0);
+    srv.shutdown().await.unwrap();
+}
+
 /// An open refused by a limit says which one, as Stats counts it: in the trailer
 /// `tcpsim-refused` of a unary call and in `Error.refused` on a Run stream; other errors leave
 /// it empty.

@@ -346,6 +346,7 @@ pub fn segment_to_pb(s: &Segment, emitted_at: Option<u64>) -> pb::Segment {
         length: u32::from(s.len),
         mss: s.mss.map(|m| u32::from(m.get())),
         emitted_at_ms: emitted_at,
+        arrives_at_ms: None,
     }
 }
 
@@ -475,11 +476,22 @@ pub fn connection_to_pb(c: &ConnInfo) -> pb::Connection {
             .wire
             .iter()
             .map(|(dir, segs)| pb::WireQueue {
-                direction: match dir {
-                    Direction::ClientToServer => pb::Direction::ClientToServer,
-                    Direction::ServerToClient => pb::Direction::ServerToClient,
-                } as i32,
+                direction: direction_pb(*dir) as i32,
                 segments: segs.iter().map(|s| segment_to_pb(s, None)).collect(),
+            })
+            .collect(),
+        in_flight: c
+            .in_flight
+            .iter()
+            .map(|(dir, segs)| pb::WireQueue {
+                direction: direction_pb(*dir) as i32,
+                segments: segs
+                    .iter()
+                    .map(|(s, at)| pb::Segment {
+                        arrives_at_ms: Some(*at),
+                        ..segment_to_pb(s, None)
+                    })
+                    .collect(),
             })
             .collect(),
         settings: Some(settings_to_pb(&c.settings)),
@@ -522,5 +534,12 @@ pub fn client_sysctls_to_pb(r: table::TwReuse) -> pb::ClientSysctls {
         tcp_tw_reuse: u32::from(r.tw_reuse),
         tcp_timestamps: r.timestamps,
         tcp_tw_reuse_delay_ms: r.delay_ms,
+    }
+}
+
+fn direction_pb(d: Direction) -> pb::Direction {
+    match d {
+        Direction::ClientToServer => pb::Direction::ClientToServer,
+        Direction::ServerToClient => pb::Direction::ServerToClient,
     }
 }

@@ -418,6 +418,7 @@ impl Ops {
             servers: a.servers().iter().map(|s| s.to_string()).collect(),
             time_wait_ms: self.table.tcp_config().time_wait_ms(),
             tcp_max_tw_buckets: self.table.max_tw_buckets(),
+            link: self.table.tcp_config().link.to_string(),
         }
     }
 
@@ -484,6 +485,7 @@ impl Ops {
         r.listeners = s.listeners.iter().map(convert::listener_to_pb).collect();
         r.client_sysctls = Some(convert::client_sysctls_to_pb(self.table.tw_reuse()));
         r.time_wait_reused = c.time_wait_reused;
+        r.segments_in_flight = c.in_flight.max(0) as u64;
         r
     }
 

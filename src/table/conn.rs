@@ -100,6 +100,26 @@ impl Conn {
         }
     }
 
+    /// The segments in flight on the link, by direction, with when each arrives on a clock at
+    /// `now`, earliest first; nothing for a connection not on a link.
+    pub(crate) fn in_flight_by_direction(&self, now: u64) -> Vec<(Direction, Vec<(Segment, u64)>)> {
+        let Conn::Flying(f) = self else {
+            return Vec::new();
+        };
+        [Direction::ClientToServer, Direction::ServerToClient]
+            .map(|d| {
+                let mut segs: Vec<(Segment, u64)> = f
+                    .in_flight
+                    .iter()
+                    .filter(|x| x.to == d.to())
+                    .map(|x| (x.seg, x.at(now)))
+                    .collect();
+                segs.sort_by_key(|&(_, at)| at);
+                (d, segs)
+            })
+            .to_vec()
+    }
+
     /// The segments in flight on the link, if any.
     pub fn in_flight(&self) -> &[tcp::InFlight] {
         match self {

@@ -29,6 +29,7 @@ impl Table {
             mode: conn.mode(),
             sides,
             wire,
+            in_flight: conn.in_flight_by_direction(now),
             settings: cfg.clone(),
         }
     }

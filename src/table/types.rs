@@ -380,6 +380,9 @@ pub struct ConnInfo {
     /// MANUAL: segments on the wire, by direction. EXTERNAL: the outbox, in the endpoint's
     /// direction.
     pub wire: Vec<(Direction, Vec<Segment>)>,
+    /// AUTO on a link: the segments in flight, by direction, each with when it arrives,
+    /// earliest first.
+    pub in_flight: Vec<(Direction, Vec<(Segment, u64)>)>,
     /// The settings it runs on: its own, or the table's.
     pub settings: tcp::Config,
 }
