@@ -226,7 +226,7 @@ pub struct Flying {
 /// `Manual::drive`, `Flying::drive`).
 pub struct PairMut<'a> {
     ends: &'a mut Pair,
-    link: Option<(&'a mut Wire, Option<&'a Config>)>,
+    manual: Option<(&'a mut Wire, Option<&'a Config>)>,
     flight: Option<(&'a mut Vec<InFlight>, &'a Link)>,
 }
 
@@ -243,7 +243,7 @@ impl Pair {
     pub fn drive(&mut self) -> PairMut<'_> {
         PairMut {
             ends: self,
-            link: None,
+            manual: None,
             flight: None,
         }
     }
@@ -284,7 +284,7 @@ impl Manual {
     pub fn drive(&mut self) -> PairMut<'_> {
         PairMut {
             ends: &mut self.pair,
-            link: Some((&mut self.wire, self.settings.as_ref())),
+            manual: Some((&mut self.wire, self.settings.as_ref())),
             flight: None,
         }
     }
@@ -312,7 +312,7 @@ impl Flying {
     pub fn drive<'a>(&'a mut self, link: &'a Link) -> PairMut<'a> {
         PairMut {
             ends: &mut self.pair,
-            link: None,
+            manual: None,
             flight: Some((&mut self.in_flight, link)),
         }
     }
@@ -361,7 +361,7 @@ impl<'a> PairMut<'a> {
             };
             return (ep, Target::Link(flight, now), cfg);
         }
-        match &mut self.link {
+        match &mut self.manual {
             Some((wire, settings)) => {
                 let q = match side {
                     Side::Client => &mut wire.client_to_server,
@@ -393,7 +393,7 @@ impl<'a> PairMut<'a> {
             };
             f(ep, cfg, &mut emit)
         };
-        if self.link.is_none() && self.flight.is_none() {
+        if self.manual.is_none() && self.flight.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         r
@@ -540,7 +540,7 @@ impl<'a> PairMut<'a> {
             );
             debug_assert!(r.is_ok(), "the dry run above accepted this call");
         }
-        if self.link.is_none() {
+        if self.manual.is_none() && self.flight.is_none() {
             self.pump(cfg, now, scratch, obs);
         }
         Ok(())
@@ -621,7 +621,7 @@ impl<'a> PairMut<'a> {
     }
 
     fn manual_wire(&self, dir: Direction, requested: u32) -> Result<(), WireError> {
-        let (wire, _) = self.link.as_ref().ok_or(WireError::NotManual)?;
+        let (wire, _) = self.manual.as_ref().ok_or(WireError::NotManual)?;
         let waiting = wire.queue(dir).len() as u32;
         if waiting < requested {
             return Err(WireError::NotEnough {
@@ -640,7 +640,7 @@ impl<'a> PairMut<'a> {
         requested: u32,
     ) -> Result<&mut VecDeque<Segment>, WireError> {
         self.manual_wire(dir, requested)?;
-        let (wire, _) = self.link.as_mut().ok_or(WireError::NotManual)?;
+        let (wire, _) = self.manual.as_mut().ok_or(WireError::NotManual)?;
         Ok(wire.queue_mut(dir))
     }
 
@@ -659,7 +659,7 @@ impl<'a> PairMut<'a> {
         let mut moved = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let Some(seg) = self
-                .link
+                .manual
                 .as_mut()
                 .and_then(|(wire, _)| wire.queue_mut(dir).pop_front())
             else {
