@@ -1642,6 +1642,73 @@ async fn get_and_stats_show_segments_in_flight_on_a_link() {
     srv.shutdown().await.unwrap();
 }
 
+/// SetLink sets the default link or one for a server or a client pool; Stats lists them; bad
+/// input is refused naming the field, and changes nothing.
+#[tokio::test]
+async fn set_link_sets_and_lists_links() {
+    let mut cfg = small();
+    cfg.virtual_clock = true;
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.client().await;
+    let pool = srv.stats().await.settings.unwrap().client_pools[0].clone();
+    let r = c
+        .set_link(pb::SetLinkRequest {
+            link: "delay=25ms,loss=1%".into(),
+            client_pool: pool.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(r.links.len(), 2);
+    assert_eq!(r.links[0].target, "default");
+    assert_eq!(r.links[0].link, "none");
+    assert_eq!(r.links[1].target, format!("client pool {pool}"));
+    assert_eq!(
+        r.links[1].link,
+        "delay=25ms,jitter=0ms,loss=1%,dup=0%,reorder=0%"
+    );
+    let id = c.open_id(open_req(pb::Mode::Auto)).await;
+    assert_eq!(c.states(id).await.0, pb::State::SynSent as i32);
+    for (req, field) in [
+        (
+            pb::SetLinkRequest {
+                link: "delay=soon".into(),
+                ..Default::default()
+            },
+            "link: delay=soon",
+        ),
+        (
+            pb::SetLinkRequest {
+                link: "none".into(),
+                server: "10.9.9.9:80".into(),
+                ..Default::default()
+            },
+            "server:",
+        ),
+        (
+            pb::SetLinkRequest {
+                link: "none".into(),
+                client_pool: "10.9.0.0/16".into(),
+                ..Default::default()
+            },
+            "client_pool: client pool 10.9.0.0/16 is not one of",
+        ),
+        (
+            pb::SetLinkRequest {
+                link: "none".into(),
+                server: "10.255.0.1:80".into(),
+                client_pool: pool.clone(),
+            },
+            "client_pool: give a server or a client pool",
+        ),
+    ] {
+        let e = c.raw.set_link(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().starts_with(field), "{e:?}");
+    }
+    assert_eq!(srv.stats().await.links.len(), 2, "nothing changed");
+    srv.shutdown().await.unwrap();
+}
+
 /// An open refused by a limit says which one, as Stats counts it: in the trailer
 /// `tcpsim-refused` of a unary call and in `Error.refused` on a Run stream; other errors leave
 /// it empty.

@@ -543,3 +543,13 @@ fn direction_pb(d: Direction) -> pb::Direction {
         Direction::ServerToClient => pb::Direction::ServerToClient,
     }
 }
+
+pub fn links_to_pb(links: &[(table::links::LinkTarget, tcp::Link)]) -> Vec<pb::LinkRule> {
+    links
+        .iter()
+        .map(|(target, link)| pb::LinkRule {
+            target: target.to_string(),
+            link: link.to_string(),
+        })
+        .collect()
+}

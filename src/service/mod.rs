@@ -21,6 +21,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::table::links::LinkTarget;
 use crate::table::listeners::{ListenChange, ListenEvent};
 use crate::table::{self, ConnId, Mode, OpenFailure, OpenSpec, Sides, Table};
 use crate::tcp::{Call, Side, State, TimerKind};
@@ -418,7 +419,7 @@ impl Ops {
             servers: a.servers().iter().map(|s| s.to_string()).collect(),
             time_wait_ms: self.table.tcp_config().time_wait_ms(),
             tcp_max_tw_buckets: self.table.max_tw_buckets(),
-            link: self.table.tcp_config().link.to_string(),
+            link: self.table.links()[0].1.to_string(),
         }
     }
 
@@ -486,7 +487,38 @@ impl Ops {
         r.client_sysctls = Some(convert::client_sysctls_to_pb(self.table.tw_reuse()));
         r.time_wait_reused = c.time_wait_reused;
         r.segments_in_flight = c.in_flight.max(0) as u64;
+        r.links = convert::links_to_pb(&self.table.links());
         r
+    }
+
+    pub fn set_link(&self, r: &pb::SetLinkRequest) -> Result<pb::Links, Status> {
+        let link: crate::tcp::Link = r.link.parse().map_err(|e| invalid("link", e))?;
+        let target = match (r.server.is_empty(), r.client_pool.is_empty()) {
+            (true, true) => LinkTarget::Default,
+            (false, true) => LinkTarget::Server(convert::socket("server", &r.server)?),
+            (true, false) => LinkTarget::Pool(
+                r.client_pool
+                    .parse()
+                    .map_err(|e| invalid("client_pool", e))?,
+            ),
+            (false, false) => {
+                return Err(invalid(
+                    "client_pool",
+                    "give a server or a client pool, not both",
+                ));
+            }
+        };
+        let all = self.table.set_link(target, link).map_err(|e| match e {
+            table::Error::Address(a) => invalid("server", a),
+            table::Error::ListenSetting(why) if matches!(target, LinkTarget::Pool(_)) => {
+                invalid("client_pool", why)
+            }
+            table::Error::ListenSetting(why) => invalid("link", why),
+            e => Status::from(e),
+        })?;
+        Ok(pb::Links {
+            links: convert::links_to_pb(&all),
+        })
     }
 
     pub fn set_client_sysctls(
@@ -824,6 +856,12 @@ impl Simulator for SimulatorService {
         r: Request<pb::SetListenerRequest>,
     ) -> Result<Response<pb::SetListenerResponse>, Status> {
         self.ops.set_listener(r.get_ref()).map(Response::new)
+    }
+    async fn set_link(
+        &self,
+        r: Request<pb::SetLinkRequest>,
+    ) -> Result<Response<pb::Links>, Status> {
+        self.ops.set_link(r.get_ref()).map(Response::new)
     }
     async fn set_client_sysctls(
         &self,

@@ -24,6 +24,7 @@ mod conn;
 pub mod counters;
 mod driver;
 mod hosts;
+pub mod links;
 pub mod listeners;
 mod open;
 mod query;
@@ -231,6 +232,8 @@ pub struct Table {
     listeners: listeners::Listeners,
     /// Whether a connect may take over a TIME-WAIT (see `TableConfig::tw_reuse`).
     reuse: hosts::Reuse,
+    /// The links AUTO pairs run over (`tcp::Config::link` is the default).
+    links: links::Links,
 }
 
 impl Table {
@@ -249,7 +252,6 @@ impl Table {
         );
         let now = clock.now();
         Ok(Table {
-            tcp,
             addrs,
             ports: Ports::new(cfg.seed),
             map: DashMap::with_capacity_and_hasher_and_shard_amount(
@@ -279,6 +281,8 @@ impl Table {
             timewait,
             listeners: listeners::Listeners::new(cfg.servers.len(), cfg.listen),
             reuse: hosts::Reuse::new(cfg.tw_reuse),
+            links: links::Links::new(&tcp),
+            tcp,
         })
     }
 
@@ -371,7 +375,7 @@ impl Table {
                     }
                     Filed::Polled { .. } => None,
                 };
-                let mut tally = Tally::new(self, c, id, now, self.delivers_at_once(conn));
+                let mut tally = Tally::new(self, c, id, now, self.delivers_at_once(id, conn));
                 let r = op(conn, &mut tally);
                 drop(tally);
                 conn.settle();
@@ -402,10 +406,48 @@ impl Table {
         Side::BOTH.map(|s| conn.endpoint(s).is_some_and(|e| e.is_timewait_sock(cfg)))
     }
 
+    /// Runs `f` with the settings connection `id` runs on: the table's, with the link its
+    /// 4-tuple takes (see `links`).
+    pub(crate) fn with_cfg<R>(&self, id: ConnId, f: impl FnOnce(&tcp::Config) -> R) -> R {
+        self.links
+            .with(&self.tcp, id, || self.addrs.ip_at(id.ip()), f)
+    }
+
     /// Whether `conn` is an AUTO pair delivering at once (no link): its handshakes end within
     /// the call that began them (see `Tally::auto`).
-    fn delivers_at_once(&self, conn: &Conn) -> bool {
-        matches!(conn, Conn::Auto(_)) && self.tcp.link.is_none()
+    fn delivers_at_once(&self, id: ConnId, conn: &Conn) -> bool {
+        matches!(conn, Conn::Auto(_)) && self.with_cfg(id, |cfg| cfg.link.is_none())
+    }
+
+    /// Sets the link of `target` (for a server or a pool, "none" removes its override).
+    /// Returns every link set.
+    pub fn set_link(
+        &self,
+        target: links::LinkTarget,
+        link: tcp::Link,
+    ) -> Result<Vec<(links::LinkTarget, tcp::Link)>, Error> {
+        link.validate().map_err(Error::ListenSetting)?;
+        let server = match target {
+            links::LinkTarget::Server(s) => Some(self.addrs.server_index(s)?),
+            links::LinkTarget::Pool(p) if !self.addrs.pools().any(|q| q == p) => {
+                return Err(Error::ListenSetting(format!(
+                    "client pool {p} is not one of this server's pools ({})",
+                    self.addrs
+                        .pools()
+                        .map(|q| q.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            _ => None,
+        };
+        self.links.set(target, server, link);
+        Ok(self.links.all())
+    }
+
+    /// Every link set: the default first, then the overrides.
+    pub fn links(&self) -> Vec<(links::LinkTarget, tcp::Link)> {
+        self.links.all()
     }
 
     /// The client hosts' TIME-WAIT reuse settings (`TableConfig::tw_reuse`).

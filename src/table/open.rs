@@ -137,13 +137,8 @@ impl Table {
         };
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let mut tally = Tally::new(
-            self,
-            c,
-            id,
-            now,
-            spec.mode == Mode::Auto && self.tcp.link.is_none(),
-        );
+        let at_once = spec.mode == Mode::Auto && self.with_cfg(id, |cfg| cfg.link.is_none());
+        let mut tally = Tally::new(self, c, id, now, at_once);
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
                 if !claimed {
@@ -174,8 +169,10 @@ impl Table {
                 for &side in sides {
                     c.enter(side, State::Closed);
                 }
-                conn.open(&self.tcp, now, spec.mode, [iss, server_iss], &mut tally)
-                    .expect("a fresh endpoint accepts listen and connect");
+                self.with_cfg(id, |cfg| {
+                    conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally)
+                })
+                .expect("a fresh endpoint accepts listen and connect");
                 conn.settle();
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
                 let states = conn.states();
@@ -206,10 +203,11 @@ impl Table {
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
                 let old = conn.endpoint(Side::Client).expect("a pair").snd_nxt();
                 let iss = spec.iss.map_or(old + 65537, SeqNum);
-                conn.take_over_client_timewait(&self.tcp, now, spec, &mut tally)
-                    .map_err(Error::tcp(Sides::One(Side::Client)))?;
-                conn.open(&self.tcp, now, spec.mode, [iss, server_iss], &mut tally)
-                    .expect("a fresh pair accepts listen and connect");
+                self.with_cfg(id, |cfg| {
+                    conn.take_over_client_timewait(cfg, now, spec, &mut tally)?;
+                    conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally)
+                })
+                .map_err(Error::tcp(Sides::One(Side::Client)))?;
                 conn.settle();
                 self.sync_timers(c, id, timers, Some(deadline), conn, now);
                 c.opened();
@@ -252,7 +250,7 @@ impl Table {
                     });
                 }
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
-                conn.reconnect(&self.tcp, now, iss, &mut tally)
+                self.with_cfg(id, |cfg| conn.reconnect(cfg, now, iss, &mut tally))
                     .map_err(Error::tcp(Sides::One(Side::Client)))?;
                 conn.settle();
                 self.sync_timers(c, id, timers, Some(deadline), conn, now);

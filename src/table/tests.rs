@@ -1518,3 +1518,75 @@ fn occupancy_on_a_link_follows_littles_law() {
         );
     }
 }
+
+/// Links per server and per client pool, and changed while running: a connection takes its
+/// client pool's link, else its server's, else the default; "none" removes an override.
+#[test]
+fn links_apply_per_server_and_per_pool() {
+    use links::LinkTarget;
+    let t = table_with(
+        TableConfig {
+            shards: 4,
+            client_pools: vec![
+                "10.0.0.0/16".parse().unwrap(),
+                "10.1.0.0/16".parse().unwrap(),
+            ],
+            servers: vec![
+                "10.255.0.1:80".parse().unwrap(),
+                "10.255.0.2:80".parse().unwrap(),
+            ],
+            ..TableConfig::default()
+        },
+        tcp::Config::default(),
+    );
+    let open = |client: [u8; 4], server: &str| {
+        t.open(&OpenSpec {
+            client_ip: Some(Ipv4Addr::from(client)),
+            server: Some(server.parse().unwrap()),
+            ..OpenSpec::new(Mode::Auto)
+        })
+        .unwrap()
+        .states[0]
+    };
+    let (est, syn) = (Some(State::Established), Some(State::SynSent));
+    assert_eq!(open([10, 0, 0, 1], "10.255.0.1:80"), est, "no link");
+    let b = LinkTarget::Server("10.255.0.2:80".parse().unwrap());
+    t.set_link(b, "delay=10ms".parse().unwrap()).unwrap();
+    assert_eq!(open([10, 0, 0, 1], "10.255.0.1:80"), est);
+    assert_eq!(
+        open([10, 0, 0, 1], "10.255.0.2:80"),
+        syn,
+        "the server's link"
+    );
+    let pool = LinkTarget::Pool("10.1.0.0/16".parse().unwrap());
+    t.set_link(pool, "delay=30ms".parse().unwrap()).unwrap();
+    assert_eq!(open([10, 1, 0, 1], "10.255.0.1:80"), syn, "the pool's link");
+    let all = t.links();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0], (LinkTarget::Default, tcp::Link::default()));
+    t.set_link(b, tcp::Link::default()).unwrap();
+    t.set_link(pool, tcp::Link::default()).unwrap();
+    assert_eq!(
+        open([10, 1, 0, 2], "10.255.0.2:80"),
+        est,
+        "overrides removed"
+    );
+    t.set_link(LinkTarget::Default, "delay=5ms".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        open([10, 0, 0, 2], "10.255.0.1:80"),
+        syn,
+        "the default changed"
+    );
+    // What was in flight arrives as it was going to; everything settles.
+    t.advance(200).unwrap();
+    assert_eq!(t.stats().counters.in_flight, 0);
+    assert!(
+        t.set_link(
+            LinkTarget::Pool("10.9.0.0/16".parse().unwrap()),
+            tcp::Link::default()
+        )
+        .is_err()
+    );
+    consistent(&t);
+}

@@ -249,7 +249,7 @@ impl Table {
                     fired += 1;
                 }
             }
-            conn.on_timeout(&self.tcp, now, tally);
+            self.with_cfg(id, |cfg| conn.on_timeout(cfg, now, tally));
             Ok(fired)
         });
         r.unwrap_or(0)

@@ -105,6 +105,7 @@ unwrapped! {
     advance_clock(pb::AdvanceClockRequest) -> pb::AdvanceClockResponse;
     set_listener(pb::SetListenerRequest) -> pb::SetListenerResponse;
     set_client_sysctls(pb::SetClientSysctlsRequest) -> pb::ClientSysctls;
+    set_link(pb::SetLinkRequest) -> pb::Links;
 }
 
 /// An open request for `mode`, every other field at its default.
