@@ -1590,3 +1590,48 @@ fn links_apply_per_server_and_per_pool() {
     );
     consistent(&t);
 }
+
+/// With 2% loss each way on a 50 ms round trip, a connect is slower than 1 s exactly when its
+/// first SYN or the first SYN-ACK is lost: 1 − 0.98² = 3.96% of them (the issue: about 4%).
+/// Connect times come in steps a second apart (50 ms, 1.05 s, 2.05 s, …), the retransmission
+/// timeouts, as Linux's distribution shows.
+#[test]
+fn on_a_lossy_link_slow_connects_are_the_lost_handshakes() {
+    let t = std::sync::Arc::new(linked_table("delay=25ms,loss=2%"));
+    let filter = WatchFilter {
+        ids: vec![],
+        side: Some(Side::Client),
+        to: Some(State::Established),
+    };
+    let mut w = t.watch(filter, 1 << 20, 1).unwrap();
+    let n: u32 = 20_000;
+    let mut opened = std::collections::HashMap::new();
+    for k in 0..u64::from(n) {
+        let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+        opened.insert(o.id, k * 5);
+        t.advance(5).unwrap();
+    }
+    t.advance(300_000).unwrap();
+    let mut times = vec![];
+    while let Some(Watched::Event(e)) = w.try_recv() {
+        times.push(e.at - opened[&e.id]);
+    }
+    assert_eq!(times.len(), n as usize, "every connect completes");
+    let slow = times.iter().filter(|&&ms| ms > 1000).count() as f64 / f64::from(n);
+    let p = 1.0 - 0.98f64 * 0.98;
+    let sigma = (p * (1.0 - p) / f64::from(n)).sqrt();
+    assert!(
+        (slow - p).abs() < 4.0 * sigma,
+        "{:.2}% slower than 1 s, analytically {:.2}%",
+        slow * 100.0,
+        p * 100.0
+    );
+    // The steps: every connect a whole number of seconds after its round trip.
+    let mut steps = std::collections::BTreeMap::<u64, u32>::new();
+    for &ms in &times {
+        assert_eq!(ms % 1000, 50, "a connect of {ms} ms is not on a step");
+        *steps.entry(ms / 1000).or_default() += 1;
+    }
+    assert!(steps[&1] > steps[&2] && steps[&2] > 0, "{steps:?}");
+    consistent(&t);
+}
