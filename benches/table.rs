@@ -7,6 +7,7 @@
 //!     cargo bench --bench table -- scrape 1000000
 //!     cargo bench --bench table -- state 1000000    # the state file: size, write and read times
 //!     cargo bench --bench table -- hosts           # per-host state: servers, client addresses
+//!     cargo bench --bench table -- link 1000000     # lifecycles on a link against none; RSS on one
 //!     cargo bench --bench table -- send            # profiling aid: table Send in a loop
 //!
 //! - memory: process RSS growth per ESTABLISHED AUTO pair (map, boxes, ports — everything).
@@ -179,6 +180,82 @@ fn hosts() {
         (touched - start) as f64 / (1 << 20) as f64,
         (touched - start) as f64 / 256.0 / 1024.0,
         (touched - start) as f64 / 256.0 / 65_536.0
+    );
+    black_box(&t);
+}
+
+fn linked(link: &str, capacity: usize) -> Table {
+    let cfg = TableConfig {
+        shards: 64,
+        capacity,
+        max_connections: 50_000_000,
+        client_pools: vec!["10.0.0.0/12".parse().unwrap()],
+        ..TableConfig::default()
+    };
+    let tcp = tcp::Config {
+        link: link.parse().unwrap(),
+        ..tcp::Config::default()
+    };
+    Table::new(cfg, tcp, Clock::virtual_at(0)).unwrap()
+}
+
+/// Lifecycles through the table on `link`, one thread, in batches: open a batch, let the
+/// handshakes arrive, close both sides, let the FINs arrive, let TIME-WAIT expire. Returns
+/// lifecycles/s, every delivery and expiry included.
+fn link_lifecycles(link: &str, n: usize) -> f64 {
+    let t = linked(link, 1 << 16);
+    let batch = 10_000;
+    let spec = OpenSpec::new(Mode::Auto);
+    let mut ids = Vec::with_capacity(batch);
+    let start = Instant::now();
+    for _ in 0..n / batch {
+        ids.clear();
+        for _ in 0..batch {
+            ids.push(t.open(&spec).unwrap().id);
+        }
+        t.advance(2_000).unwrap();
+        for &id in &ids {
+            let _ = t.call(id, Sides::Both, Call::Close);
+        }
+        t.advance(70_000).unwrap();
+    }
+    let took = start.elapsed().as_secs_f64();
+    assert_eq!(t.len(), 0, "every lifecycle ended");
+    (n / batch * batch) as f64 / took
+}
+
+/// A link against none, in the same run: lifecycles per second through the table with a 25 ms,
+/// 1%-loss link and without (target: at least 0.5×); and RSS at `n` connections opened at
+/// 100 k/s over a 50 ms round trip, per connection, segments in flight included.
+fn link_bench(n: usize) {
+    let lifecycles = 500_000;
+    let mut rates = vec![];
+    for round in 0..2 {
+        let none = link_lifecycles("none", lifecycles);
+        let lossy = link_lifecycles("delay=25ms,loss=1%", lifecycles);
+        println!(
+            "link: round {round}: {none:.0} lifecycles/s without a link, {lossy:.0} on delay=25ms,loss=1%: {:.2}× (target >= 0.5)",
+            lossy / none
+        );
+        rates.push(lossy / none);
+    }
+    let before = rss_bytes();
+    let t = linked("delay=25ms", n);
+    let spec = OpenSpec::new(Mode::Auto);
+    for _ in 0..n / 100 {
+        for _ in 0..100 {
+            t.open(&spec).unwrap();
+        }
+        t.advance(1).unwrap();
+    }
+    let after = rss_bytes();
+    let s = t.stats();
+    println!(
+        "link: {n} connections opened at 100 k/s on a 50 ms round trip: RSS +{:.0} MiB = {:.1} bytes per connection, {} segments in flight, {} client endpoints still in SYN-SENT",
+        (after - before) as f64 / (1 << 20) as f64,
+        (after - before) as f64 / n as f64,
+        s.counters.in_flight,
+        s.counters.occupancy(tcp::Side::Client, tcp::State::SynSent)
     );
     black_box(&t);
 }
@@ -420,6 +497,12 @@ fn main() {
         Some("scrape") => scrape(n(1)),
         Some("state") => state(n(1)),
         Some("hosts") => hosts(),
+        Some("link") => link_bench(n(1)),
+        Some("link1") => {
+            // Profiling aid: lifecycles on a lossy link alone.
+            let r = link_lifecycles("delay=25ms,loss=1%", 1_000_000);
+            println!("link1: {r:.0} lifecycles/s");
+        }
         Some("table1") => {
             // Profiling aid: the one-thread table lifecycles alone.
             let t = Arc::new(table(n(1) + 1_000_000, 64));
