@@ -120,6 +120,25 @@ phases:
         srv.client().await.advance(70_000).await;
     }
     assert_eq!(srv.stats().await.listen["listen_drops"], 6);
+    // Links too: the run's default link and its pool override go with it.
+    let sc = load::parse(
+        "name: l
+phases:
+  - link: {link: \"delay=25ms\"}
+  - link: {link: \"delay=5ms\", client_pool: 10.0.0.0/16}
+  - open: {count: 3}
+  - expect: {counter: segments_sent, side: client, min: 3, max: 3}
+",
+    )
+    .unwrap();
+    let report = run(&sc, &[&url]).await;
+    assert!(report.ok, "{}", load::render(&report));
+    let links = srv.stats().await.links;
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(
+        (links[0].target.as_str(), links[0].link.as_str()),
+        ("default", "none")
+    );
     srv.shutdown().await.unwrap();
 }
 
@@ -419,6 +438,10 @@ fn bad_scenarios_are_refused_with_line_and_reason() {
         (
             "name: x\nphases:\n  - expect: {counter: naps, max: 0}\n",
             "\"naps\" is not one of listen_drops",
+        ),
+        (
+            "name: x\nphases:\n  - link: {link: \"delay=soon\"}\n",
+            "phase 1 (link): link: delay=soon: not a whole number of ms",
         ),
         (
             "name: x\nphases:\n  - listener: {tcp_syncookies: 3}\n",

@@ -27,6 +27,7 @@
 //!   - listener: {backlog: 128, tcp_syncookies: 0, accepting: false}  # SetListener on every server
 //!   - expect: {counter: listen_drops, min: 1871, max: 1871}    # or syncookies_sent, …, segments_sent
 //!   - client_sysctls: {tcp_tw_reuse: 1}               # SetClientSysctls on every server
+//!   - link: {link: "delay=25ms,loss=2%"}             # SetLink: the default (or server:, client_pool:)
 //! ```
 
 use std::time::Instant;
@@ -202,6 +203,11 @@ pub async fn run(sc: &Scenario, opts: &Options) -> Result<Report, LoadError> {
             s.restore_client_sysctls().await?;
         }
     }
+    if sc.phases.iter().any(|p| matches!(p, Phase::Link(_))) {
+        for s in &mut runner.servers {
+            s.restore_links().await?;
+        }
+    }
     ran?;
     for s in &mut runner.servers {
         s.finish().await;
@@ -271,7 +277,9 @@ fn progress_bar(shown: bool, phase: &Phase) -> ProgressBar {
     };
     let template = match phase {
         Phase::Hold(_) => "{prefix:>10} [{bar:30}] {pos}/{len} ms {msg}",
-        Phase::Expect(_) | Phase::Listener(_) | Phase::ClientSysctls(_) => "{prefix:>10} {msg}",
+        Phase::Expect(_) | Phase::Listener(_) | Phase::ClientSysctls(_) | Phase::Link(_) => {
+            "{prefix:>10} {msg}"
+        }
         Phase::Churn(_) => "{prefix:>10} [{bar:30}] {pos}/{len} lifecycles {rate} {msg}",
         _ => "{prefix:>10} [{bar:30}] {pos}/{len} ops {rate} {msg}",
     };

@@ -130,6 +130,16 @@ impl Runner<'_> {
             Phase::Hold(h) => self.hold_phase(h.ms, bar, done).await?,
             Phase::Churn(c) => self.churn(c, bar, done).await?,
             Phase::Listener(l) => self.listener(l).await?,
+            Phase::Link(l) => {
+                let req = pb::SetLinkRequest {
+                    link: l.link.clone(),
+                    server: l.server.map(|s| s.to_string()).unwrap_or_default(),
+                    client_pool: l.client_pool.clone().unwrap_or_default(),
+                };
+                for s in self.servers.iter_mut() {
+                    s.set_link(req.clone()).await?;
+                }
+            }
             Phase::ClientSysctls(c) => {
                 let req = pb::SetClientSysctlsRequest {
                     tcp_tw_reuse: c.tcp_tw_reuse.map(u32::from),

@@ -139,7 +139,21 @@ pub enum Phase {
     Churn(ChurnPhase),
     Listener(ListenerPhase),
     ClientSysctls(ClientSysctlsPhase),
+    Link(LinkPhase),
     Expect(ExpectPhase),
+}
+
+/// Sets the link AUTO pairs run over (SetLink) on every server: the default, or one server's or
+/// one client pool's; the runner puts the links back after the run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPhase {
+    /// "delay=25ms,jitter=2ms,loss=1%,dup=0.1%,reorder=0.5%" (any of them), or "none".
+    pub link: String,
+    #[serde(default)]
+    pub server: Option<std::net::SocketAddrV4>,
+    #[serde(default)]
+    pub client_pool: Option<String>,
 }
 
 /// Changes the client hosts' TIME-WAIT reuse sysctls on every server (SetClientSysctls); what
@@ -339,7 +353,11 @@ impl Phase {
             Phase::SynFlood(p) => p.errors,
             Phase::DropFins(p) => p.errors,
             Phase::Churn(p) => p.errors,
-            Phase::Hold(_) | Phase::Expect(_) | Phase::Listener(_) | Phase::ClientSysctls(_) => 0,
+            Phase::Hold(_)
+            | Phase::Expect(_)
+            | Phase::Listener(_)
+            | Phase::ClientSysctls(_)
+            | Phase::Link(_) => 0,
         }
     }
 
@@ -356,7 +374,8 @@ impl Phase {
             | Phase::Hold(_)
             | Phase::Expect(_)
             | Phase::Listener(_)
-            | Phase::ClientSysctls(_) => 0.0,
+            | Phase::ClientSysctls(_)
+            | Phase::Link(_) => 0.0,
         }
     }
 
@@ -372,6 +391,7 @@ impl Phase {
             Phase::Churn(_) => "churn",
             Phase::Listener(_) => "listener",
             Phase::ClientSysctls(_) => "client_sysctls",
+            Phase::Link(_) => "link",
             Phase::Expect(_) => "expect",
         }
     }
@@ -508,6 +528,13 @@ fn check(p: &Phase) -> Result<(), String> {
             "tcp_syncookies {}: 0, 1 or 2 are allowed",
             l.tcp_syncookies.unwrap_or_default()
         )),
+        Phase::Link(l) => match l.link.parse::<crate::tcp::Link>() {
+            Err(e) => Err(format!("link: {e}")),
+            Ok(_) if l.server.is_some() && l.client_pool.is_some() => {
+                Err("give a server or a client pool, not both".into())
+            }
+            Ok(_) => Ok(()),
+        },
         Phase::ClientSysctls(c) if c.tcp_tw_reuse.is_some_and(|n| n > 2) => Err(format!(
             "tcp_tw_reuse {}: 0, 1 or 2 are allowed",
             c.tcp_tw_reuse.unwrap_or_default()

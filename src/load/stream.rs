@@ -164,6 +164,39 @@ impl Server {
         .await
     }
 
+    /// Sets a link.
+    pub(super) async fn set_link(&mut self, r: pb::SetLinkRequest) -> Result<(), LoadError> {
+        let r = self.client.set_link(r).await;
+        r.map_err(self.failed("SetLink")).map(drop)
+    }
+
+    /// Puts its links back as they were when the run began: the default, the overrides it had,
+    /// and none of the others.
+    pub(super) async fn restore_links(&mut self) -> Result<(), LoadError> {
+        let now = self.stats().await?.links;
+        let request = |rule: &pb::LinkRule, link: String| {
+            let (server, client_pool) = match rule.target.split_once(' ') {
+                Some(("server", s)) => (s.to_string(), String::new()),
+                Some(("client", p)) => (String::new(), p.trim_start_matches("pool ").to_string()),
+                _ => (String::new(), String::new()),
+            };
+            pb::SetLinkRequest {
+                link,
+                server,
+                client_pool,
+            }
+        };
+        for rule in &now {
+            if !self.start.links.iter().any(|r| r.target == rule.target) {
+                self.set_link(request(rule, "none".into())).await?;
+            }
+        }
+        for rule in self.start.links.clone() {
+            self.set_link(request(&rule, rule.link.clone())).await?;
+        }
+        Ok(())
+    }
+
     /// Moves a virtual clock forward.
     pub(super) async fn advance(&mut self, ms: u64) -> Result<(), LoadError> {
         let r = self

@@ -212,15 +212,18 @@ impl Flight<'_> {
     /// `seg`, sent toward `to` at `now`: queued for when it arrives, or lost. Returns what the
     /// link did beyond delaying it.
     pub fn send(&mut self, now: u64, to: Side, seg: Segment) -> Option<LinkEvent> {
-        let draw = splitmix64(
-            self.seed
-                ^ u64::from(seg.seq.0)
-                ^ u64::from(seg.ack.0) << 32
-                ^ u64::from(seg.flags.0) << 17
-                ^ now.rotate_left(29)
-                ^ u64::from(self.sent) << 50
-                ^ (to as u64) << 63,
-        );
+        // Each input mixed in turn, so that none can cancel another (a SYN-ACK's sequence
+        // number is the seed's own ISS).
+        let draw = [
+            u64::from(seg.seq.0) << 32 | u64::from(seg.ack.0),
+            u64::from(seg.flags.0) << 48
+                | u64::from(seg.len) << 16
+                | u64::from(self.sent) << 1
+                | to as u64,
+            now,
+        ]
+        .into_iter()
+        .fold(splitmix64(self.seed), |h, x| splitmix64(h ^ x));
         self.sent += 1;
         let at = |t: u64| InFlight {
             at: t as u32,
