@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::table::counters::LAG_BUCKETS_MS;
+use crate::table::counters::{CONNECT_BUCKETS_MS, LAG_BUCKETS_MS};
 use crate::table::listeners::ListenEvent;
 use crate::table::{OpenFailure, SegmentOutcome, Table};
 use crate::tcp::{Side, State, TimerKind};
@@ -409,6 +409,19 @@ impl Metrics {
     }
 
     fn render_histograms(&self, out: &mut String, c: &crate::table::CounterSnapshot) {
+        out.push_str("# HELP tcpsim_connect_seconds How long active opens took, first SYN to ESTABLISHED\n# TYPE tcpsim_connect_seconds histogram\n");
+        let bounds: Vec<f64> = CONNECT_BUCKETS_MS
+            .iter()
+            .map(|&ms| ms as f64 / 1000.0)
+            .collect();
+        histogram(
+            out,
+            "tcpsim_connect_seconds",
+            "",
+            &bounds,
+            &c.connect_buckets,
+            c.connect_sum_ms as f64 / 1000.0,
+        );
         out.push_str("# HELP tcpsim_timer_lag_seconds How late timers fired (real clock)\n# TYPE tcpsim_timer_lag_seconds histogram\n");
         let bounds: Vec<f64> = LAG_BUCKETS_MS
             .iter()

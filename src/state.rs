@@ -8,11 +8,11 @@
 //! format version, damaged, or written by a server with other addresses, settings or clock, is
 //! refused, saying which.
 //!
-//! Format version 3 (2 had no listen or TIME-WAIT reuse counters; 1 numbered client addresses
-//! from a pool's network address): `TCPSIMST`, the version (u32, little-endian), then records,
-//! each a length
-//! (u32) and a postcard encoding: the header, the connections one by one, a length of 0, the
-//! number of connections (u64) and a CRC-32 (u32) of every byte before it. The connections are
+//! Format version 4 (3 had no link counters, 2 no listen or TIME-WAIT reuse counters; 1 numbered
+//! client addresses from a pool's network address): `TCPSIMST`, the version (u32,
+//! little-endian), then records, each a length (u32) and a postcard encoding: the header, the
+//! connections one by one, a length of 0, the number of connections (u64) and a CRC-32 (u32) of
+//! every byte before it. The connections are
 //! the core's own types as serde encodes them; `tests` pins their encoding, so that a change to
 //! them fails until the version is raised.
 
@@ -32,7 +32,7 @@ use crate::tcp;
 
 const MAGIC: &[u8; 8] = b"TCPSIMST";
 /// 2: a client address's index counts a pool's hosts (its network address is not one).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// What a state file says about the run it holds, before its connections.
 #[derive(Debug, Serialize, Deserialize)]

@@ -314,7 +314,7 @@ fn prometheus_scrapes_tcpsim_and_every_dashboard_and_rule_expression_works() {
 
     // Every dashboard expression is accepted and returns data (rates need two scrapes: poll).
     let mut pending: Vec<String> = dashboard_exprs();
-    assert!(pending.len() >= 16);
+    assert!(pending.len() >= 18);
     while !pending.is_empty() {
         assert!(
             Instant::now() < deadline,

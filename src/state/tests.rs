@@ -123,9 +123,9 @@ fn a_file_it_cannot_trust_is_refused_whole() {
             .unwrap_or_else(|| "loaded".into())
     };
     assert!(try_load(b"hello, world, not a state").contains("not a tcpsim state file"));
-    let mut v2 = good.clone();
-    v2[8] = 2;
-    assert!(try_load(&v2).contains("format version 2; this tcpsim reads version 3"));
+    let mut v3 = good.clone();
+    v3[8] = 3;
+    assert!(try_load(&v3).contains("format version 3; this tcpsim reads version 4"));
     // Cut anywhere: damaged.
     for cut in [13, 40, good.len() / 2, good.len() - 5, good.len() - 1] {
         let why = try_load(&good[..cut]);

@@ -492,4 +492,7 @@ impl<O: Observer> Observer for Collect<'_, O> {
     fn cookie_failed(&mut self, side: Side) {
         self.inner.cookie_failed(side);
     }
+    fn connected(&mut self, side: Side, ms: u64) {
+        self.inner.connected(side, ms);
+    }
 }

@@ -119,6 +119,13 @@ impl<'de> serde::Deserialize<'de> for OpenFailure {
     }
 }
 
+/// Upper bounds (ms) of the connect-time histogram's buckets, either side of the round trips
+/// and of the SYN retransmission steps (1 s apart for the first five, then doubling); the last
+/// bucket is +Inf.
+pub const CONNECT_BUCKETS_MS: [u64; 16] = [
+    1, 10, 25, 50, 75, 100, 250, 500, 1_000, 1_500, 2_000, 2_500, 3_000, 5_000, 10_000, 60_000,
+];
+
 /// Upper bounds (ms) of the timer-lag histogram's buckets; the last bucket is +Inf.
 pub const LAG_BUCKETS_MS: [u64; 11] = [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
 
@@ -143,6 +150,8 @@ pub struct Slot {
     time_wait_reused: AtomicU64,
     /// Segments in flight on the link (a gauge: this slot's share, which may be negative).
     in_flight: AtomicI64,
+    connect_buckets: [AtomicU64; CONNECT_BUCKETS_MS.len() + 1],
+    connect_sum_ms: AtomicU64,
     lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
     lag_sum_ms: AtomicU64,
     lag_max_ms: AtomicU64,
@@ -164,6 +173,8 @@ impl Default for Slot {
             listen: Default::default(),
             time_wait_reused: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
+            connect_buckets: Default::default(),
+            connect_sum_ms: AtomicU64::new(0),
             lag_buckets: Default::default(),
             lag_sum_ms: AtomicU64::new(0),
             lag_max_ms: AtomicU64::new(0),
@@ -249,6 +260,16 @@ impl Slot {
         add(&self.listen[ev as usize], 1);
     }
 
+    /// An active open completed after `ms`.
+    pub fn connected(&self, ms: u64) {
+        let b = CONNECT_BUCKETS_MS
+            .iter()
+            .position(|&ub| ms <= ub)
+            .unwrap_or(CONNECT_BUCKETS_MS.len());
+        add(&self.connect_buckets[b], 1);
+        add(&self.connect_sum_ms, ms);
+    }
+
     /// How late a timer fired (real clock).
     pub fn lag(&self, ms: u64) {
         let b = LAG_BUCKETS_MS
@@ -286,6 +307,8 @@ impl Slot {
         each(&self.listen, &other.listen, u);
         u(&self.time_wait_reused, &other.time_wait_reused);
         i(&self.in_flight, &other.in_flight);
+        each(&self.connect_buckets, &other.connect_buckets, u);
+        u(&self.connect_sum_ms, &other.connect_sum_ms);
         each(&self.lag_buckets, &other.lag_buckets, u);
         u(&self.lag_sum_ms, &other.lag_sum_ms);
         let max = other.lag_max_ms.load(Relaxed);
@@ -420,6 +443,10 @@ impl Counters {
             set(&t.listen[e], n);
         }
         set(&t.time_wait_reused, totals.time_wait_reused);
+        for (b, &n) in totals.connect_buckets.iter().enumerate() {
+            set(&t.connect_buckets[b], n);
+        }
+        set(&t.connect_sum_ms, totals.connect_sum_ms);
         for (b, &n) in totals.lag_buckets.iter().enumerate() {
             set(&t.lag_buckets[b], n);
         }
@@ -463,6 +490,8 @@ impl Counters {
             listen: std::array::from_fn(|e| sum(&|x| load(&x.listen[e]))),
             time_wait_reused: sum(&|x| load(&x.time_wait_reused)),
             in_flight: sum_i(&|x| x.in_flight.load(Relaxed)),
+            connect_buckets: std::array::from_fn(|b| sum(&|x| load(&x.connect_buckets[b]))),
+            connect_sum_ms: sum(&|x| load(&x.connect_sum_ms)),
             lag_buckets: std::array::from_fn(|b| sum(&|x| load(&x.lag_buckets[b]))),
             lag_sum_ms: sum(&|x| load(&x.lag_sum_ms)),
             lag_max_ms: slots.iter().map(|s| load(&s.lag_max_ms)).max().unwrap_or(0),
@@ -494,6 +523,9 @@ pub struct CounterSnapshot {
     pub time_wait_reused: u64,
     /// Segments in flight on the link.
     pub in_flight: i64,
+    /// How long active opens took, by `CONNECT_BUCKETS_MS`, and in all.
+    pub connect_buckets: [u64; CONNECT_BUCKETS_MS.len() + 1],
+    pub connect_sum_ms: u64,
     pub lag_buckets: [u64; LAG_BUCKETS_MS.len() + 1],
     pub lag_sum_ms: u64,
     pub lag_max_ms: u64,

@@ -193,6 +193,9 @@ impl tcp::Observer for Tally<'_> {
     fn in_flight(&mut self, delta: i64) {
         self.counters.in_flight(delta);
     }
+    fn connected(&mut self, _: Side, ms: u64) {
+        self.counters.connected(ms);
+    }
 }
 
 /// A value alone on its cache line (128 bytes: the pair of lines x86 prefetches together), for

@@ -71,6 +71,11 @@ pub trait Output {
     /// An ACK to a listener that had sent a cookie did not carry a valid one
     /// (Linux `SyncookiesFailed`).
     fn cookie_failed(&mut self) {}
+    /// An active open completed: `ms` from its first SYN to the SYN-ACK that made it
+    /// ESTABLISHED (what `connect()` waited).
+    fn connected(&mut self, ms: u64) {
+        let _ = ms;
+    }
 }
 
 /// What a listener does with a SYN (Linux `tcp_conn_request`).

@@ -64,6 +64,10 @@ pub trait Observer {
     fn cookie_failed(&mut self, side: Side) {
         let _ = side;
     }
+    /// `side`'s active open completed after `ms` (see `Output::connected`).
+    fn connected(&mut self, side: Side, ms: u64) {
+        let _ = (side, ms);
+    }
 }
 
 impl Observer for () {}
@@ -93,6 +97,9 @@ macro_rules! ask_observer {
         }
         fn cookie_failed(&mut self) {
             self.obs.cookie_failed(self.side);
+        }
+        fn connected(&mut self, ms: u64) {
+            self.obs.connected(self.side, ms);
         }
     };
 }

@@ -135,6 +135,8 @@ impl Endpoint {
         }
         self.take_syn(cfg, seg);
         if seg.has(Flags::ACK) {
+            // `rtt_start` in SYN-SENT: when the first SYN went out.
+            out.connected(u64::from((now as u32).wrapping_sub(self.rtt_start)));
             self.ack_advances(cfg, now, seg.ack, seg.wnd, out);
             self.set_state(cfg, now, State::Established, Cause::SynAckReceived, out);
             // Text or FIN riding on the SYN-ACK is processed as in ESTABLISHED (step 6 on).
