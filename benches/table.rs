@@ -204,7 +204,7 @@ fn linked(link: &str, capacity: usize) -> Table {
 /// lifecycles/s, every delivery and expiry included.
 fn link_lifecycles(link: &str, n: usize) -> f64 {
     let t = linked(link, 1 << 16);
-    let batch = 10_000;
+    let batch = 1_000;
     let spec = OpenSpec::new(Mode::Auto);
     let mut ids = Vec::with_capacity(batch);
     let start = Instant::now();
