@@ -1635,7 +1635,12 @@ fn on_a_lossy_link_slow_connects_are_the_lost_handshakes() {
     assert!(steps[&1] > steps[&2] && steps[&2] > 0, "{steps:?}");
     // The table's connect-time histogram (tcpsim_connect_seconds) shows the same steps.
     let h = t.stats().counters.connect_buckets;
-    let bucket = |ms: u64| counters::CONNECT_BUCKETS_MS.iter().position(|&b| b == ms).unwrap();
+    let bucket = |ms: u64| {
+        counters::CONNECT_BUCKETS_MS
+            .iter()
+            .position(|&b| b == ms)
+            .unwrap()
+    };
     assert_eq!(h.iter().sum::<u64>(), u64::from(n));
     assert_eq!(u64::from(steps[&0]), h[bucket(50)]);
     assert_eq!(h[bucket(75)..=bucket(1000)].iter().sum::<u64>(), 0, "{h:?}");

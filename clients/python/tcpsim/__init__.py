@@ -231,6 +231,17 @@ class Simulator:
             pb.SetClientSysctlsRequest(**settings), metadata=self._meta
         )
 
+    def set_link(
+        self, link: str, *, server: Optional[str] = None, client_pool: Optional[str] = None
+    ) -> List["pb.LinkRule"]:
+        """Sets the link AUTO pairs run over ("delay=25ms,loss=1%", or "none"): the default, or
+        one server's or client pool's override. Returns every link set, the default first."""
+        r = self.stub.SetLink(
+            pb.SetLinkRequest(link=link, server=server or "", client_pool=client_pool or ""),
+            metadata=self._meta,
+        )
+        return list(r.links)
+
     # The clock.
 
     def advance(self, ms: int) -> int:

@@ -87,5 +87,21 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(self.sim.stats().listeners[0].backlog, before.listeners[0].backlog)
 
 
+    def test_a_link_delays_handshakes(self):
+        with self.sim.session() as s:
+            try:
+                rules = self.sim.set_link("delay=25ms")
+                self.assertEqual((rules[0].target, rules[0].link[:11]), ("default", "delay=25ms,"))
+                o = s.open(count=10)
+                occ = self.sim.occupancy()
+                self.assertGreaterEqual(occ["client"].get("SYN_SENT", 0), 10)
+                self.assertEqual(self.sim.stats().segments_in_flight, 10)
+                s.advance(75)
+                self.assertEqual(self.sim.stats().segments_in_flight, 0)
+                self.assertEqual(len(o.ids), 10)
+            finally:
+                self.sim.set_link("none")
+
+
 if __name__ == "__main__":
     unittest.main()
