@@ -16,6 +16,7 @@ pub mod client;
 pub mod conformance;
 pub mod load;
 pub mod metrics;
+mod mix;
 pub mod server;
 pub mod service;
 pub mod state;

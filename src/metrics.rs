@@ -409,31 +409,27 @@ impl Metrics {
     }
 
     fn render_histograms(&self, out: &mut String, c: &crate::table::CounterSnapshot) {
-        out.push_str("# HELP tcpsim_connect_seconds How long active opens took, first SYN to ESTABLISHED\n# TYPE tcpsim_connect_seconds histogram\n");
-        let bounds: Vec<f64> = CONNECT_BUCKETS_MS
-            .iter()
-            .map(|&ms| ms as f64 / 1000.0)
-            .collect();
-        histogram(
+        let in_seconds =
+            |out: &mut String, name: &str, help: &str, ms: &[u64], counts: &[u64], sum_ms: u64| {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+                let bounds: Vec<f64> = ms.iter().map(|&ms| ms as f64 / 1000.0).collect();
+                histogram(out, name, "", &bounds, counts, sum_ms as f64 / 1000.0);
+            };
+        in_seconds(
             out,
             "tcpsim_connect_seconds",
-            "",
-            &bounds,
+            "How long active opens took, first SYN to ESTABLISHED",
+            &CONNECT_BUCKETS_MS,
             &c.connect_buckets,
-            c.connect_sum_ms as f64 / 1000.0,
+            c.connect_sum_ms,
         );
-        out.push_str("# HELP tcpsim_timer_lag_seconds How late timers fired (real clock)\n# TYPE tcpsim_timer_lag_seconds histogram\n");
-        let bounds: Vec<f64> = LAG_BUCKETS_MS
-            .iter()
-            .map(|&ms| ms as f64 / 1000.0)
-            .collect();
-        histogram(
+        in_seconds(
             out,
             "tcpsim_timer_lag_seconds",
-            "",
-            &bounds,
+            "How late timers fired (real clock)",
+            &LAG_BUCKETS_MS,
             &c.lag_buckets,
-            c.lag_sum_ms as f64 / 1000.0,
+            c.lag_sum_ms,
         );
         out.push_str("# HELP grpc_server_handling_seconds Time from a gRPC call's start to its status\n# TYPE grpc_server_handling_seconds histogram\n");
         for m in self.grpc.snapshot() {

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
+pub(crate) use crate::mix::splitmix64;
 use crate::tcp::{self, Segment, Side, Transition};
 use addr::Ports;
 pub use addr::{AddrError, Addresses, Cidr, ConnId, FourTuple, PortsPosition};
@@ -513,13 +514,6 @@ fn random_u32() -> u32 {
             .map_or(0, |d| d.as_nanos() as u64),
     );
     h.finish() as u32
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use super::pair::Side;
 use super::segment::Segment;
+use crate::mix::splitmix64;
 
 /// A probability, in parts per million.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -260,13 +261,6 @@ pub fn take_due(queue: &mut Vec<InFlight>, now: u64) -> Option<(u64, InFlight)> 
 /// The earliest delivery time in `queue`, on a clock at `now`.
 pub fn next_due(queue: &[InFlight], now: u64) -> Option<u64> {
     queue.iter().map(|f| f.at(now)).min()
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]
