@@ -1672,3 +1672,35 @@ fn loss_draws_apart_for_segments_sent_at_once() {
     let lost = [Side::Client, Side::Server].map(|s| c.segments(s, SegmentOutcome::Dropped));
     assert!(lost.iter().all(|&l| l > 0), "lost by side: {lost:?}");
 }
+
+/// On a real clock, a link's deliveries happen at real times: the clock driver fires them as it
+/// fires timers. A handshake over 20 ms each way is ESTABLISHED on both sides three deliveries
+/// (60 ms) after the open, without anyone advancing anything.
+#[test]
+fn on_a_real_clock_deliveries_happen_at_real_times() {
+    let tcp = tcp::Config {
+        link: "delay=20ms".parse().unwrap(),
+        ..tcp::Config::default()
+    };
+    let cfg = TableConfig {
+        shards: 2,
+        ..TableConfig::default()
+    };
+    let t = std::sync::Arc::new(Table::new(cfg, tcp, Clock::real()).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    with_driver(rt, &t, 1, async {
+        let started = std::time::Instant::now();
+        let o = t.open(&OpenSpec::new(Mode::Auto)).unwrap();
+        assert_eq!(o.states[0], Some(State::SynSent));
+        wait_until("the handshake completes", || {
+            t.get(o.id).unwrap().states() == [Some(State::Established); 2]
+        })
+        .await;
+        // The clock counts whole milliseconds: the open's may have begun just before `started`.
+        assert!(started.elapsed() >= std::time::Duration::from_millis(59));
+        assert_eq!(t.stats().counters.in_flight, 0);
+    });
+}
