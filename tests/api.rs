@@ -1639,6 +1639,24 @@ async fn get_and_stats_show_segments_in_flight_on_a_link() {
         (pb::State::Established as i32, pb::State::Established as i32)
     );
     assert_eq!(srv.stats().await.segments_in_flight, 0);
+    // An open may bring its own link (AUTO only), or none.
+    let own = c
+        .open_id(pb::OpenRequest {
+            link: "none".into(),
+            ..open_req(pb::Mode::Auto)
+        })
+        .await;
+    assert_eq!(c.states(own).await.0, pb::State::Established as i32);
+    let e = c
+        .raw
+        .open(pb::OpenRequest {
+            link: "delay=5ms".into(),
+            ..open_req(pb::Mode::Manual)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("link: only AUTO pairs"), "{e:?}");
     srv.shutdown().await.unwrap();
 }
 

@@ -161,6 +161,15 @@ impl Ops {
             }
             spec.settings = Some(convert::settings(self.table.tcp_config(), s)?);
         }
+        if !r.link.is_empty() {
+            if mode != Mode::Auto {
+                return Err(invalid(
+                    "link",
+                    format!("only AUTO pairs run over a link; this open is {mode}"),
+                ));
+            }
+            spec.link = Some(r.link.parse().map_err(|e| invalid("link", e))?);
+        }
         let opened = |o: &table::Opened| opened_pb(o, !r.ids_only);
         if count == 1 {
             let o = self.table.open(&spec)?;

@@ -39,7 +39,10 @@ impl Conn {
     /// A fresh connection of `spec`'s kind, its endpoints CLOSED.
     pub(crate) fn new(spec: &OpenSpec) -> Conn {
         match spec.mode {
-            Mode::Auto => Conn::Auto(Pair::new()),
+            Mode::Auto => match spec.link {
+                Some(own) => Conn::Flying(Box::new(Flying::new(Pair::new(), Some(own)))),
+                None => Conn::Auto(Pair::new()),
+            },
             Mode::Manual => Conn::Manual(Box::new(Manual::new(spec.settings.clone()))),
             Mode::External(_) => {
                 Conn::External(Box::new(External::with_settings(spec.settings.clone())))
@@ -80,7 +83,7 @@ impl Conn {
         if let Conn::Auto(p) = self
             && !cfg.link.is_none()
         {
-            *self = Conn::Flying(Box::new(Flying::new(std::mem::take(p))));
+            *self = Conn::Flying(Box::new(Flying::new(std::mem::take(p), None)));
         }
         match self {
             Conn::Auto(p) => Some(p.drive()),
@@ -90,11 +93,12 @@ impl Conn {
         }
     }
 
-    /// An AUTO pair with nothing in flight is a plain pair again (the table calls this after
-    /// every call on a connection).
+    /// An AUTO pair with nothing in flight is a plain pair again, unless it has a link of its
+    /// own (the table calls this after every call on a connection).
     pub(crate) fn settle(&mut self) {
         if let Conn::Flying(f) = self
             && f.in_flight.is_empty()
+            && f.own.is_none()
         {
             *self = Conn::Auto(std::mem::take(&mut f.pair));
         }

@@ -137,7 +137,9 @@ impl Table {
         };
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let at_once = spec.mode == Mode::Auto && self.with_cfg(id, |cfg| cfg.link.is_none());
+        let at_once = spec.mode == Mode::Auto
+            && spec.link.is_none()
+            && self.with_cfg(id, |cfg| cfg.link.is_none());
         let mut tally = Tally::new(self, c, id, now, at_once);
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {

@@ -1704,3 +1704,37 @@ fn on_a_real_clock_deliveries_happen_at_real_times() {
         assert_eq!(t.stats().counters.in_flight, 0);
     });
 }
+
+/// A link per open: a connection opened with its own link keeps it for its life, whatever the
+/// table's; one opened with "none" is delivered at once on a table with a link.
+#[test]
+fn an_open_can_bring_its_own_link() {
+    let t = table();
+    let own = OpenSpec {
+        link: Some("delay=10ms".parse().unwrap()),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    let o = t.open(&own).unwrap();
+    assert_eq!(o.states[0], Some(State::SynSent));
+    assert_eq!(
+        t.open(&OpenSpec::new(Mode::Auto)).unwrap().states,
+        [Some(State::Established); 2],
+        "the others have no link"
+    );
+    t.advance(30).unwrap();
+    assert_eq!(t.get(o.id).unwrap().states(), [Some(State::Established); 2]);
+    // At rest, it keeps its link: its close takes a round trip.
+    t.call(o.id, Sides::One(Side::Client), Call::Close).unwrap();
+    assert_eq!(t.get(o.id).unwrap().states()[1], Some(State::Established));
+    t.advance(10).unwrap();
+    assert_eq!(t.get(o.id).unwrap().states()[1], Some(State::CloseWait));
+    consistent(&t);
+
+    let t = linked_table("delay=25ms");
+    let none = OpenSpec {
+        link: Some(tcp::Link::default()),
+        ..OpenSpec::new(Mode::Auto)
+    };
+    assert_eq!(t.open(&none).unwrap().states, [Some(State::Established); 2]);
+    consistent(&t);
+}

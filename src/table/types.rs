@@ -304,6 +304,8 @@ pub struct OpenSpec {
     /// locks. A fixed shard makes the 4-tuples depend on the order of the opens only, whichever
     /// thread makes them: what a replay on a virtual clock needs.
     pub port_shard: Option<usize>,
+    /// AUTO: the link this connection runs over for its life, instead of the table's.
+    pub link: Option<tcp::Link>,
 }
 
 impl OpenSpec {
@@ -316,6 +318,7 @@ impl OpenSpec {
             iss: None,
             server_iss: None,
             settings: None,
+            link: None,
             port_shard: None,
         }
     }

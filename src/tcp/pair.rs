@@ -213,12 +213,15 @@ pub struct Manual {
 
 /// An AUTO pair with segments in flight on a link: its endpoints and the segments on their way
 /// (24 bytes each). A pair becomes one when it sends onto a link and is a plain `Pair` again
-/// once nothing is in flight, so a pair at rest costs what it always did. Its draws are seeded
-/// by its initial sequence numbers, fixed for its life.
+/// once nothing is in flight, so a pair at rest costs what it always did — unless it was opened
+/// with a link of its own, which it keeps for its life. Its draws are seeded by its initial
+/// sequence numbers, fixed for its life.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Flying {
     pub pair: Pair,
     pub in_flight: Vec<InFlight>,
+    /// Its own link, if it was opened with one; else the caller's.
+    pub own: Option<Link>,
 }
 
 /// A pair being driven: its endpoints and, for a MANUAL one, its wire and own settings, or for
@@ -300,20 +303,24 @@ impl Manual {
 }
 
 impl Flying {
-    /// A pair about to send onto a link.
-    pub fn new(pair: Pair) -> Flying {
+    /// A pair about to send onto a link: `own`, for its life, or the caller's.
+    pub fn new(pair: Pair, own: Option<Link>) -> Flying {
         Flying {
             pair,
             in_flight: Vec::new(),
+            own,
         }
     }
 
-    /// Drives the pair, its segments going onto `link`.
+    /// Drives the pair, its segments going onto its own link, else `link`; with no link and
+    /// nothing in flight, as a plain pair (delivered at once).
     pub fn drive<'a>(&'a mut self, link: &'a Link) -> PairMut<'a> {
+        let link = self.own.as_ref().unwrap_or(link);
+        let on_link = !link.is_none() || !self.in_flight.is_empty();
         PairMut {
             ends: &mut self.pair,
             manual: None,
-            flight: Some((&mut self.in_flight, link)),
+            flight: on_link.then_some((&mut self.in_flight, link)),
         }
     }
 
