@@ -440,6 +440,10 @@ fn bad_scenarios_are_refused_with_line_and_reason() {
             "\"naps\" is not one of listen_drops",
         ),
         (
+            "name: x\nphases:\n  - churn: {rate: 1, ms: 10, close: both, hold_ms: 5}\n",
+            "phase 1 (churn): hold_ms: one side closes first",
+        ),
+        (
             "name: x\nphases:\n  - link: {link: \"delay=soon\"}\n",
             "phase 1 (link): link: delay=soon: not a whole number of ms",
         ),

@@ -22,6 +22,7 @@
 //!   - open: {count: 10, mode: manual, settings: {profile: rfc9293}}  # their own settings
 //!   - drop_fins: {fraction: 1.0, side: client}       # MANUAL: the closer's FIN is lost
 //!   - churn: {rate: 5000, ms: 10000, client_ip: 10.0.0.1}  # open + close continuously
+//!   - churn: {rate: 200, ms: 30000, hold_ms: 1000}   # each held 1 s, the server closing on EOF
 //!   - expect: {side: client, state: TIME_WAIT, min: 1000, max: 1000}
 //!   - expect: {refused: ports_exhausted, min: 1}
 //!   - listener: {backlog: 128, tcp_syncookies: 0, accepting: false}  # SetListener on every server

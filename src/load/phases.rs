@@ -477,6 +477,11 @@ impl Runner<'_> {
         let client_ip = c.client_ip;
         let n = self.servers.len();
         let mut clock = Ticks::new(s);
+        if let Some(hold_ms) = c.hold_ms {
+            return self
+                .churn_holding(c, s, hold_ms, first, bar, done, &mut clock)
+                .await;
+        }
         while done.paced < total {
             let tick = s.ticks_for(done.paced + 1) - 1;
             self.pass(&mut clock, tick, done).await?;
@@ -506,6 +511,63 @@ impl Runner<'_> {
             .await?;
         }
         self.pass(&mut clock, ticks, done).await
+    }
+
+    /// Churn whose connections are held: each tick opens what is due, closes the `first` side
+    /// of those opened `hold_ms` before, and closes the other side of every connection in
+    /// CLOSE-WAIT (one call on many per server), so that each lives as an application's
+    /// connection does: open, used for a while, closed, the peer closing on EOF.
+    #[allow(clippy::too_many_arguments)]
+    async fn churn_holding(
+        &mut self,
+        c: &ChurnPhase,
+        s: Schedule,
+        hold_ms: u64,
+        first: pb::Side,
+        bar: &ProgressBar,
+        done: &mut Done,
+        clock: &mut Ticks,
+    ) -> Result<(), LoadError> {
+        let ticks = c.ms.div_ceil(s.tick_ms());
+        let total = s.due_by(ticks);
+        let other = if first == pb::Side::Client {
+            pb::Side::Server
+        } else {
+            pb::Side::Client
+        };
+        let n = self.servers.len();
+        // Opened and not yet closed: (when to close, ms into the phase; server; id).
+        let mut held: std::collections::VecDeque<(u64, usize, u64)> = Default::default();
+        for tick in 0..ticks {
+            self.pass(clock, tick, done).await?;
+            let now = tick * s.tick_ms();
+            let due = s.due_by(tick + 1) - done.paced;
+            let opens = (done.paced..done.paced + due).map(|k| {
+                (
+                    (k % n as u64) as usize,
+                    vec![open_cmd(pb::Mode::Auto, c.client_ip)],
+                )
+            });
+            done.paced += due;
+            let before = self.marks();
+            self.send_now(opens.collect(), bar, done, true).await?;
+            for (server, (srv, &from)) in self.servers.iter_mut().zip(&before).enumerate() {
+                held.extend(srv.ids.drain(from..).map(|id| (now + hold_ms, server, id)));
+            }
+            let mut work: Vec<Work> = Vec::new();
+            while let Some(&(at, server, id)) = held.front() {
+                if at > now {
+                    break;
+                }
+                held.pop_front();
+                work.push((server, vec![close_cmd(id, first, pb::CloseKind::Close)]));
+            }
+            work.extend((0..n).map(|server| (server, vec![close_on_eof(other)])));
+            self.send_now(work, &ProgressBar::hidden(), done, false)
+                .await?;
+        }
+        debug_assert_eq!(done.paced, total);
+        self.pass(clock, ticks, done).await
     }
 
     async fn expect(&mut self, e: &ExpectPhase, bar: &ProgressBar) -> Result<Check, LoadError> {
@@ -616,6 +678,20 @@ impl Runner<'_> {
         }
         Ok(total)
     }
+}
+
+/// Closes `side` of every connection whose `side` is in CLOSE-WAIT (the peer's FIN arrived):
+/// one call on many, as far as the server's cap.
+fn close_on_eof(side: pb::Side) -> pb::Command {
+    cmd(pb::command::Op::Close(pb::CloseRequest {
+        side: side as i32,
+        how: pb::CloseKind::Close as i32,
+        select: Some(pb::Selector {
+            state: pb::State::CloseWait as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
 }
 
 /// Drops every segment waiting in `dir` (nothing waiting drops nothing).

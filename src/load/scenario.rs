@@ -316,6 +316,12 @@ pub struct ChurnPhase {
     pub close: SideName,
     #[serde(default)]
     pub client_ip: Option<Ipv4Addr>,
+    /// Hold each connection this long before the `close` side closes it; the other side then
+    /// closes when the FIN reaches it (CLOSE-WAIT), as an application reading to EOF does.
+    /// Without it, both sides close in the tick that opened the connection. Connections whose
+    /// close falls after the phase stay open.
+    #[serde(default)]
+    pub hold_ms: Option<u64>,
 }
 
 fn client() -> SideName {
@@ -507,6 +513,11 @@ fn check(p: &Phase) -> Result<(), String> {
         }
         Phase::SynFlood(f) if f.count == 0 => Err("count must be at least 1".into()),
         Phase::Churn(c) if c.rate == 0.0 || c.ms == 0 => Err("rate and ms must be above 0".into()),
+        Phase::Churn(ChurnPhase {
+            hold_ms: Some(_),
+            close: SideName::Both,
+            ..
+        }) => Err("hold_ms: one side closes first (client or server), the other on the FIN".into()),
         Phase::Expect(e) if e.min.is_none() && e.max.is_none() => {
             Err("give min, max or both".into())
         }
