@@ -222,6 +222,14 @@ impl Addresses {
         self.total_ips
     }
 
+    /// Whether any client pool holds a loopback address (127/8).
+    pub fn has_loopback(&self) -> bool {
+        self.pools.iter().any(|(c, _)| {
+            let (first, last) = (u32::from(c.base), u32::from(c.base) + (c.len() - 1) as u32);
+            first >> 24 <= 127 && last >> 24 >= 127
+        })
+    }
+
     pub fn servers(&self) -> &[SocketAddrV4] {
         &self.servers
     }
@@ -323,9 +331,24 @@ impl PortSet {
     /// and a random even number below 16, so that successive connects to one destination take
     /// increasing even ports, a random 2–16 apart (mean 9), while the range lasts.
     fn take_free(&mut self, len: u32, reusable: Option<&dyn Fn(u32) -> bool>) -> Option<Taken> {
-        if self.used >= len && reusable.is_none() {
-            return None;
+        // Two copies of the search, so that the common one (no reuse) stays a tight loop over
+        // the bitmap.
+        match reusable {
+            None if self.used >= len => None,
+            None => self.search(len, |set, port| set.is_free(port).then_some(false)),
+            Some(r) => self.search(len, |set, port| {
+                if set.is_free(port) {
+                    Some(false)
+                } else {
+                    r(port).then_some(true)
+                }
+            }),
         }
+    }
+
+    /// Linux's search (see `take_free`): the first port `hit` takes, `Some(true)` if it was
+    /// held by a TIME-WAIT taken over.
+    fn search(&mut self, len: u32, hit: impl Fn(&PortSet, u32) -> Option<bool>) -> Option<Taken> {
         // `offset` stays below `len`; wrapping is by subtraction, not division (this runs for
         // every open).
         let start = self.offset & !1;
@@ -337,22 +360,13 @@ impl PortSet {
             }
             let mut i = 0;
             while i < len {
-                let taken = if self.is_free(port) {
-                    let (w, b) = ((port / 64) as usize, port % 64);
-                    self.bits[w] |= 1 << b;
-                    self.used += 1;
-                    Some(Taken {
-                        port,
-                        reused: false,
-                    })
-                } else if reusable.is_some_and(|r| r(port)) {
-                    // Held by a TIME-WAIT of this very 4-tuple that `tcp_twsk_unique` lets a
-                    // connect take over: the port stays held, by the new connection.
-                    Some(Taken { port, reused: true })
-                } else {
-                    None
-                };
-                if taken.is_some() {
+                if let Some(reused) = hit(self, port) {
+                    // A TIME-WAIT's port stays held, by the new connection.
+                    if !reused {
+                        let (w, b) = ((port / 64) as usize, port % 64);
+                        self.bits[w] |= 1 << b;
+                        self.used += 1;
+                    }
                     self.draws = super::splitmix64(self.draws);
                     let random = (self.draws & 7) as u32 * 2;
                     let mut next = self.offset + i.max(random) + 2;
@@ -360,7 +374,7 @@ impl PortSet {
                         next -= len;
                     }
                     self.offset = next;
-                    return taken;
+                    return Some(Taken { port, reused });
                 }
                 i += 2;
                 port += 2;

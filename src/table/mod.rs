@@ -490,7 +490,9 @@ impl Table {
         if let Some(young) = conn.endpoint(Side::Server).and_then(|e| e.request_sock()) {
             self.listeners.reqsk_removed(id.server(), young);
         }
-        c.in_flight(-(conn.in_flight().len() as i64));
+        if !conn.in_flight().is_empty() {
+            c.in_flight(-(conn.in_flight().len() as i64));
+        }
         for &side in conn.sides() {
             if let Some(ep) = conn.endpoint(side) {
                 c.leave(side, ep.state());

@@ -109,7 +109,14 @@ impl Table {
                     may: &may,
                     port: &port,
                 };
-                let possible = reuse.tw_reuse != 0 && reuse.timestamps;
+                // Reuse 2 is for loopback only: without a loopback address on either side, no
+                // port need be asked about.
+                let possible = reuse.timestamps
+                    && match reuse.tw_reuse {
+                        0 => false,
+                        2 => server_addr.ip().is_loopback() || self.addrs.has_loopback(),
+                        _ => true,
+                    };
                 let Ok(found) = self.ports.allocate_reusing(
                     &self.addrs,
                     server,

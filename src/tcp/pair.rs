@@ -178,13 +178,7 @@ impl<O: Observer> Output for Emit<'_, O> {
                 to: self.side.peer(),
             }),
             Target::Wire(q) => q.push_back(seg),
-            Target::Link(flight, now) => {
-                let before = flight.queue.len();
-                if let Some(ev) = flight.send(*now, self.side.peer(), seg) {
-                    self.obs.link(self.side, ev);
-                }
-                self.obs.in_flight((flight.queue.len() - before) as i64);
-            }
+            Target::Link(flight, now) => onto_link(flight, *now, self.side, seg, self.obs),
         }
     }
     #[inline(always)]
@@ -192,6 +186,23 @@ impl<O: Observer> Output for Emit<'_, O> {
         self.obs.transition(self.side, t);
     }
     crate::tcp::observe::ask_observer!();
+}
+
+/// A segment from `side` onto a link, reported. Out of line: the endpoint inlines `segment`
+/// into every place it sends from, and a pair without a link should not carry this there.
+#[inline(never)]
+fn onto_link<O: Observer>(
+    flight: &mut Flight<'_>,
+    now: u64,
+    side: Side,
+    seg: Segment,
+    obs: &mut O,
+) {
+    let before = flight.queue.len();
+    if let Some(ev) = flight.send(now, side.peer(), seg) {
+        obs.link(side, ev);
+    }
+    obs.in_flight((flight.queue.len() - before) as i64);
 }
 
 /// Two endpoints. An AUTO pair is just this (104 bytes): its segments are delivered at once.
