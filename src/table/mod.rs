@@ -241,7 +241,7 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(cfg: TableConfig, tcp: tcp::Config, clock: Clock) -> Result<Table, SetupError> {
+    pub fn new(cfg: TableConfig, mut tcp: tcp::Config, clock: Clock) -> Result<Table, SetupError> {
         if !cfg.shards.is_power_of_two() || cfg.shards < 2 {
             return Err(SetupError::Shards(cfg.shards));
         }
@@ -286,7 +286,12 @@ impl Table {
             listeners: listeners::Listeners::new(cfg.servers.len(), cfg.listen),
             reuse: hosts::Reuse::new(cfg.tw_reuse),
             links: links::Links::new(&tcp),
-            tcp,
+            // The link lives in `links` (the default, changeable): the table's own settings,
+            // which a connection runs on when no link is set anywhere, carry none.
+            tcp: tcp::Config {
+                link: tcp::Link::default(),
+                ..tcp
+            },
         })
     }
 

@@ -1731,6 +1731,15 @@ fn an_open_can_bring_its_own_link() {
     consistent(&t);
 
     let t = linked_table("delay=25ms");
+    // A table started with a link, whose default is then set to none, delivers at once.
+    t.set_link(links::LinkTarget::Default, tcp::Link::default())
+        .unwrap();
+    assert_eq!(
+        t.open(&OpenSpec::new(Mode::Auto)).unwrap().states,
+        [Some(State::Established); 2]
+    );
+    t.set_link(links::LinkTarget::Default, "delay=25ms".parse().unwrap())
+        .unwrap();
     let none = OpenSpec {
         link: Some(tcp::Link::default()),
         ..OpenSpec::new(Mode::Auto)
