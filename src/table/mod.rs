@@ -241,7 +241,7 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(cfg: TableConfig, mut tcp: tcp::Config, clock: Clock) -> Result<Table, SetupError> {
+    pub fn new(cfg: TableConfig, tcp: tcp::Config, clock: Clock) -> Result<Table, SetupError> {
         if !cfg.shards.is_power_of_two() || cfg.shards < 2 {
             return Err(SetupError::Shards(cfg.shards));
         }
