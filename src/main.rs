@@ -12,7 +12,7 @@ use tcpsim::client::{self, Target};
 use tcpsim::conformance;
 use tcpsim::server::{self, ConnectionLimits, ServeConfig};
 use tcpsim::service::Limits;
-use tcpsim::table::listeners::ListenSettings;
+use tcpsim::table::listeners::HostSettings;
 use tcpsim::table::{Cidr, TableConfig, TwReuse};
 use tcpsim::tcp::{self, ProfileName};
 
@@ -190,22 +190,22 @@ struct ServeArgs {
     tcp_max_tw_buckets: u32,
     /// Each server's listen() backlog, clamped by --somaxconn (SetListener changes it while
     /// running): the SYN queue and the accept queue each hold backlog + 1.
-    #[arg(long, env = "TCPSIM_LISTEN_BACKLOG", default_value_t = ListenSettings::default().backlog)]
+    #[arg(long, env = "TCPSIM_LISTEN_BACKLOG", default_value_t = HostSettings::default().backlog)]
     listen_backlog: u32,
     /// Linux net.core.somaxconn: the most a listen() backlog can be.
-    #[arg(long, env = "TCPSIM_SOMAXCONN", default_value_t = ListenSettings::default().somaxconn)]
+    #[arg(long, env = "TCPSIM_SOMAXCONN", default_value_t = HostSettings::default().somaxconn)]
     somaxconn: u32,
     /// Linux tcp_max_syn_backlog: without SYN cookies, a SYN is dropped once fewer than a
     /// quarter of it are free.
-    #[arg(long, env = "TCPSIM_TCP_MAX_SYN_BACKLOG", default_value_t = ListenSettings::default().max_syn_backlog)]
+    #[arg(long, env = "TCPSIM_TCP_MAX_SYN_BACKLOG", default_value_t = HostSettings::default().max_syn_backlog)]
     tcp_max_syn_backlog: u32,
     /// Linux tcp_syncookies: 0 never, 1 when a listener's SYN queue is full, 2 always.
-    #[arg(long, env = "TCPSIM_TCP_SYNCOOKIES", default_value_t = ListenSettings::default().syncookies,
+    #[arg(long, env = "TCPSIM_TCP_SYNCOOKIES", default_value_t = HostSettings::default().syncookies,
           value_parser = clap::value_parser!(u8).range(0..=2))]
     tcp_syncookies: u8,
     /// Linux tcp_abort_on_overflow: a handshake completing into a full accept queue is answered
     /// with RST instead of being dropped.
-    #[arg(long, env = "TCPSIM_TCP_ABORT_ON_OVERFLOW", default_value_t = ListenSettings::default().abort_on_overflow,
+    #[arg(long, env = "TCPSIM_TCP_ABORT_ON_OVERFLOW", default_value_t = HostSettings::default().abort_on_overflow,
           action = clap::ArgAction::Set)]
     tcp_abort_on_overflow: bool,
     /// Linux tcp_tw_reuse on the client hosts: 0 never, 1 always, 2 for loopback (127/8)
@@ -630,7 +630,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             ports: (a.ports.0, a.ports.1),
             seed: a.seed,
             max_tw_buckets: a.tcp_max_tw_buckets,
-            listen: ListenSettings {
+            listen: HostSettings {
                 backlog: a.listen_backlog,
                 somaxconn: a.somaxconn,
                 max_syn_backlog: a.tcp_max_syn_backlog,

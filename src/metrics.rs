@@ -534,10 +534,10 @@ mod tests {
     /// gauges labelled by the listener's address.
     #[test]
     fn listener_counters_and_queues_are_exported() {
-        use crate::table::listeners::{ListenChange, ListenSettings};
+        use crate::table::listeners::{HostSettings, ListenChange};
         use crate::table::{Clock, Mode, OpenSpec, TableConfig, WireAction};
         let cfg = TableConfig {
-            listen: ListenSettings {
+            listen: HostSettings {
                 backlog: 2,
                 ..Default::default()
             },

@@ -33,7 +33,7 @@ impl From<table::Error> for Status {
             | E::WrongMode { .. }
             | E::Wire(_)
             | E::RealClock => Status::failed_precondition(msg),
-            E::Address(_) | E::Settings(_) | E::SettingsOnAuto | E::ListenSetting(_) => {
+            E::Address(_) | E::Settings(_) | E::SettingsOnAuto | E::HostSetting(_) => {
                 Status::invalid_argument(msg)
             }
             E::ClockLimit { .. } => Status::invalid_argument(format!("millis: {msg}")),

@@ -519,10 +519,10 @@ impl Ops {
         };
         let all = self.table.set_link(target, link).map_err(|e| match e {
             table::Error::Address(a) => invalid("server", a),
-            table::Error::ListenSetting(why) if matches!(target, LinkTarget::Pool(_)) => {
+            table::Error::HostSetting(why) if matches!(target, LinkTarget::Pool(_)) => {
                 invalid("client_pool", why)
             }
-            table::Error::ListenSetting(why) => invalid("link", why),
+            table::Error::HostSetting(why) => invalid("link", why),
             e => Status::from(e),
         })?;
         Ok(pb::Links {

@@ -23,7 +23,7 @@ impl Table {
         let index = server.map(|s| self.addrs.server_index(s)).transpose()?;
         self.listeners
             .change(index, change)
-            .map_err(Error::ListenSetting)?;
+            .map_err(Error::HostSetting)?;
         let all = self.listeners.infos(self.addrs.servers());
         Ok(match index {
             Some(i) => vec![all[usize::from(i)]],

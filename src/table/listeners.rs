@@ -21,7 +21,7 @@ pub const TCP_MAX_SYN_BACKLOG: u32 = 2048;
 
 /// A listener's settings: the socket's backlog and its host's sysctls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListenSettings {
+pub struct HostSettings {
     /// `listen()`'s backlog, before the clamp by `somaxconn`.
     pub backlog: u32,
     /// `net.core.somaxconn`: the most a backlog can be.
@@ -38,9 +38,9 @@ pub struct ListenSettings {
     pub accepting: bool,
 }
 
-impl Default for ListenSettings {
-    fn default() -> ListenSettings {
-        ListenSettings {
+impl Default for HostSettings {
+    fn default() -> HostSettings {
+        HostSettings {
             backlog: SOMAXCONN,
             somaxconn: SOMAXCONN,
             max_syn_backlog: TCP_MAX_SYN_BACKLOG,
@@ -51,7 +51,7 @@ impl Default for ListenSettings {
     }
 }
 
-impl ListenSettings {
+impl HostSettings {
     /// Refuses what Linux would not take, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.syncookies > 2 {
@@ -87,8 +87,8 @@ pub struct ListenChange {
 }
 
 impl ListenChange {
-    pub fn apply(&self, s: ListenSettings) -> ListenSettings {
-        ListenSettings {
+    pub fn apply(&self, s: HostSettings) -> HostSettings {
+        HostSettings {
             backlog: self.backlog.unwrap_or(s.backlog),
             somaxconn: self.somaxconn.unwrap_or(s.somaxconn),
             max_syn_backlog: self.max_syn_backlog.unwrap_or(s.max_syn_backlog),
@@ -103,7 +103,7 @@ impl ListenChange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenerInfo {
     pub server: SocketAddrV4,
-    pub settings: ListenSettings,
+    pub settings: HostSettings,
     /// Request socks in SYN-RECEIVED.
     pub syn_queue: u32,
     /// Connections made and not yet accepted.
@@ -174,7 +174,7 @@ const ONE: u64 = 1 << 32;
 const YOUNG: u64 = ONE - 1;
 
 impl Listener {
-    fn new(s: ListenSettings) -> Listener {
+    fn new(s: HostSettings) -> Listener {
         let l = Listener {
             syn: AtomicU64::new(0),
             accept: AtomicU32::new(0),
@@ -189,8 +189,8 @@ impl Listener {
         l
     }
 
-    fn settings(&self) -> ListenSettings {
-        ListenSettings {
+    fn settings(&self) -> HostSettings {
+        HostSettings {
             backlog: self.backlog.load(Relaxed),
             somaxconn: self.somaxconn.load(Relaxed),
             max_syn_backlog: self.max_syn_backlog.load(Relaxed),
@@ -200,7 +200,7 @@ impl Listener {
         }
     }
 
-    fn set(&self, s: ListenSettings) {
+    fn set(&self, s: HostSettings) {
         self.backlog.store(s.backlog, Relaxed);
         self.somaxconn.store(s.somaxconn, Relaxed);
         self.max_syn_backlog.store(s.max_syn_backlog, Relaxed);
@@ -229,7 +229,7 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
-    pub(crate) fn new(servers: usize, s: ListenSettings) -> Listeners {
+    pub(crate) fn new(servers: usize, s: HostSettings) -> Listeners {
         Listeners {
             servers: (0..servers).map(|_| Padded(Listener::new(s))).collect(),
         }

@@ -246,8 +246,8 @@ impl Table {
             return Err(SetupError::Shards(cfg.shards));
         }
         tcp.validate()?;
-        cfg.listen.validate().map_err(SetupError::Listen)?;
-        cfg.tw_reuse.validate().map_err(SetupError::Listen)?;
+        cfg.listen.validate().map_err(SetupError::Host)?;
+        cfg.tw_reuse.validate().map_err(SetupError::Host)?;
         let addrs = Addresses::new(&cfg.client_pools, &cfg.servers, cfg.ports)?;
         let timewait = hosts::Timewait::new(
             addrs.client_ips(),
@@ -435,11 +435,11 @@ impl Table {
         target: links::LinkTarget,
         link: tcp::Link,
     ) -> Result<Vec<(links::LinkTarget, tcp::Link)>, Error> {
-        link.validate().map_err(Error::ListenSetting)?;
+        link.validate().map_err(Error::HostSetting)?;
         let server = match target {
             links::LinkTarget::Server(s) => Some(self.addrs.server_index(s)?),
             links::LinkTarget::Pool(p) if !self.addrs.pools().any(|q| q == p) => {
-                return Err(Error::ListenSetting(format!(
+                return Err(Error::HostSetting(format!(
                     "client pool {p} is not one of this server's pools ({})",
                     self.addrs
                         .pools()
@@ -466,7 +466,7 @@ impl Table {
 
     /// Changes them; refused (nothing changes) if Linux would not take them.
     pub fn set_tw_reuse(&self, r: TwReuse) -> Result<(), Error> {
-        r.validate().map_err(Error::ListenSetting)?;
+        r.validate().map_err(Error::HostSetting)?;
         self.reuse.set(r);
         Ok(())
     }

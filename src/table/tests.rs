@@ -1044,7 +1044,7 @@ fn listen_table(backlog: u32, syncookies: u8) -> Table {
         TableConfig {
             shards: 4,
             capacity: 4096,
-            listen: listeners::ListenSettings {
+            listen: listeners::HostSettings {
                 backlog,
                 syncookies,
                 ..Default::default()
@@ -1107,7 +1107,7 @@ fn without_cookies_max_syn_backlog_keeps_a_quarter_free() {
     let t = table_with(
         TableConfig {
             shards: 4,
-            listen: listeners::ListenSettings {
+            listen: listeners::HostSettings {
                 backlog: 1024,
                 max_syn_backlog: 64,
                 syncookies: 0,

@@ -60,7 +60,7 @@ pub struct TableConfig {
     /// Every server's listener: `listen()`'s backlog and the host's `somaxconn`,
     /// `tcp_max_syn_backlog`, `tcp_syncookies` and `tcp_abort_on_overflow` (changeable per
     /// server while running).
-    pub listen: super::listeners::ListenSettings,
+    pub listen: super::listeners::HostSettings,
     /// The client hosts' `tcp_tw_reuse`, `tcp_timestamps` and `tcp_tw_reuse_delay`: whether a
     /// connect may take over a TIME-WAIT of its 4-tuple (changeable while running).
     pub tw_reuse: super::hosts::TwReuse,
@@ -120,9 +120,10 @@ pub enum Error {
     Address(#[from] AddrError),
     #[error("{side} endpoint: {source}")]
     Tcp { side: Sides, source: tcp::Error },
-    /// A listener or host setting Linux would not take (the message names it).
+    /// A host setting (a listener's, the client hosts' sysctls, a link) Linux would not take, or
+    /// one for a pool this table does not have; the message names it.
     #[error("{0}")]
-    ListenSetting(String),
+    HostSetting(String),
     #[error("{} needs a {} connection; connection {id} is {mode}", action.as_str(), action.needs())]
     WrongMode {
         action: WireAction,
@@ -182,7 +183,7 @@ pub enum SetupError {
     #[error(transparent)]
     Addresses(#[from] AddrError),
     #[error("host settings: {0}")]
-    Listen(String),
+    Host(String),
 }
 
 impl Error {

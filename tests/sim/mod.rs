@@ -72,7 +72,7 @@ pub fn world(clock: Clock) -> Table {
         max_tw_buckets: 6,
         // A SYN queue of 3, so that half-open MANUAL pairs fill it and further SYNs, AUTO
         // pairs' included, are answered with cookies (which complete an AUTO handshake alike).
-        listen: tcpsim::table::listeners::ListenSettings {
+        listen: tcpsim::table::listeners::HostSettings {
             backlog: 2,
             ..Default::default()
         },
