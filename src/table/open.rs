@@ -217,17 +217,8 @@ impl Table {
                     conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally)
                 })
                 .map_err(Error::tcp(Sides::One(Side::Client)))?;
-                conn.settle();
-                self.sync_timers(c, id, timers, Some(deadline), conn, now);
-                c.opened();
                 c.time_wait_reused();
-                Ok(Opened {
-                    id,
-                    incarnation: self.incarnation(conn),
-                    tuple,
-                    states: conn.states(),
-                    reused_time_wait: true,
-                })
+                Ok(self.reopened(c, (id, tuple), (timers, deadline), conn, now))
             }
             MapEntry::Occupied(mut entry) => {
                 // An explicit 4-tuple met a connection already there, which holds the port:
@@ -261,22 +252,35 @@ impl Table {
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
                 self.with_cfg(id, |cfg| conn.reconnect(cfg, now, iss, &mut tally))
                     .map_err(Error::tcp(Sides::One(Side::Client)))?;
-                conn.settle();
-                self.sync_timers(c, id, timers, Some(deadline), conn, now);
-                c.opened();
-                Ok(Opened {
-                    id,
-                    incarnation: self.incarnation(conn),
-                    tuple,
-                    states: conn.states(),
-                    reused_time_wait: true,
-                })
+                Ok(self.reopened(c, (id, tuple), (timers, deadline), conn, now))
             }
         }
     }
 }
 
 impl Table {
+    /// A connection opened anew over a TIME-WAIT of its 4-tuple (either way Linux allows), now
+    /// settled and counted: its timers re-filed (it had `timers`, filed at `deadline`).
+    fn reopened(
+        &self,
+        c: &counters::Slot,
+        (id, tuple): (ConnId, FourTuple),
+        (timers, deadline): ([Option<crate::tcp::TimerKind>; 2], Option<u64>),
+        conn: &mut Conn,
+        now: u64,
+    ) -> Opened {
+        conn.settle();
+        self.sync_timers(c, id, timers, Some(deadline), conn, now);
+        c.opened();
+        Opened {
+            id,
+            incarnation: self.incarnation(conn),
+            tuple,
+            states: conn.states(),
+            reused_time_wait: true,
+        }
+    }
+
     /// Whether a connect of `spec` may take over `conn`'s client TIME-WAIT (Linux
     /// `tcp_twsk_unique`): a pair of the same kind whose client is in TIME-WAIT, at least
     /// `delay_ms` old, and whose server is gone (CLOSED). The caller has checked the hosts'
