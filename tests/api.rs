@@ -1681,6 +1681,10 @@ async fn set_link_sets_and_lists_links() {
     assert_eq!(r.links[0].link, "none");
     assert_eq!(r.links[1].target, format!("client pool {pool}"));
     assert_eq!(
+        (r.links[1].server.as_str(), r.links[1].client_pool.as_str()),
+        ("", pool.as_str())
+    );
+    assert_eq!(
         r.links[1].link,
         "delay=25ms,jitter=0ms,loss=1%,dup=0%,reorder=0%"
     );

@@ -174,17 +174,10 @@ impl Server {
     /// and none of the others.
     pub(super) async fn restore_links(&mut self) -> Result<(), LoadError> {
         let now = self.stats().await?.links;
-        let request = |rule: &pb::LinkRule, link: String| {
-            let (server, client_pool) = match rule.target.split_once(' ') {
-                Some(("server", s)) => (s.to_string(), String::new()),
-                Some(("client", p)) => (String::new(), p.trim_start_matches("pool ").to_string()),
-                _ => (String::new(), String::new()),
-            };
-            pb::SetLinkRequest {
-                link,
-                server,
-                client_pool,
-            }
+        let request = |rule: &pb::LinkRule, link: String| pb::SetLinkRequest {
+            link,
+            server: rule.server.clone(),
+            client_pool: rule.client_pool.clone(),
         };
         for rule in &now {
             if !self.start.links.iter().any(|r| r.target == rule.target) {

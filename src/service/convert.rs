@@ -547,9 +547,18 @@ fn direction_pb(d: Direction) -> pb::Direction {
 pub fn links_to_pb(links: &[(table::links::LinkTarget, tcp::Link)]) -> Vec<pb::LinkRule> {
     links
         .iter()
-        .map(|(target, link)| pb::LinkRule {
-            target: target.to_string(),
-            link: link.to_string(),
+        .map(|(target, link)| {
+            let (server, client_pool) = match target {
+                table::links::LinkTarget::Default => (String::new(), String::new()),
+                table::links::LinkTarget::Server(s) => (s.to_string(), String::new()),
+                table::links::LinkTarget::Pool(p) => (String::new(), p.to_string()),
+            };
+            pb::LinkRule {
+                target: target.to_string(),
+                link: link.to_string(),
+                server,
+                client_pool,
+            }
         })
         .collect()
 }
