@@ -10,6 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use smallvec::SmallVec;
+
 use super::pair::Side;
 use super::segment::Segment;
 use crate::mix::splitmix64;
@@ -81,21 +83,27 @@ impl Link {
 
     /// What becomes of a segment sent at `now`: when its copies arrive (none if lost). `draw`
     /// is a hash of everything that makes this segment this one (see `Flight::send`).
+    ///
+    /// Four independent draws, each made only if its setting is not zero (a zero chance never
+    /// hits, a zero jitter spreads nothing): a link of delay and loss costs one.
     fn fate(&self, now: u64, draw: u64) -> Fate {
-        let draws = [1u64, 2, 3, 4].map(|k| splitmix64(draw ^ k.wrapping_mul(0x9E37_79B9)));
-        if self.loss.hits(draws[0]) {
+        let nth = |k: u64| splitmix64(draw ^ k.wrapping_mul(0x9E37_79B9));
+        let hits = |c: Chance, k: u64| c.0 > 0 && c.hits(nth(k));
+        if hits(self.loss, 1) {
             return Fate::Lost;
         }
-        let reordered = self.reorder.hits(draws[1]);
+        let reordered = hits(self.reorder, 2);
         let delay = if reordered {
             1
+        } else if self.jitter_ms == 0 {
+            u64::from(self.delay_ms.max(1))
         } else {
             let j = i64::from(self.jitter_ms);
-            let spread = (draws[2] >> 32) % (2 * j as u64 + 1);
+            let spread = (nth(3) >> 32) % (2 * j as u64 + 1);
             (i64::from(self.delay_ms) + spread as i64 - j).max(1) as u64
         };
         let at = now + delay;
-        if self.duplicate.hits(draws[3]) {
+        if hits(self.duplicate, 4) {
             Fate::Twice(at)
         } else {
             Fate::Once(at, reordered)
@@ -199,17 +207,32 @@ pub enum LinkEvent {
     Reordered,
 }
 
+/// A pair's segments in flight: two inline (a pair has at most two in flight unless the link
+/// duplicates or a retransmission follows a segment still on its way), more on the heap.
+pub type InFlightQueue = SmallVec<[InFlight; 2]>;
+
 /// Segments onto a link: a pair's queue of segments in flight, the link, and the pair's seed.
 pub struct Flight<'a> {
-    pub queue: &'a mut Vec<InFlight>,
+    pub queue: &'a mut InFlightQueue,
     pub link: &'a Link,
+    /// The pair's seed, hashed once (`Flight::seeded`).
     pub seed: u64,
     /// Segments sent so far in this call: two identical segments sent at the same time draw
     /// apart.
     pub sent: u32,
 }
 
-impl Flight<'_> {
+impl<'a> Flight<'a> {
+    /// Onto `link`, for the pair seeded by `seed`.
+    pub fn seeded(queue: &'a mut InFlightQueue, link: &'a Link, seed: u64) -> Flight<'a> {
+        Flight {
+            queue,
+            link,
+            seed: splitmix64(seed),
+            sent: 0,
+        }
+    }
+
     /// `seg`, sent toward `to` at `now`: queued for when it arrives, or lost. Returns what the
     /// link did beyond delaying it.
     pub fn send(&mut self, now: u64, to: Side, seg: Segment) -> Option<LinkEvent> {
@@ -224,7 +247,7 @@ impl Flight<'_> {
             now,
         ]
         .into_iter()
-        .fold(splitmix64(self.seed), |h, x| splitmix64(h ^ x));
+        .fold(self.seed, |h, x| splitmix64(h ^ x));
         self.sent += 1;
         let at = |t: u64| InFlight {
             at: t as u32,
@@ -248,7 +271,7 @@ impl Flight<'_> {
 
 /// The next segment due at or before `now`, earliest first (ties: the one sent first), taken
 /// off the queue.
-pub fn take_due(queue: &mut Vec<InFlight>, now: u64) -> Option<(u64, InFlight)> {
+pub fn take_due(queue: &mut InFlightQueue, now: u64) -> Option<(u64, InFlight)> {
     let (i, at) = queue
         .iter()
         .enumerate()
@@ -307,13 +330,8 @@ mod tests {
         let link: Link = "delay=25ms,jitter=5ms,loss=2%,dup=1%,reorder=1%"
             .parse()
             .unwrap();
-        let mut queue = Vec::new();
-        let mut f = Flight {
-            queue: &mut queue,
-            link: &link,
-            seed: 7,
-            sent: 0,
-        };
+        let mut queue = InFlightQueue::new();
+        let mut f = Flight::seeded(&mut queue, &link, 7);
         let n = 200_000u32;
         let mut counts = [0u32; 3];
         for i in 0..n {

@@ -26,7 +26,7 @@ pub mod state;
 pub use config::{Config, ConfigError, Overrides};
 pub use endpoint::{Call, ChildVerdict, Endpoint, Error, Output, Recorder, SynVerdict};
 pub use external::External;
-pub use link::{InFlight, Link, LinkEvent};
+pub use link::{InFlight, InFlightQueue, Link, LinkEvent};
 pub use observe::{Log, Observer};
 pub use pair::{Direction, Pair, Side};
 pub use profile::{Profile, ProfileName};

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use super::config::Config;
 use super::endpoint::{Call, Endpoint, Error, Output};
-use super::link::{self, Flight, InFlight, Link};
+use super::link::{self, Flight, InFlightQueue, Link};
 pub use super::observe::{Log, Observer};
 use super::segment::Segment;
 use super::seq::SeqNum;
@@ -230,7 +230,7 @@ pub struct Manual {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Flying {
     pub pair: Pair,
-    pub in_flight: Vec<InFlight>,
+    pub in_flight: InFlightQueue,
     /// Its own link, if it was opened with one; else the caller's.
     pub own: Option<Link>,
 }
@@ -241,7 +241,7 @@ pub struct Flying {
 pub struct PairMut<'a> {
     ends: &'a mut Pair,
     manual: Option<(&'a mut Wire, Option<&'a Config>)>,
-    flight: Option<(&'a mut Vec<InFlight>, &'a Link)>,
+    flight: Option<(&'a mut InFlightQueue, &'a Link)>,
 }
 
 /// Where one endpoint's output goes, and the settings it runs under (see `PairMut::route`).
@@ -318,7 +318,7 @@ impl Flying {
     pub fn new(pair: Pair, own: Option<Link>) -> Flying {
         Flying {
             pair,
-            in_flight: Vec::new(),
+            in_flight: InFlightQueue::new(),
             own,
         }
     }
@@ -371,13 +371,11 @@ impl<'a> PairMut<'a> {
             Side::Server => &mut self.ends.server,
         };
         if let Some((in_flight, link)) = &mut self.flight {
-            let flight = Flight {
-                queue: in_flight,
-                link,
-                seed,
-                sent: 0,
-            };
-            return (ep, Target::Link(flight, now), cfg);
+            return (
+                ep,
+                Target::Link(Flight::seeded(in_flight, link, seed), now),
+                cfg,
+            );
         }
         match &mut self.manual {
             Some((wire, settings)) => {
