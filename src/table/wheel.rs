@@ -9,7 +9,7 @@
 //! entries per [`Wheel::poll`] call, so a million timers due at once never hold the caller's lock
 //! for long. Never reads a clock: `now` is a parameter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 
 use rustc_hash::FxBuildHasher;
 
@@ -115,15 +115,20 @@ impl Wheel {
         if self.index.is_empty() && self.pending == NIL {
             self.elapsed = self.elapsed.max(now);
         }
-        if let Some(&e) = self.index.get(&key) {
-            if self.entries[e as usize].deadline == deadline {
+        // One probe of the index, whether the key is armed or not.
+        let slot = match self.index.entry(key) {
+            hash_map::Entry::Occupied(o) => {
+                let e = *o.get();
+                if self.entries[e as usize].deadline == deadline {
+                    return;
+                }
+                self.unlink(e);
+                self.entries[e as usize].deadline = deadline;
+                self.file(e);
                 return;
             }
-            self.unlink(e);
-            self.entries[e as usize].deadline = deadline;
-            self.file(e);
-            return;
-        }
+            hash_map::Entry::Vacant(v) => v,
+        };
         let entry = Entry {
             key,
             deadline,
@@ -141,7 +146,7 @@ impl Wheel {
                 (self.entries.len() - 1) as u32
             }
         };
-        self.index.insert(key, e);
+        slot.insert(e);
         self.file(e);
     }
 
