@@ -43,7 +43,7 @@ impl Table {
         let id = target.id;
         let now = self.clock.now();
         self.with_conn(target, |conn, tally| {
-            self.with_cfg(id, |cfg| conn.call(id, cfg, now, sides, call, tally))?;
+            conn.call(id, tally.cfg, now, sides, call, tally)?;
             Ok(conn.states())
         })
     }
@@ -61,8 +61,7 @@ impl Table {
         self.with_conn(target, |conn, tally| {
             let state = |conn: &Conn| conn.endpoint(to).map(|ep| ep.state());
             let before = state(conn);
-            let (emitted, emitted_total) =
-                self.with_cfg(id, |cfg| conn.inject(id, cfg, now, to, seg, tally))?;
+            let (emitted, emitted_total) = conn.inject(id, tally.cfg, now, to, seg, tally)?;
             tally.counters.segment(to, SegmentOutcome::Injected, 1);
             // `inject` refused a side the connection does not have.
             let (Some(before), Some(after)) = (before, state(conn)) else {

@@ -68,23 +68,25 @@ impl Links {
         client: impl FnOnce() -> Ipv4Addr,
         f: impl FnOnce(&tcp::Config) -> R,
     ) -> R {
-        if !self.any.load(Relaxed) {
-            return f(tcp);
-        }
-        let set = self.set.read().unwrap_or_else(|p| p.into_inner());
-        let ip = client();
-        let cfg = set
-            .pools
-            .iter()
-            .find(|(p, _)| p.contains(ip))
-            .map(|(_, c)| c)
-            .or_else(|| {
-                set.servers
-                    .iter()
-                    .find(|(s, _, _)| *s == id.server())
-                    .map(|(_, _, c)| c)
-            })
-            .unwrap_or(&set.default);
+        // `f` is written once, so that it is inlined once.
+        let set;
+        let cfg = if !self.any.load(Relaxed) {
+            tcp
+        } else {
+            set = self.set.read().unwrap_or_else(|p| p.into_inner());
+            let ip = client();
+            set.pools
+                .iter()
+                .find(|(p, _)| p.contains(ip))
+                .map(|(_, c)| c)
+                .or_else(|| {
+                    set.servers
+                        .iter()
+                        .find(|(s, _, _)| *s == id.server())
+                        .map(|(_, _, c)| c)
+                })
+                .unwrap_or(&set.default)
+        };
         f(cfg)
     }
 

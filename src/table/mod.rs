@@ -66,6 +66,8 @@ thread_local! {
 /// Counts what a connection does while a table call runs, and publishes its transitions to
 /// watchers if any.
 struct Tally<'a> {
+    /// The settings the connection runs on (the table's, with its link: `Table::with_cfg`).
+    cfg: &'a tcp::Config,
     counters: &'a counters::Slot,
     events: Option<Sink<'a>>,
     hosts: Hosts<'a>,
@@ -79,8 +81,16 @@ struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    fn new(table: &'a Table, c: &'a counters::Slot, id: ConnId, now: u64, auto: bool) -> Self {
+    fn new(
+        table: &'a Table,
+        cfg: &'a tcp::Config,
+        c: &'a counters::Slot,
+        id: ConnId,
+        now: u64,
+        auto: bool,
+    ) -> Self {
         Tally {
+            cfg,
             counters: c,
             events: table.events.sink(id, now),
             hosts: table.hosts(id),
@@ -367,42 +377,46 @@ impl Table {
         filed: Filed,
         op: impl FnOnce(&mut Conn, &mut Tally<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        self.counters.with(|c| {
-            let mut result = None;
-            let removed = self.map.remove_if_mut(&id, |_, conn| {
-                // Any time near the deadlines resolves them (see `Endpoint::timer`).
-                let now = self.clock.now();
-                let timers = conn.timers();
-                let filed = match filed {
-                    Filed::Deadline => Some(conn.deadline(now)),
-                    // Acquire: pairs with the Release of a filing for `id` made before its
-                    // caller let go of the shard lock we now hold.
-                    Filed::Polled { wheel, filings }
-                        if self.wheels[wheel].0.filings.load(Ordering::Acquire) == filings =>
-                    {
-                        Some(None)
+        // The settings once for the whole call (with links set, a read lock).
+        self.with_cfg(id, |cfg| {
+            self.counters.with(|c| {
+                let mut result = None;
+                let removed = self.map.remove_if_mut(&id, |_, conn| {
+                    // Any time near the deadlines resolves them (see `Endpoint::timer`).
+                    let now = self.clock.now();
+                    let timers = conn.timers();
+                    let filed = match filed {
+                        Filed::Deadline => Some(conn.deadline(now)),
+                        // Acquire: pairs with the Release of a filing for `id` made before its
+                        // caller let go of the shard lock we now hold.
+                        Filed::Polled { wheel, filings }
+                            if self.wheels[wheel].0.filings.load(Ordering::Acquire) == filings =>
+                        {
+                            Some(None)
+                        }
+                        Filed::Polled { .. } => None,
+                    };
+                    let at_once = matches!(&**conn, Conn::Auto(_)) && cfg.link.is_none();
+                    let mut tally = Tally::new(self, cfg, c, id, now, at_once);
+                    let r = op(conn, &mut tally);
+                    drop(tally);
+                    conn.settle();
+                    self.sync_timers(c, id, timers, filed, conn, now);
+                    let reap = conn.reapable();
+                    if reap {
+                        // Under the shard lock, so that an open of this 4-tuple sees the entry or
+                        // the free port, never the one without the other.
+                        self.ports.release(&self.addrs, id);
                     }
-                    Filed::Polled { .. } => None,
-                };
-                let mut tally = Tally::new(self, c, id, now, self.delivers_at_once(id, conn));
-                let r = op(conn, &mut tally);
-                drop(tally);
-                conn.settle();
-                self.sync_timers(c, id, timers, filed, conn, now);
-                let reap = conn.reapable();
-                if reap {
-                    // Under the shard lock, so that an open of this 4-tuple sees the entry or
-                    // the free port, never the one without the other.
-                    self.ports.release(&self.addrs, id);
+                    result = Some(r);
+                    reap
+                });
+                if let Some((_, conn)) = removed {
+                    // A reaped pair is CLOSED on both sides: `sync_timers` disarmed it above.
+                    self.forget(c, id, &conn);
                 }
-                result = Some(r);
-                reap
-            });
-            if let Some((_, conn)) = removed {
-                // A reaped pair is CLOSED on both sides: `sync_timers` disarmed it above.
-                self.forget(c, id, &conn);
-            }
-            result.unwrap_or(Err(Error::NotFound(id)))
+                result.unwrap_or(Err(Error::NotFound(id)))
+            })
         })
     }
 
@@ -420,12 +434,6 @@ impl Table {
     pub(crate) fn with_cfg<R>(&self, id: ConnId, f: impl FnOnce(&tcp::Config) -> R) -> R {
         self.links
             .with(&self.tcp, id, || self.addrs.ip_at(id.ip()), f)
-    }
-
-    /// Whether `conn` is an AUTO pair delivering at once (no link): its handshakes end within
-    /// the call that began them (see `Tally::auto`).
-    fn delivers_at_once(&self, id: ConnId, conn: &Conn) -> bool {
-        matches!(conn, Conn::Auto(_)) && self.with_cfg(id, |cfg| cfg.link.is_none())
     }
 
     /// Sets the link of `target` (for a server or a pool, "none" removes its override).

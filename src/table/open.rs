@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use crate::tcp::{SeqNum, Side, State};
+use crate::tcp::{self, SeqNum, Side, State};
 
 use super::addr::{ConnId, FourTuple, Reusable};
 use super::conn::Conn;
 use super::counters::{self, OpenFailure};
 use super::types::{Error, Mode, OpenSpec, Opened, Sides};
-use super::{Table, Tally, splitmix64};
+use super::{Table, Tally, TwReuse, splitmix64};
 
 impl Table {
     /// A deterministic ISS per (seed, id, time), spread like RFC 6528's.
@@ -142,12 +142,25 @@ impl Table {
                 )
             }
         };
+        let chosen = (id, tuple, claimed);
+        self.with_cfg(id, |cfg| self.open_at(c, spec, cfg, chosen, reuse, now))
+    }
+
+    /// `open_reserved` once the 4-tuple is chosen (`claimed`: its port taken for it) as `reuse`
+    /// allowed, on the settings the connection will run on.
+    fn open_at(
+        &self,
+        c: &counters::Slot,
+        spec: &OpenSpec,
+        cfg: &tcp::Config,
+        (id, tuple, claimed): (ConnId, FourTuple, bool),
+        reuse: TwReuse,
+        now: u64,
+    ) -> Result<Opened, Error> {
         let iss = spec.iss.map_or_else(|| self.iss(id, now, 1), SeqNum);
         let server_iss = spec.server_iss.map_or_else(|| self.iss(id, now, 2), SeqNum);
-        let at_once = spec.mode == Mode::Auto
-            && spec.link.is_none()
-            && self.with_cfg(id, |cfg| cfg.link.is_none());
-        let mut tally = Tally::new(self, c, id, now, at_once);
+        let at_once = spec.mode == Mode::Auto && spec.link.is_none() && cfg.link.is_none();
+        let mut tally = Tally::new(self, cfg, c, id, now, at_once);
         match self.map.entry(id) {
             MapEntry::Vacant(slot) => {
                 if !claimed {
@@ -178,10 +191,8 @@ impl Table {
                 for &side in sides {
                     c.enter(side, State::Closed);
                 }
-                self.with_cfg(id, |cfg| {
-                    conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally)
-                })
-                .expect("a fresh endpoint accepts listen and connect");
+                conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally)
+                    .expect("a fresh endpoint accepts listen and connect");
                 conn.settle();
                 self.sync_timers(c, id, [None, None], Some(None), &conn, now);
                 let states = conn.states();
@@ -212,11 +223,9 @@ impl Table {
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
                 let old = conn.endpoint(Side::Client).expect("a pair").snd_nxt();
                 let iss = spec.iss.map_or(old + 65537, SeqNum);
-                self.with_cfg(id, |cfg| {
-                    conn.take_over_client_timewait(cfg, now, spec, &mut tally)?;
-                    conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally)
-                })
-                .map_err(Error::tcp(Sides::One(Side::Client)))?;
+                conn.take_over_client_timewait(cfg, now, spec, &mut tally)
+                    .and_then(|()| conn.open(cfg, now, spec.mode, [iss, server_iss], &mut tally))
+                    .map_err(Error::tcp(Sides::One(Side::Client)))?;
                 c.time_wait_reused();
                 Ok(self.reopened(c, (id, tuple), (timers, deadline), conn, now))
             }
@@ -250,7 +259,7 @@ impl Table {
                     });
                 }
                 let (timers, deadline) = (conn.timers(), conn.deadline(now));
-                self.with_cfg(id, |cfg| conn.reconnect(cfg, now, iss, &mut tally))
+                conn.reconnect(cfg, now, iss, &mut tally)
                     .map_err(Error::tcp(Sides::One(Side::Client)))?;
                 Ok(self.reopened(c, (id, tuple), (timers, deadline), conn, now))
             }

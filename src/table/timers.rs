@@ -249,7 +249,7 @@ impl Table {
                     fired += 1;
                 }
             }
-            self.with_cfg(id, |cfg| conn.on_timeout(cfg, now, tally));
+            conn.on_timeout(tally.cfg, now, tally);
             Ok(fired)
         });
         r.unwrap_or(0)
