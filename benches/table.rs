@@ -201,27 +201,48 @@ fn linked(link: &str, capacity: usize) -> Table {
 
 /// Lifecycles through the table on `link`, one thread, in batches: open a batch, let the
 /// handshakes arrive, close both sides, let the FINs arrive, let TIME-WAIT expire. Returns
-/// lifecycles/s, every delivery and expiry included.
-fn link_lifecycles(link: &str, n: usize) -> f64 {
+/// lifecycles/s, every delivery and expiry included, and the time per lifecycle (ns) in each of
+/// the four steps.
+fn link_lifecycles(link: &str, n: usize) -> (f64, [f64; 4]) {
     let t = linked(link, 1 << 16);
     let batch = 1_000;
     let spec = OpenSpec::new(Mode::Auto);
     let mut ids = Vec::with_capacity(batch);
+    let mut steps = [0f64; 4];
+    let mut lap = Instant::now();
+    let mut mark = |step: usize| {
+        let now = Instant::now();
+        steps[step] += (now - lap).as_nanos() as f64;
+        lap = now;
+    };
     let start = Instant::now();
     for _ in 0..n / batch {
         ids.clear();
         for _ in 0..batch {
             ids.push(t.open(&spec).unwrap().id);
         }
+        mark(0);
         t.advance(2_000).unwrap();
+        mark(1);
         for &id in &ids {
             let _ = t.call(id, Sides::Both, Call::Close);
         }
+        mark(2);
         t.advance(70_000).unwrap();
+        mark(3);
     }
     let took = start.elapsed().as_secs_f64();
     assert_eq!(t.len(), 0, "every lifecycle ended");
-    (n / batch * batch) as f64 / took
+    let done = (n / batch * batch) as f64;
+    (done / took, steps.map(|ns| ns / done))
+}
+
+/// "open 120 + handshake 300 + close 90 + to the end 400 ns".
+fn show_steps(steps: [f64; 4]) -> String {
+    format!(
+        "open {:.0} + handshake {:.0} + close {:.0} + closing to the end {:.0} ns",
+        steps[0], steps[1], steps[2], steps[3]
+    )
 }
 
 /// A link against none, in the same run: lifecycles per second through the table with a 25 ms,
@@ -231,11 +252,16 @@ fn link_bench(n: usize) {
     let lifecycles = 500_000;
     let mut rates = vec![];
     for round in 0..2 {
-        let none = link_lifecycles("none", lifecycles);
-        let lossy = link_lifecycles("delay=25ms,loss=1%", lifecycles);
+        let (none, none_steps) = link_lifecycles("none", lifecycles);
+        let (lossy, lossy_steps) = link_lifecycles("delay=25ms,loss=1%", lifecycles);
         println!(
             "link: round {round}: {none:.0} lifecycles/s without a link, {lossy:.0} on delay=25ms,loss=1%: {:.2}× (target >= 0.5)",
             lossy / none
+        );
+        println!(
+            "link: round {round}: per lifecycle without a link: {}; on the link: {}",
+            show_steps(none_steps),
+            show_steps(lossy_steps)
         );
         rates.push(lossy / none);
     }
@@ -499,14 +525,17 @@ fn main() {
         Some("hosts") => hosts(),
         Some("link") => link_bench(n(1)),
         Some("link1") => {
-            // Profiling aid: lifecycles on a lossy link alone.
-            let r = link_lifecycles("delay=25ms,loss=1%", 1_000_000);
-            println!("link1: {r:.0} lifecycles/s");
+            // Profiling aid: lifecycles on one link alone (a lossy one unless named).
+            let link = args.get(1).map_or("delay=25ms,loss=1%", String::as_str);
+            let (r, steps) = link_lifecycles(link, 1_000_000);
+            println!("link1: {link}: {r:.0} lifecycles/s: {}", show_steps(steps));
         }
         Some("table1") => {
             // Profiling aid: the one-thread table lifecycles alone.
             let t = Arc::new(table(n(1) + 1_000_000, 64));
             fill(&t, n(1));
+            eprintln!("filled {}", std::process::id());
+            std::thread::sleep(std::time::Duration::from_secs(2));
             let r = table_lifecycles(&t, 1, 3_000_000);
             println!("table1: {r:.0} lifecycles/s");
         }
