@@ -32,7 +32,7 @@ pub enum Conn {
     External(Box<External>),
     /// An AUTO pair with segments in flight on the table's link (`tcp::Config::link`); an
     /// AUTO pair again once none is.
-    Flying(Box<Flying>),
+    Flying(Flying),
 }
 
 impl Conn {
@@ -40,7 +40,7 @@ impl Conn {
     pub(crate) fn new(spec: &OpenSpec) -> Conn {
         match spec.mode {
             Mode::Auto => match spec.link {
-                Some(own) => Conn::Flying(Box::new(Flying::new(Pair::new(), Some(own)))),
+                Some(own) => Conn::Flying(Flying::new(Pair::new(), Some(own))),
                 None => Conn::Auto(Pair::new()),
             },
             Mode::Manual => Conn::Manual(Box::new(Manual::new(spec.settings.clone()))),
@@ -72,7 +72,7 @@ impl Conn {
         match self {
             Conn::Auto(p) => Some(p),
             Conn::Manual(m) => Some(&m.pair),
-            Conn::Flying(f) => Some(&f.pair),
+            Conn::Flying(f) => Some(&*f.pair),
             Conn::External(_) => None,
         }
     }
@@ -83,7 +83,7 @@ impl Conn {
         if let Conn::Auto(p) = self
             && !cfg.link.is_none()
         {
-            *self = Conn::Flying(Box::new(Flying::new(std::mem::take(p), None)));
+            *self = Conn::Flying(Flying::new(std::mem::take(p), None));
         }
         match self {
             Conn::Auto(p) => Some(p.drive()),
@@ -100,7 +100,7 @@ impl Conn {
             && f.in_flight.is_empty()
             && f.own.is_none()
         {
-            *self = Conn::Auto(std::mem::take(&mut f.pair));
+            *self = Conn::Auto(std::mem::take(&mut *f.pair));
         }
     }
 

@@ -1753,3 +1753,15 @@ fn an_open_can_bring_its_own_link() {
     assert_eq!(t.open(&none).unwrap().states, [Some(State::Established); 2]);
     consistent(&t);
 }
+
+#[test]
+fn test_a_connection_is_one_pair_whatever_it_holds() {
+    // The table's box of a connection: an AUTO pair, or one with segments in flight (its
+    // endpoints boxed apart, its queue and own link beside them), in the same 104 bytes, so
+    // that a connection at rest costs what a pair does.
+    assert_eq!(std::mem::size_of::<Conn>(), 104);
+    assert_eq!(
+        std::mem::size_of::<Conn>(),
+        std::mem::size_of::<tcp::Pair>()
+    );
+}

@@ -10,8 +10,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use smallvec::SmallVec;
-
 use super::pair::Side;
 use super::segment::Segment;
 use crate::mix::splitmix64;
@@ -207,9 +205,8 @@ pub enum LinkEvent {
     Reordered,
 }
 
-/// A pair's segments in flight: two inline (a pair has at most two in flight unless the link
-/// duplicates or a retransmission follows a segment still on its way), more on the heap.
-pub type InFlightQueue = SmallVec<[InFlight; 2]>;
+/// A pair's segments in flight (see `pair::Flying` for why on the heap, and not inline).
+pub type InFlightQueue = Vec<InFlight>;
 
 /// Segments onto a link: a pair's queue of segments in flight, the link, and the pair's seed.
 pub struct Flight<'a> {

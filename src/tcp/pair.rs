@@ -227,9 +227,15 @@ pub struct Manual {
 /// once nothing is in flight, so a pair at rest costs what it always did — unless it was opened
 /// with a link of its own, which it keeps for its life. Its draws are seeded by its initial
 /// sequence numbers, fixed for its life.
+///
+/// Its endpoints are boxed apart (104 bytes, as a table's box of a connection at rest) and its
+/// first four segments in flight take 96: every allocation a pair makes and frees on a link is
+/// of the size class the table's connections are, so the heap reuses each one whole. (One box
+/// of 152 bytes left, once freed and split for a 104-byte connection, a remainder nothing else
+/// allocates: 15 bytes more per connection at 1 M opened over a link.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Flying {
-    pub pair: Pair,
+    pub pair: Box<Pair>,
     pub in_flight: InFlightQueue,
     /// Its own link, if it was opened with one; else the caller's.
     pub own: Option<Link>,
@@ -317,7 +323,7 @@ impl Flying {
     /// A pair about to send onto a link: `own`, for its life, or the caller's.
     pub fn new(pair: Pair, own: Option<Link>) -> Flying {
         Flying {
-            pair,
+            pair: Box::new(pair),
             in_flight: InFlightQueue::new(),
             own,
         }
