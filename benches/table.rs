@@ -249,8 +249,9 @@ fn show_steps(steps: [f64; 4]) -> String {
 /// 1%-loss link and without (target: at least 0.5×); and RSS at `n` connections opened at
 /// 100 k/s over a 50 ms round trip, per connection, segments in flight included.
 fn link_bench(n: usize) {
+    // The RSS first, on a heap nothing else has used yet: freed tables would lend it pages.
+    link_rss("delay=25ms", n);
     let lifecycles = 500_000;
-    let mut rates = vec![];
     for round in 0..2 {
         let (none, none_steps) = link_lifecycles("none", lifecycles);
         let (lossy, lossy_steps) = link_lifecycles("delay=25ms,loss=1%", lifecycles);
@@ -263,10 +264,14 @@ fn link_bench(n: usize) {
             show_steps(none_steps),
             show_steps(lossy_steps)
         );
-        rates.push(lossy / none);
     }
+}
+
+/// RSS per connection at `n` connections opened at 100 k/s of virtual time on `link`, segments
+/// in flight included (a fresh process: a heap that freed tables lent pages to would show less).
+fn link_rss(link: &str, n: usize) {
     let before = rss_bytes();
-    let t = linked("delay=25ms", n);
+    let t = linked(link, n);
     let spec = OpenSpec::new(Mode::Auto);
     for _ in 0..n / 100 {
         for _ in 0..100 {
@@ -277,7 +282,7 @@ fn link_bench(n: usize) {
     let after = rss_bytes();
     let s = t.stats();
     println!(
-        "link: {n} connections opened at 100 k/s on a 50 ms round trip: RSS +{:.0} MiB = {:.1} bytes per connection, {} segments in flight, {} client endpoints still in SYN-SENT",
+        "link: {n} connections opened at 100 k/s on {link}: RSS +{:.0} MiB = {:.1} bytes per connection, {} segments in flight, {} client endpoints still in SYN-SENT",
         (after - before) as f64 / (1 << 20) as f64,
         (after - before) as f64 / n as f64,
         s.counters.in_flight,
@@ -524,6 +529,8 @@ fn main() {
         Some("state") => state(n(1)),
         Some("hosts") => hosts(),
         Some("link") => link_bench(n(1)),
+        // `link_rss` alone, for a link given (in a process of its own, as it needs).
+        Some("link-rss") => link_rss(args.get(1).map_or("none", String::as_str), n(2)),
         Some("link1") => {
             // Profiling aid: lifecycles on one link alone (a lossy one unless named).
             let link = args.get(1).map_or("delay=25ms,loss=1%", String::as_str);
