@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
-use tcpsim::table::{Clock, Conn, ConnId, Mode, OpenSpec, Sides, Table, TableConfig};
+use tcpsim::table::{
+    Clock, Conn, ConnId, Mode, OpenSpec, SegmentOutcome, Sides, Table, TableConfig,
+};
 use tcpsim::tcp::pair::Scratch;
 use tcpsim::tcp::{self, Call, Pair};
 
@@ -201,9 +203,9 @@ fn linked(link: &str, capacity: usize) -> Table {
 
 /// Lifecycles through the table on `link`, one thread, in batches: open a batch, let the
 /// handshakes arrive, close both sides, let the FINs arrive, let TIME-WAIT expire. Returns
-/// lifecycles/s, every delivery and expiry included, and the time per lifecycle (ns) in each of
-/// the four steps.
-fn link_lifecycles(link: &str, n: usize) -> (f64, [f64; 4]) {
+/// lifecycles/s, every delivery and expiry included, the time per lifecycle (ns) in each of
+/// the four steps, and the segments delivered per lifecycle.
+fn link_lifecycles(link: &str, n: usize) -> (f64, [f64; 4], f64) {
     let t = linked(link, 1 << 16);
     let batch = 1_000;
     let spec = OpenSpec::new(Mode::Auto);
@@ -234,7 +236,16 @@ fn link_lifecycles(link: &str, n: usize) -> (f64, [f64; 4]) {
     let took = start.elapsed().as_secs_f64();
     assert_eq!(t.len(), 0, "every lifecycle ended");
     let done = (n / batch * batch) as f64;
-    (done / took, steps.map(|ns| ns / done))
+    let c = t.stats().counters;
+    let delivered = tcp::Side::BOTH
+        .map(|s| c.segments(s, SegmentOutcome::Delivered))
+        .iter()
+        .sum::<u64>();
+    (
+        done / took,
+        steps.map(|ns| ns / done),
+        delivered as f64 / done,
+    )
 }
 
 /// "open 120 + handshake 300 + close 90 + to the end 400 ns".
@@ -253,11 +264,12 @@ fn link_bench(n: usize) {
     link_rss("delay=25ms", n);
     let lifecycles = 500_000;
     for round in 0..2 {
-        let (none, none_steps) = link_lifecycles("none", lifecycles);
-        let (lossy, lossy_steps) = link_lifecycles("delay=25ms,loss=1%", lifecycles);
+        let (none, none_steps, _) = link_lifecycles("none", lifecycles);
+        let (lossy, lossy_steps, delivered) = link_lifecycles("delay=25ms,loss=1%", lifecycles);
         println!(
-            "link: round {round}: {none:.0} lifecycles/s without a link, {lossy:.0} on delay=25ms,loss=1%: {:.2}× (target >= 0.5)",
-            lossy / none
+            "link: round {round}: {none:.0} lifecycles/s without a link, {lossy:.0} on delay=25ms,loss=1%: {:.2}× (target >= 0.5); {delivered:.2} segments delivered per lifecycle, each {:.0} ns more than delivered at once",
+            lossy / none,
+            (1e9 / lossy - 1e9 / none) / delivered
         );
         println!(
             "link: round {round}: per lifecycle without a link: {}; on the link: {}",
@@ -534,8 +546,11 @@ fn main() {
         Some("link1") => {
             // Profiling aid: lifecycles on one link alone (a lossy one unless named).
             let link = args.get(1).map_or("delay=25ms,loss=1%", String::as_str);
-            let (r, steps) = link_lifecycles(link, 1_000_000);
-            println!("link1: {link}: {r:.0} lifecycles/s: {}", show_steps(steps));
+            let (r, steps, delivered) = link_lifecycles(link, 1_000_000);
+            println!(
+                "link1: {link}: {r:.0} lifecycles/s: {}; {delivered:.2} segments delivered each",
+                show_steps(steps)
+            );
         }
         Some("table1") => {
             // Profiling aid: the one-thread table lifecycles alone.
