@@ -7,7 +7,9 @@
 //!     cargo bench --bench table -- scrape 1000000
 //!     cargo bench --bench table -- state 1000000    # the state file: size, write and read times
 //!     cargo bench --bench table -- hosts           # per-host state: servers, client addresses
-//!     cargo bench --bench table -- link 1000000     # lifecycles on a link against none; RSS on one
+//!     cargo bench --bench table -- link 1000000     # RSS on a link; lifecycles on one against none
+//!     cargo bench --bench table -- link-rss none 1000000  # the RSS alone, on a link given
+//!     cargo bench --bench table -- link1 delay=25ms       # profiling aid: lifecycles on one link
 //!     cargo bench --bench table -- send            # profiling aid: table Send in a loop
 //!
 //! - memory: process RSS growth per ESTABLISHED AUTO pair (map, boxes, ports — everything).
