@@ -246,8 +246,17 @@ pub struct Flying {
 /// `Manual::drive`, `Flying::drive`).
 pub struct PairMut<'a> {
     ends: &'a mut Pair,
-    manual: Option<(&'a mut Wire, Option<&'a Config>)>,
-    flight: Option<(&'a mut InFlightQueue, &'a Link)>,
+    path: Path<'a>,
+}
+
+/// How a driven pair's segments travel: one way only.
+enum Path<'a> {
+    /// Delivered at once, within the call (AUTO).
+    AtOnce,
+    /// Onto the MANUAL wire, the pair running on its own settings if it has them.
+    Manual(&'a mut Wire, Option<&'a Config>),
+    /// Onto a link, joining the segments in flight.
+    Link(&'a mut InFlightQueue, &'a Link),
 }
 
 /// Where one endpoint's output goes, and the settings it runs under (see `PairMut::route`).
@@ -263,8 +272,7 @@ impl Pair {
     pub fn drive(&mut self) -> PairMut<'_> {
         PairMut {
             ends: self,
-            manual: None,
-            flight: None,
+            path: Path::AtOnce,
         }
     }
 
@@ -304,8 +312,7 @@ impl Manual {
     pub fn drive(&mut self) -> PairMut<'_> {
         PairMut {
             ends: &mut self.pair,
-            manual: Some((&mut self.wire, self.settings.as_ref())),
-            flight: None,
+            path: Path::Manual(&mut self.wire, self.settings.as_ref()),
         }
     }
 
@@ -336,8 +343,10 @@ impl Flying {
         let on_link = !link.is_none() || !self.in_flight.is_empty();
         PairMut {
             ends: &mut self.pair,
-            manual: None,
-            flight: on_link.then_some((&mut self.in_flight, link)),
+            path: match on_link {
+                true => Path::Link(&mut self.in_flight, link),
+                false => Path::AtOnce,
+            },
         }
     }
 
@@ -366,32 +375,30 @@ impl<'a> PairMut<'a> {
         now: u64,
     ) -> Routed<'b> {
         // A link's draws are seeded by the pair's initial sequence numbers.
-        let seed = match self.flight {
-            Some(_) => {
+        let seed = match self.path {
+            Path::Link(..) => {
                 u64::from(self.ends.client.iss().0) << 32 | u64::from(self.ends.server.iss().0)
             }
-            None => 0,
+            _ => 0,
         };
         let ep = match side {
             Side::Client => &mut self.ends.client,
             Side::Server => &mut self.ends.server,
         };
-        if let Some((in_flight, link)) = &mut self.flight {
-            return (
+        match &mut self.path {
+            Path::Link(in_flight, link) => (
                 ep,
                 Target::Link(Flight::seeded(in_flight, link, seed), now),
                 cfg,
-            );
-        }
-        match &mut self.manual {
-            Some((wire, settings)) => {
+            ),
+            Path::Manual(wire, settings) => {
                 let q = match side {
                     Side::Client => &mut wire.client_to_server,
                     Side::Server => &mut wire.server_to_client,
                 };
                 (ep, Target::Wire(q), settings.unwrap_or(cfg))
             }
-            None => (ep, Target::Scratch(queue), cfg),
+            Path::AtOnce => (ep, Target::Scratch(queue), cfg),
         }
     }
 
@@ -415,7 +422,7 @@ impl<'a> PairMut<'a> {
             };
             f(ep, cfg, &mut emit)
         };
-        if self.manual.is_none() && self.flight.is_none() {
+        if matches!(self.path, Path::AtOnce) {
             self.pump(cfg, now, scratch, obs);
         }
         r
@@ -562,7 +569,7 @@ impl<'a> PairMut<'a> {
             );
             debug_assert!(r.is_ok(), "the dry run above accepted this call");
         }
-        if self.manual.is_none() && self.flight.is_none() {
+        if matches!(self.path, Path::AtOnce) {
             self.pump(cfg, now, scratch, obs);
         }
         Ok(())
@@ -600,13 +607,15 @@ impl<'a> PairMut<'a> {
             };
             // On a link, a delivery due before the next timer (or with it: the segment was on
             // its way first) arrives first, at its own time.
-            let delivery = self
-                .flight
-                .as_ref()
-                .and_then(|(q, _)| link::next_due(q, now))
-                .filter(|&d| d <= now && timer.is_none_or(|(_, t)| d <= t));
+            let delivery = match &self.path {
+                Path::Link(q, _) => link::next_due(q, now),
+                _ => None,
+            }
+            .filter(|&d| d <= now && timer.is_none_or(|(_, t)| d <= t));
             if let Some(at) = delivery {
-                let (q, _) = self.flight.as_mut().expect("a delivery is from a link");
+                let Path::Link(q, _) = &mut self.path else {
+                    unreachable!("a delivery is from a link")
+                };
                 let (_, f) = link::take_due(q, at).expect("due at `at`");
                 obs.in_flight(-1);
                 obs.delivered(f.to, &f.seg);
@@ -643,7 +652,9 @@ impl<'a> PairMut<'a> {
     }
 
     fn manual_wire(&self, dir: Direction, requested: u32) -> Result<(), WireError> {
-        let (wire, _) = self.manual.as_ref().ok_or(WireError::NotManual)?;
+        let Path::Manual(wire, _) = &self.path else {
+            return Err(WireError::NotManual);
+        };
         let waiting = wire.queue(dir).len() as u32;
         if waiting < requested {
             return Err(WireError::NotEnough {
@@ -662,7 +673,9 @@ impl<'a> PairMut<'a> {
         requested: u32,
     ) -> Result<&mut VecDeque<Segment>, WireError> {
         self.manual_wire(dir, requested)?;
-        let (wire, _) = self.manual.as_mut().ok_or(WireError::NotManual)?;
+        let Path::Manual(wire, _) = &mut self.path else {
+            return Err(WireError::NotManual);
+        };
         Ok(wire.queue_mut(dir))
     }
 
@@ -680,11 +693,10 @@ impl<'a> PairMut<'a> {
         self.manual_wire(dir, n)?;
         let mut moved = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let Some(seg) = self
-                .manual
-                .as_mut()
-                .and_then(|(wire, _)| wire.queue_mut(dir).pop_front())
-            else {
+            let Path::Manual(wire, _) = &mut self.path else {
+                break;
+            };
+            let Some(seg) = wire.queue_mut(dir).pop_front() else {
                 break;
             };
             moved.push(seg);
