@@ -190,6 +190,17 @@ fn add_i(a: &AtomicI64, n: i64) {
     a.store(a.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
+/// One observation of `ms` in a histogram whose buckets have the upper `bounds` (one bucket
+/// more, +Inf, at the end), and its sum.
+fn observe(bounds: &[u64], buckets: &[AtomicU64], sum: &AtomicU64, ms: u64) {
+    let b = bounds
+        .iter()
+        .position(|&ub| ms <= ub)
+        .unwrap_or(bounds.len());
+    add(&buckets[b], 1);
+    add(sum, ms);
+}
+
 impl Slot {
     pub fn enter(&self, side: Side, state: State) {
         add_i(&self.occupancy[side_ix(side)][state as usize], 1);
@@ -262,22 +273,17 @@ impl Slot {
 
     /// An active open completed after `ms`.
     pub fn connected(&self, ms: u64) {
-        let b = CONNECT_BUCKETS_MS
-            .iter()
-            .position(|&ub| ms <= ub)
-            .unwrap_or(CONNECT_BUCKETS_MS.len());
-        add(&self.connect_buckets[b], 1);
-        add(&self.connect_sum_ms, ms);
+        observe(
+            &CONNECT_BUCKETS_MS,
+            &self.connect_buckets,
+            &self.connect_sum_ms,
+            ms,
+        );
     }
 
     /// How late a timer fired (real clock).
     pub fn lag(&self, ms: u64) {
-        let b = LAG_BUCKETS_MS
-            .iter()
-            .position(|&ub| ms <= ub)
-            .unwrap_or(LAG_BUCKETS_MS.len());
-        add(&self.lag_buckets[b], 1);
-        add(&self.lag_sum_ms, ms);
+        observe(&LAG_BUCKETS_MS, &self.lag_buckets, &self.lag_sum_ms, ms);
         if ms > self.lag_max_ms.load(Relaxed) {
             self.lag_max_ms.store(ms, Relaxed);
         }
