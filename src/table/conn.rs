@@ -418,20 +418,8 @@ impl Conn {
     /// direction.
     pub(crate) fn queues(&self) -> Vec<(Direction, Vec<Segment>)> {
         match self {
-            Conn::Auto(_) => Vec::new(),
-            Conn::Flying(f) => [Direction::ClientToServer, Direction::ServerToClient]
-                .map(|d| {
-                    let to = d.to();
-                    (
-                        d,
-                        f.in_flight
-                            .iter()
-                            .filter(|x| x.to == to)
-                            .map(|x| x.seg)
-                            .collect(),
-                    )
-                })
-                .to_vec(),
+            // An AUTO pair's segments in flight are `in_flight_by_direction`'s, with their times.
+            Conn::Auto(_) | Conn::Flying(_) => Vec::new(),
             Conn::Manual(m) => [Direction::ClientToServer, Direction::ServerToClient]
                 .map(|d| (d, m.wire().queue(d).iter().copied().collect()))
                 .to_vec(),

@@ -1432,11 +1432,12 @@ fn an_auto_pair_on_a_link_takes_its_round_trips() {
     assert_eq!(o.states, [Some(State::SynSent), Some(State::Listen)]);
     let info = t.get(o.id).unwrap();
     assert_eq!(
-        info.wire[0].1.len(),
+        info.in_flight[0].1.len(),
         1,
         "the SYN, on its way: {:?}",
-        info.wire
+        info.in_flight
     );
+    assert!(info.wire.is_empty(), "no MANUAL wire: {:?}", info.wire);
     assert_eq!(t.stats().counters.in_flight, 1);
     consistent(&t);
     let states = |t: &Table| t.get(o.id).unwrap().states();
