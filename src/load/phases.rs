@@ -53,6 +53,15 @@ fn side_pb(s: SideName) -> pb::Side {
     }
 }
 
+/// The other side of a connection than `s` (client or server).
+fn peer_pb(s: pb::Side) -> pb::Side {
+    if s == pb::Side::Client {
+        pb::Side::Server
+    } else {
+        pb::Side::Client
+    }
+}
+
 fn open_cmd(mode: pb::Mode, client_ip: Option<std::net::Ipv4Addr>) -> pb::Command {
     cmd(pb::command::Op::Open(Box::new(open_req(mode, client_ip))))
 }
@@ -463,11 +472,7 @@ impl Runner<'_> {
         let closes = move |id: u64| match first {
             pb::Side::Both => vec![close_cmd(id, pb::Side::Both, pb::CloseKind::Close)],
             s => {
-                let other = if s == pb::Side::Client {
-                    pb::Side::Server
-                } else {
-                    pb::Side::Client
-                };
+                let other = peer_pb(s);
                 vec![
                     close_cmd(id, s, pb::CloseKind::Close),
                     close_cmd(id, other, pb::CloseKind::Close),
@@ -530,11 +535,7 @@ impl Runner<'_> {
     ) -> Result<(), LoadError> {
         let ticks = c.ms.div_ceil(s.tick_ms());
         let total = s.due_by(ticks);
-        let other = if first == pb::Side::Client {
-            pb::Side::Server
-        } else {
-            pb::Side::Client
-        };
+        let other = peer_pb(first);
         let n = self.servers.len();
         // Opened and not yet closed: (when to close, ms into the phase; server; id).
         let mut held: std::collections::VecDeque<(u64, usize, u64)> = Default::default();
