@@ -613,15 +613,7 @@ impl<'a> PairMut<'a> {
             }
             .filter(|&d| d <= now && timer.is_none_or(|(_, t)| d <= t));
             if let Some(at) = delivery {
-                let Path::Link(q, _) = &mut self.path else {
-                    unreachable!("a delivery is from a link")
-                };
-                let (_, f) = link::take_due(q, at).expect("due at `at`");
-                obs.in_flight(-1);
-                obs.delivered(f.to, &f.seg);
-                self.with(cfg, at, f.to, scratch, obs, |ep, cfg, out| {
-                    ep.on_segment(cfg, at, &f.seg, out)
-                });
+                self.arrive_from_link(cfg, at, scratch, obs);
                 continue;
             }
             let Some((side, at)) = timer else {
@@ -634,6 +626,27 @@ impl<'a> PairMut<'a> {
                 fired += 1;
             }
         }
+    }
+
+    /// The segment on the link due at `at` arrives. Out of line: the timer loop of a pair
+    /// without a link should not carry it.
+    #[inline(never)]
+    fn arrive_from_link<O: Observer>(
+        &mut self,
+        cfg: &Config,
+        at: u64,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) {
+        let Path::Link(q, _) = &mut self.path else {
+            unreachable!("a delivery is from a link")
+        };
+        let (_, f) = link::take_due(q, at).expect("due at `at`");
+        obs.in_flight(-1);
+        obs.delivered(f.to, &f.seg);
+        self.with(cfg, at, f.to, scratch, obs, |ep, cfg, out| {
+            ep.on_segment(cfg, at, &f.seg, out)
+        });
     }
 
     /// A forged segment arrives at `to` directly (not through the wire).

@@ -11,6 +11,7 @@ use super::*;
 
 impl Endpoint {
     /// A segment from the peer arrives.
+    #[inline(always)]
     pub fn on_segment(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         let p = &cfg.profile;
         match self.state {
@@ -31,6 +32,7 @@ impl Endpoint {
     }
 
     /// §3.10.7.2.
+    #[inline(always)]
     fn listen_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         if seg.has(Flags::RST) {
             return;
@@ -113,6 +115,7 @@ impl Endpoint {
     }
 
     /// §3.10.7.3.
+    #[inline(always)]
     fn syn_sent_arrives(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         if seg.has(Flags::ACK) && (seg.ack <= self.iss || seg.ack > self.snd_nxt) {
             // Acknowledges something we never sent: <SEQ=SEG.ACK><CTL=RST> (none for an RST),
@@ -157,6 +160,7 @@ impl Endpoint {
     /// a retransmitted SYN first, then the ACK before the sequence number, and an RST or SYN in
     /// the window ends the half-open connection (no RFC 5961 challenge). What passes completes
     /// the handshake in a new socket, which then takes the segment as SYN-RECEIVED does.
+    #[inline(always)]
     fn check_req(&mut self, cfg: &Config, now: u64, seg: &Segment, out: &mut impl Output) {
         let (rst, ack) = (seg.has(Flags::RST), seg.has(Flags::ACK));
         if seg.has(Flags::SYN) && !rst && !ack && seg.seq == self.irs {
@@ -220,6 +224,7 @@ impl Endpoint {
 
     /// §3.10.7.4 for SYN-RECEIVED through LAST-ACK (and TIME-WAIT where the profile does not
     /// follow Linux's `tcp_timewait_state_process`).
+    #[inline(always)]
     fn synchronized_arrives(
         &mut self,
         cfg: &Config,
