@@ -234,6 +234,9 @@ impl Endpoint {
     /// last round trip but at least the RTO floor, which decays a quarter of the way toward that
     /// maximum when a round trip ends. One segment is timed at a time and timing starts only
     /// when nothing is outstanding, so every sample after the first ends a round trip.
+    ///
+    /// Inlined into its one caller: called, it reloads the flags its caller has just written,
+    /// and that load waits on the store.
     #[inline]
     pub(super) fn rtt_sample(&mut self, cfg: &Config, r: u64) {
         let r = r.min(u64::from(u16::MAX)) as i64;
