@@ -586,6 +586,7 @@ impl<'a> PairMut<'a> {
         obs: &mut O,
     ) -> u32 {
         let mut fired = 0;
+        let on_link = matches!(self.path, Path::Link(..));
         loop {
             let c = self
                 .ends
@@ -607,13 +608,8 @@ impl<'a> PairMut<'a> {
             };
             // On a link, a delivery due before the next timer (or with it: the segment was on
             // its way first) arrives first, at its own time.
-            let delivery = match &self.path {
-                Path::Link(q, _) => link::next_due(q, now),
-                _ => None,
-            }
-            .filter(|&d| d <= now && timer.is_none_or(|(_, t)| d <= t));
-            if let Some(at) = delivery {
-                self.arrive_from_link(cfg, at, scratch, obs);
+            let before = timer.map_or(now, |(_, t)| t);
+            if on_link && self.arrive_from_link(cfg, now, before, scratch, obs) {
                 continue;
             }
             let Some((side, at)) = timer else {
@@ -628,18 +624,23 @@ impl<'a> PairMut<'a> {
         }
     }
 
-    /// The segment on the link due at `at` arrives. Out of line: the timer loop of a pair
-    /// without a link should not carry it.
+    /// The first segment on the link due at or before `before`, if any, arrives, at its own
+    /// time, on a clock at `now`. Out of line: the timer loop of a pair without a link should
+    /// not carry it.
     #[inline(never)]
     fn arrive_from_link<O: Observer>(
         &mut self,
         cfg: &Config,
-        at: u64,
+        now: u64,
+        before: u64,
         scratch: &mut Scratch,
         obs: &mut O,
-    ) {
+    ) -> bool {
         let Path::Link(q, _) = &mut self.path else {
-            unreachable!("a delivery is from a link")
+            return false;
+        };
+        let Some(at) = link::next_due(q, now).filter(|&d| d <= before) else {
+            return false;
         };
         let (_, f) = link::take_due(q, at).expect("due at `at`");
         obs.in_flight(-1);
@@ -647,6 +648,7 @@ impl<'a> PairMut<'a> {
         self.with(cfg, at, f.to, scratch, obs, |ep, cfg, out| {
             ep.on_segment(cfg, at, &f.seg, out)
         });
+        true
     }
 
     /// A forged segment arrives at `to` directly (not through the wire).
